@@ -1,0 +1,303 @@
+"""The errors safe-bedrock raises, as a tree.
+
+```
+SafeBedrockError
+├── InvalidModelIdError (also ValueError)      malformed or unsafe modelId, refused locally
+└── BedrockServiceError (also botocore ClientError)
+    ├── AccessDeniedError
+    │   ├── ModelNotAllowedError               refused locally by the allowlist
+    │   ├── MissingPermissionError             implicit deny ("because no <type> policy allows ...")
+    │   ├── ExplicitDenyError                  "with an explicit deny in a <type> policy"
+    │   ├── ModelAccessNotEnabledError         model access not granted in this region
+    │   ├── MarketplaceSubscriptionError       aws-marketplace permissions or payment instrument
+    │   └── InvalidCredentialsError            unrecognized or invalid token
+    │       └── ExpiredCredentialsError
+    ├── ModelNotFoundError                     unknown id, wrong region, invalid identifier
+    │   └── ModelRetiredError                  legacy or end-of-life model
+    ├── InferenceProfileRequiredError          "... with on-demand throughput isn't supported ..."
+    ├── InvalidRequestError                    any other ValidationException
+    ├── QuotaExceededError
+    ├── ModelError                             ModelErrorException (424)
+    └── TransientError                         retryable
+        ├── ThrottlingError
+        ├── ModelNotReadyError
+        ├── ModelTimeoutError
+        ├── ServiceUnavailableError
+        ├── InternalServerError
+        └── ModelStreamError
+```
+
+Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
+`.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working. Errors raised by
+a `SafeBedrockClient` are also instances of that client's modeled exception class (for example
+`client.exceptions.AccessDeniedException`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+__all__ = [
+    "AccessDeniedError",
+    "BedrockServiceError",
+    "ExpiredCredentialsError",
+    "ExplicitDenyError",
+    "InferenceProfileRequiredError",
+    "InternalServerError",
+    "InvalidCredentialsError",
+    "InvalidModelIdError",
+    "InvalidRequestError",
+    "MarketplaceSubscriptionError",
+    "MissingPermissionError",
+    "ModelAccessNotEnabledError",
+    "ModelError",
+    "ModelNotAllowedError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+    "ModelRetiredError",
+    "ModelStreamError",
+    "ModelTimeoutError",
+    "QuotaExceededError",
+    "SafeBedrockError",
+    "ServiceUnavailableError",
+    "ThrottlingError",
+    "TransientError",
+]
+
+
+def _public_class(obj: BaseException) -> type[BaseException]:
+    # Translated errors may be instances of a per-client subclass that also inherits the client's modeled
+    # exception class; such classes cannot be pickled by name, so pickling falls back to our public class.
+    for klass in type(obj).__mro__:
+        if klass.__module__ == __name__:
+            return klass
+    return type(obj)  # pragma: no cover - every class here has this module
+
+
+def _rebuild(klass: type[Any], kwargs: dict[str, Any]) -> BaseException:
+    error: BaseException = klass(**kwargs)
+    return error
+
+
+class SafeBedrockError(Exception):
+    """Base of every error safe-bedrock raises."""
+
+
+class InvalidModelIdError(SafeBedrockError, ValueError):
+    """A modelId that Bedrock would not accept, or that is unsafe to send; refused before any request."""
+
+    def __init__(self, *, model_id: object, problem: str, fix: str) -> None:
+        self.model_id = model_id
+        self.problem = problem
+        self.fix = fix
+        shown = repr(model_id)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"Invalid modelId {shown}: {problem}. Fix: {fix}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"model_id": self.model_id, "problem": self.problem, "fix": self.fix}
+        return (_rebuild, (_public_class(self), kwargs))
+
+
+class BedrockServiceError(SafeBedrockError, ClientError):
+    """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix."""
+
+    _FIELDS: tuple[str, ...] = (
+        "code",
+        "message",
+        "operation",
+        "model_id",
+        "model_arn",
+        "region",
+        "request_id",
+        "http_status",
+        "retryable",
+        "fix",
+        "mid_stream",
+        "events_received",
+        "response",
+    )
+
+    def __init__(
+        self,
+        *,
+        code: str,
+        message: str,
+        operation: str,
+        model_id: str | None = None,
+        model_arn: str | None = None,
+        region: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        retryable: bool = False,
+        fix: str = "",
+        mid_stream: bool = False,
+        events_received: int = 0,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.operation = operation
+        self.model_id = model_id
+        self.model_arn = model_arn
+        self.region = region
+        self.request_id = request_id
+        self.http_status = http_status
+        self.retryable = retryable
+        self.fix = fix
+        self.mid_stream = mid_stream
+        self.events_received = events_received
+        if response is None:
+            response = {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {
+                    "RequestId": request_id or "",
+                    "HTTPStatusCode": http_status or 0,
+                },
+            }
+        ClientError.__init__(self, response, operation)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        where = self.model_arn or self.model_id
+        subject = f" for {where}" if where else ""
+        stream = f" mid-stream after {self.events_received} events" if self.mid_stream else ""
+        line = f"{self.code} on {self.operation}{subject}{stream}: {self.message}"
+        if self.fix:
+            line = f"{line} Fix: {self.fix}"
+        return " ".join(line.split())
+
+    def _kwargs(self) -> dict[str, Any]:
+        names: list[str] = []
+        for klass in type(self).__mro__:
+            names.extend(getattr(klass, "_FIELDS", ()) if "_FIELDS" in vars(klass) else ())
+        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (_public_class(self), self._kwargs()))
+
+
+class AccessDeniedError(BedrockServiceError):
+    """Bedrock (or the allowlist) refused the call; the fields say who, what and which policy."""
+
+    _FIELDS: tuple[str, ...] = ("principal", "action", "resource", "policy_type", "policy_arn")
+
+    def __init__(
+        self,
+        *,
+        principal: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        policy_type: str | None = None,
+        policy_arn: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        self.policy_type = policy_type
+        self.policy_arn = policy_arn
+        super().__init__(**kwargs)
+
+
+class ModelNotAllowedError(AccessDeniedError):
+    """Refused locally: the model is not on the client's allowlist. Nothing was sent."""
+
+    _FIELDS: tuple[str, ...] = ("allowlist_source", "closest", "entry_to_add")
+
+    def __init__(
+        self,
+        *,
+        allowlist_source: str = "",
+        closest: tuple[str, ...] = (),
+        entry_to_add: str = "",
+        **kwargs: Any,
+    ) -> None:
+        self.allowlist_source = allowlist_source
+        self.closest = tuple(closest)
+        self.entry_to_add = entry_to_add
+        super().__init__(**kwargs)
+
+
+class MissingPermissionError(AccessDeniedError):
+    """Implicit deny: no policy of the named type allows the action on the resource."""
+
+    _FIELDS: tuple[str, ...] = ("suggested_policy",)
+
+    def __init__(self, *, suggested_policy: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.suggested_policy = suggested_policy
+        super().__init__(**kwargs)
+
+
+class ExplicitDenyError(AccessDeniedError):
+    """A Deny statement in some policy (identity, SCP, session, boundary, resource) matched the call."""
+
+
+class ModelAccessNotEnabledError(AccessDeniedError):
+    """Model access was never granted for this account in this region."""
+
+
+class MarketplaceSubscriptionError(AccessDeniedError):
+    """The model is sold through AWS Marketplace and the subscription or its permissions are missing."""
+
+
+class InvalidCredentialsError(AccessDeniedError):
+    """The credentials were not recognised (wrong key, wrong partition, revoked)."""
+
+
+class ExpiredCredentialsError(InvalidCredentialsError):
+    """The credentials were valid once and have expired; refresh them."""
+
+
+class ModelNotFoundError(BedrockServiceError):
+    """Bedrock does not know this model id in this region."""
+
+
+class ModelRetiredError(ModelNotFoundError):
+    """The model reached end of life (legacy) and can no longer be invoked."""
+
+
+class InferenceProfileRequiredError(BedrockServiceError):
+    """The model cannot be invoked on demand by its id; call it through an inference profile."""
+
+
+class InvalidRequestError(BedrockServiceError):
+    """Bedrock rejected the request as invalid (any other ValidationException)."""
+
+
+class QuotaExceededError(BedrockServiceError):
+    """A service quota was exceeded; raising the quota, not retrying, is the fix."""
+
+
+class ModelError(BedrockServiceError):
+    """The model itself failed while processing the request (HTTP 424)."""
+
+
+class TransientError(BedrockServiceError):
+    """A failure worth retrying: the same call may succeed later."""
+
+
+class ThrottlingError(TransientError):
+    """Too many requests or tokens for the account's quota right now."""
+
+
+class ModelNotReadyError(TransientError):
+    """The model is not ready to serve yet (for example an imported model being loaded)."""
+
+
+class ModelTimeoutError(TransientError):
+    """The model took too long to answer."""
+
+
+class ServiceUnavailableError(TransientError):
+    """Bedrock is temporarily unavailable."""
+
+
+class InternalServerError(TransientError):
+    """Bedrock had an internal error."""
+
+
+class ModelStreamError(TransientError):
+    """The model failed while streaming its answer."""
