@@ -67,11 +67,16 @@ __all__ = [
 ]
 
 
+# Set in the namespace of the per-client classes built by `safe_bedrock._translate`: they present themselves
+# as this module's classes in tracebacks, but are not reachable by name, so pickling must skip them.
+DYNAMIC_MARK = "_safe_bedrock_dynamic"
+
+
 def _public_class(obj: BaseException) -> type[BaseException]:
     # Translated errors may be instances of a per-client subclass that also inherits the client's modeled
     # exception class; such classes cannot be pickled by name, so pickling falls back to our public class.
     for klass in type(obj).__mro__:
-        if klass.__module__ == __name__:
+        if klass.__module__ == __name__ and DYNAMIC_MARK not in vars(klass):
             return klass
     return type(obj)  # pragma: no cover - every class here has this module
 
@@ -260,7 +265,17 @@ class ModelRetiredError(ModelNotFoundError):
 
 
 class InferenceProfileRequiredError(BedrockServiceError):
-    """The model cannot be invoked on demand by its id; call it through an inference profile."""
+    """The model cannot be invoked on demand by its id; call it through an inference profile.
+
+    `suggested_model_id` is the cross-Region inference profile id that fits the client's region (for
+    example `us.anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1), or None when none is known.
+    """
+
+    _FIELDS: tuple[str, ...] = ("suggested_model_id",)
+
+    def __init__(self, *, suggested_model_id: str | None = None, **kwargs: Any) -> None:
+        self.suggested_model_id = suggested_model_id
+        super().__init__(**kwargs)
 
 
 class InvalidRequestError(BedrockServiceError):

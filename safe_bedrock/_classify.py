@@ -1,0 +1,355 @@
+"""Which cause a Bedrock error is, read from its code and message (sans-I/O, one table).
+
+Bedrock reuses a few codes for many causes: `AccessDeniedException` alone covers missing IAM permissions,
+explicit denies, model access never granted, AWS Marketplace subscriptions and more; `ValidationException`
+and `ResourceNotFoundException` carry model-access and end-of-life causes too. So the cause is read from the
+message first and the code second, and the HTTP status only breaks ties for codes nobody knows.
+
+Every pattern is compiled once at import; `classify` only runs searches over a bounded prefix of the
+message, so a hostile or huge message costs linear time in that prefix at most.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from safe_bedrock import errors
+
+__all__ = ["Cause", "Diagnosis", "classify", "error_class", "normalize_code"]
+
+# AWS messages are short; anything past this is not needed to find the cause and only costs time.
+MAX_MESSAGE_SCAN = 4096
+
+
+class Cause(enum.Enum):
+    """Each distinct reason a call failed; one fix text and one error class belong to each."""
+
+    MISSING_PERMISSION = "missing_permission"
+    EXPLICIT_DENY = "explicit_deny"
+    MODEL_ACCESS = "model_access"
+    USE_CASE_FORM = "use_case_form"
+    ACCOUNT_NOT_AUTHORIZED = "account_not_authorized"
+    MARKETPLACE_PERMISSION = "marketplace_permission"
+    PAYMENT_INSTRUMENT = "payment_instrument"
+    OPERATION_NOT_ALLOWED = "operation_not_allowed"
+    GEO_RESTRICTED = "geo_restricted"
+    ACCESS_DENIED = "access_denied"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    CLOCK_SKEW = "clock_skew"
+    MISSING_CREDENTIALS = "missing_credentials"
+    EXPIRED_CREDENTIALS = "expired_credentials"
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_RETIRED = "model_retired"
+    PROFILE_REQUIRED = "profile_required"
+    INVALID_REQUEST = "invalid_request"
+    QUOTA = "quota"
+    DAILY_QUOTA = "daily_quota"
+    MODEL_ERROR = "model_error"
+    THROTTLING = "throttling"
+    MODEL_NOT_READY = "model_not_ready"
+    MODEL_TIMEOUT = "model_timeout"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    INTERNAL = "internal"
+    MODEL_STREAM = "model_stream"
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+
+
+# The one table: cause -> the class it raises. Retryability follows the class (TransientError retries).
+_CLASS_OF: dict[Cause, type[errors.BedrockServiceError]] = {
+    Cause.MISSING_PERMISSION: errors.MissingPermissionError,
+    Cause.EXPLICIT_DENY: errors.ExplicitDenyError,
+    Cause.MODEL_ACCESS: errors.ModelAccessNotEnabledError,
+    Cause.USE_CASE_FORM: errors.ModelAccessNotEnabledError,
+    Cause.ACCOUNT_NOT_AUTHORIZED: errors.ModelAccessNotEnabledError,
+    Cause.MARKETPLACE_PERMISSION: errors.MarketplaceSubscriptionError,
+    Cause.PAYMENT_INSTRUMENT: errors.MarketplaceSubscriptionError,
+    Cause.OPERATION_NOT_ALLOWED: errors.AccessDeniedError,
+    Cause.GEO_RESTRICTED: errors.AccessDeniedError,
+    Cause.ACCESS_DENIED: errors.AccessDeniedError,
+    Cause.INVALID_CREDENTIALS: errors.InvalidCredentialsError,
+    Cause.SIGNATURE_MISMATCH: errors.InvalidCredentialsError,
+    Cause.CLOCK_SKEW: errors.InvalidCredentialsError,
+    Cause.MISSING_CREDENTIALS: errors.InvalidCredentialsError,
+    Cause.EXPIRED_CREDENTIALS: errors.ExpiredCredentialsError,
+    Cause.MODEL_NOT_FOUND: errors.ModelNotFoundError,
+    Cause.MODEL_RETIRED: errors.ModelRetiredError,
+    Cause.PROFILE_REQUIRED: errors.InferenceProfileRequiredError,
+    Cause.INVALID_REQUEST: errors.InvalidRequestError,
+    Cause.QUOTA: errors.QuotaExceededError,
+    Cause.DAILY_QUOTA: errors.QuotaExceededError,
+    Cause.MODEL_ERROR: errors.ModelError,
+    Cause.THROTTLING: errors.ThrottlingError,
+    Cause.MODEL_NOT_READY: errors.ModelNotReadyError,
+    Cause.MODEL_TIMEOUT: errors.ModelTimeoutError,
+    Cause.SERVICE_UNAVAILABLE: errors.ServiceUnavailableError,
+    Cause.INTERNAL: errors.InternalServerError,
+    Cause.MODEL_STREAM: errors.ModelStreamError,
+    Cause.TRANSIENT: errors.TransientError,
+    Cause.UNKNOWN: errors.BedrockServiceError,
+}
+
+
+def error_class(cause: Cause) -> type[errors.BedrockServiceError]:
+    return _CLASS_OF[cause]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """What the code and message say: the cause, and whatever the message names."""
+
+    cause: Cause
+    error_class: type[errors.BedrockServiceError]
+    retryable: bool
+    principal: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    policy_type: str | None = None
+    policy_arn: str | None = None
+    model_in_message: str | None = None  # "Invocation of model ID <x> with on-demand throughput ..."
+
+
+# Codes decided by the code alone. Keys are normalised (see normalize_code).
+_BY_CODE: dict[str, Cause] = {
+    "servicequotaexceeded": Cause.QUOTA,
+    "modelerror": Cause.MODEL_ERROR,
+    "modelnotready": Cause.MODEL_NOT_READY,
+    "modeltimeout": Cause.MODEL_TIMEOUT,
+    "modelstreamerror": Cause.MODEL_STREAM,
+    "serviceunavailable": Cause.SERVICE_UNAVAILABLE,
+    "internalserver": Cause.INTERNAL,
+    "internalfailure": Cause.INTERNAL,
+    "internalerror": Cause.INTERNAL,
+    "expiredtoken": Cause.EXPIRED_CREDENTIALS,
+    "unrecognizedclient": Cause.INVALID_CREDENTIALS,
+    "invalidclienttokenid": Cause.INVALID_CREDENTIALS,
+    "invalidaccesskeyid": Cause.INVALID_CREDENTIALS,
+    "signaturedoesnotmatch": Cause.SIGNATURE_MISMATCH,
+    "missingauthenticationtoken": Cause.MISSING_CREDENTIALS,
+    "incompletesignature": Cause.MISSING_CREDENTIALS,
+    "requestexpired": Cause.CLOCK_SKEW,
+}
+
+_THROTTLING_CODES = frozenset(
+    {"throttling", "throttled", "toomanyrequests", "requestlimitexceeded", "slowdown", "ratelimitexceeded"}
+)
+
+# Codes whose cause the message decides, with the cause used when no message pattern matches.
+_BY_MESSAGE_DEFAULT: dict[str, Cause] = {
+    "accessdenied": Cause.ACCESS_DENIED,
+    "validation": Cause.INVALID_REQUEST,
+    "resourcenotfound": Cause.MODEL_NOT_FOUND,
+    "invalidsignature": Cause.SIGNATURE_MISMATCH,
+    "notauthorized": Cause.ACCESS_DENIED,
+    "unauthorized": Cause.ACCESS_DENIED,
+    "forbidden": Cause.ACCESS_DENIED,
+}
+
+_FLAGS = re.IGNORECASE
+_APOSTROPHE = "['\u2019]"  # AWS messages use both ' and the typographic apostrophe
+
+# Message rules, most specific first; the first match is the cause.
+_RULES: tuple[tuple[re.Pattern[str], Cause], ...] = (
+    (
+        re.compile(
+            r"end of (?:its )?life|end-of-life|marked (?:by provider )?as legacy|legacy model", _FLAGS
+        ),
+        Cause.MODEL_RETIRED,
+    ),
+    (
+        re.compile(
+            rf"on-demand throughput isn{_APOSTROPHE}t supported"
+            rf"|doesn{_APOSTROPHE}t support on-demand throughput|does not support on-demand throughput"
+            r"|id or arn of an inference profile",
+            _FLAGS,
+        ),
+        Cause.PROFILE_REQUIRED,
+    ),
+    (re.compile(r"invalid_payment_instrument|valid payment instrument", _FLAGS), Cause.PAYMENT_INSTRUMENT),
+    (re.compile(r"aws-marketplace:|aws marketplace", _FLAGS), Cause.MARKETPLACE_PERMISSION),
+    (re.compile(r"use case details|use case form|filled out the request form", _FLAGS), Cause.USE_CASE_FORM),
+    (
+        re.compile(
+            r"security token included in the request is expired|token (?:has )?expired"
+            r"|credentials? (?:have|has) expired|expiredtoken",
+            _FLAGS,
+        ),
+        Cause.EXPIRED_CREDENTIALS,
+    ),
+    (re.compile(r"signature expired|signature not yet current", _FLAGS), Cause.CLOCK_SKEW),
+    (re.compile(r"signature we calculated does not match", _FLAGS), Cause.SIGNATURE_MISMATCH),
+    (
+        re.compile(
+            r"missing authentication token|authorization header requires|request must contain", _FLAGS
+        ),
+        Cause.MISSING_CREDENTIALS,
+    ),
+    (
+        re.compile(
+            r"security token included in the request is invalid|access key id you provided does not exist"
+            r"|invalid security token|unrecognized ?client|api key is (?:not )?(?:valid|invalid)",
+            _FLAGS,
+        ),
+        Cause.INVALID_CREDENTIALS,
+    ),
+    (re.compile(r"with an explicit deny", _FLAGS), Cause.EXPLICIT_DENY),
+    (re.compile(r"not authorized to perform", _FLAGS), Cause.MISSING_PERMISSION),
+    (
+        re.compile(
+            rf"(?:don{_APOSTROPHE}t|do not) have access to the model"
+            r"|not authorized to invoke this api operation"
+            r"|model access (?:is )?(?:not enabled|denied|has not been granted)",
+            _FLAGS,
+        ),
+        Cause.MODEL_ACCESS,
+    ),
+    (re.compile(r"account is not authorized to access this model", _FLAGS), Cause.ACCOUNT_NOT_AUTHORIZED),
+    (
+        re.compile(r"not allowed from unsupported (?:countries|regions|locations)", _FLAGS),
+        Cause.GEO_RESTRICTED,
+    ),
+    (re.compile(r"^\W*operation not allowed\W*$", _FLAGS), Cause.OPERATION_NOT_ALLOWED),
+    (
+        re.compile(
+            r"model identifier is invalid|could not resolve the foundation model|model not found"
+            r"|no such model|model (?:id )?(?:\S+ )?(?:does not exist|is not supported in this region)"
+            r"|not available in this region|at 'modelid' failed to satisfy",
+            _FLAGS,
+        ),
+        Cause.MODEL_NOT_FOUND,
+    ),
+)
+
+_PER_DAY = re.compile(r"per day|daily", _FLAGS)
+
+# Fields an IAM denial names. AWS's documented form:
+#   User: <principal> is not authorized to perform: <action> on resource: <resource>
+#   (because no <type> policy allows the <action> action | with an explicit deny in a <type> policy[: <arn>])
+_NOT_AUTHORIZED = re.compile(r"\s+is not authorized to perform:", _FLAGS)
+_ACTION = re.compile(r"not authorized to perform:\s*([A-Za-z0-9-]+:[A-Za-z0-9*]+)", _FLAGS)
+_RESOURCE = re.compile(r"\bon resource:?\s*([^\s]+)", _FLAGS)
+_POLICY_TYPES = (
+    r"identity-based policy|resource-based policy|service control policy|resource control policy"
+    r"|session policy|permissions boundary(?: policy)?|vpc endpoint policy"
+)
+_EXPLICIT = re.compile(
+    rf"with an explicit deny in (?:an?|the)\s+({_POLICY_TYPES})(?::\s*(arn:[^\s,;]+))?", _FLAGS
+)
+_IMPLICIT = re.compile(rf"because no\s+({_POLICY_TYPES})\s+allows", _FLAGS)
+_MARKETPLACE_ACTION = re.compile(r"(aws-marketplace:[A-Za-z*]+)", _FLAGS)
+_ON_DEMAND_MODEL = re.compile(r"invocation of model id\s+(\S+?)\s+with on-demand", _FLAGS)
+
+_POLICY_TYPE_NAMES = {
+    "identity-based policy": "identity-based",
+    "resource-based policy": "resource-based",
+    "service control policy": "service control",
+    "resource control policy": "resource control",
+    "session policy": "session",
+    "permissions boundary": "permissions boundary",
+    "permissions boundary policy": "permissions boundary",
+    "vpc endpoint policy": "VPC endpoint",
+}
+
+_TRAILING = ".,;:)\"'"
+
+
+def normalize_code(code: object) -> str:
+    """`ThrottlingException`, `throttlingException`, `Throttling`, `x#ThrottlingException:http://...` all
+    normalise to `throttling`."""
+    text = code if isinstance(code, str) else ""
+    text = text.strip()
+    if "#" in text:
+        text = text.rsplit("#", 1)[1]
+    text = text.split(":", 1)[0].lower()
+    if text.endswith("exception"):
+        text = text[: -len("exception")]
+    return text
+
+
+def _cause_from_message(text: str) -> Cause | None:
+    for pattern, cause in _RULES:
+        if pattern.search(text):
+            return cause
+    return None
+
+
+def _cause_from_status(http_status: int | None) -> Cause:
+    if http_status is not None and (http_status == 429 or http_status >= 500):
+        return Cause.TRANSIENT
+    return Cause.UNKNOWN
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.rstrip(_TRAILING)
+    return value or None
+
+
+def _cause(key: str, text: str, http_status: int | None) -> Cause:
+    if key in _THROTTLING_CODES:
+        # A per-day token quota does not come back with backoff; it is a quota, whatever the code says.
+        return Cause.DAILY_QUOTA if _PER_DAY.search(text) else Cause.THROTTLING
+    fixed = _BY_CODE.get(key)
+    if fixed is not None:
+        return fixed
+    by_message = _cause_from_message(text)
+    if by_message is not None:
+        return by_message
+    default = _BY_MESSAGE_DEFAULT.get(key)
+    if default is not None:
+        return default
+    return _cause_from_status(http_status)
+
+
+def classify(code: object, message: object, *, http_status: int | None = None) -> Diagnosis:
+    """The cause of a Bedrock error and the fields its message names; never raises."""
+    key = normalize_code(code)
+    text = message[:MAX_MESSAGE_SCAN] if isinstance(message, str) else ""
+    if http_status is None and key.isdigit():
+        # botocore uses the status as the code when the service sent none.
+        http_status = int(key)
+    cause = _cause(key, text, http_status)
+    klass = _CLASS_OF[cause]
+    if not issubclass(klass, errors.AccessDeniedError):
+        on_demand = _ON_DEMAND_MODEL.search(text) if cause is Cause.PROFILE_REQUIRED else None
+        return Diagnosis(
+            cause=cause,
+            error_class=klass,
+            retryable=issubclass(klass, errors.TransientError),
+            model_in_message=_clean(on_demand.group(1)) if on_demand else None,
+        )
+    return _access_diagnosis(cause, klass, text)
+
+
+def _access_diagnosis(cause: Cause, klass: type[errors.BedrockServiceError], text: str) -> Diagnosis:
+    # The principal is the word before "is not authorized"; found by hand because a regex for "the token
+    # before X" backtracks quadratically on long unbroken text.
+    denied = _NOT_AUTHORIZED.search(text)
+    before = text[: denied.start()].split() if denied else []
+    principal = before[-1] if before else None
+    action = _ACTION.search(text) or _MARKETPLACE_ACTION.search(text)
+    resource = _RESOURCE.search(text)
+    policy_type: str | None = None
+    policy_arn: str | None = None
+    explicit = _EXPLICIT.search(text)
+    if explicit is not None:
+        policy_type = _POLICY_TYPE_NAMES[explicit.group(1).lower()]
+        policy_arn = _clean(explicit.group(2))
+    else:
+        implicit = _IMPLICIT.search(text)
+        if implicit is not None:
+            policy_type = _POLICY_TYPE_NAMES[implicit.group(1).lower()]
+    return Diagnosis(
+        cause=cause,
+        error_class=klass,
+        retryable=False,
+        principal=_clean(principal),
+        action=_clean(action.group(1)) if action else None,
+        resource=_clean(resource.group(1)) if resource else None,
+        policy_type=policy_type,
+        policy_arn=policy_arn,
+    )

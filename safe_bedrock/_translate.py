@@ -1,0 +1,337 @@
+"""One mechanism for the call and for the stream: a botocore error in, a typed error with its fix out.
+
+`translate` turns a botocore `ClientError` (raised by a call) or `EventStreamError` (raised while iterating
+a stream) into the class of `safe_bedrock.errors` that names its cause. It *returns* the new error; the
+caller raises it chained to the original, `raise translate(exc, context=ctx) from exc`, so the traceback
+keeps both. Anything that is not a botocore error comes back unchanged.
+
+Drop-in: the typed error keeps the original `.response` (the same dict) and `.operation_name`, so
+`e.response["Error"]["Code"]` is what botocore said. It is also an instance of the client's modeled class
+for that code (`client.exceptions.AccessDeniedException`, ...), and of `EventStreamError` when it was
+raised mid-stream, through a small per-(typed, modeled) subclass built once and cached. Python's `except`
+checks the real MRO, which is why the class itself must inherit both.
+
+Sans-I/O: no network, no clock, no logging; the service model is read once for modeled HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from botocore.exceptions import ClientError, EventStreamError
+
+from safe_bedrock import errors
+from safe_bedrock._classify import Cause, Diagnosis, classify
+from safe_bedrock._fixes import FixFacts, fix_for
+from safe_bedrock._ids import ModelKind, partition_of, profile_routes
+from safe_bedrock._policy import action_for, least_privilege_policy
+
+if TYPE_CHECKING:
+    from safe_bedrock._allowlist import Decision
+    from safe_bedrock._ids import ModelRef
+
+_E = TypeVar("_E", bound=errors.BedrockServiceError)
+
+__all__ = ["CallContext", "refused", "suggested_profile_id", "translate"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What the client knows about the failed call; the error's fields and fix come from it."""
+
+    operation: str
+    model_id: str | None
+    model_arn: str | None
+    region: str
+    ref: ModelRef | None
+    mid_stream: bool = False
+    events_received: int = 0
+    # A mid-stream error carries no response metadata; the client passes the stream's request id here.
+    request_id: str | None = None
+
+
+def translate(exc: Exception, *, context: CallContext, exceptions: object | None = None) -> BaseException:
+    """The typed error for `exc`, or `exc` itself when it is not a botocore service error.
+
+    `exceptions` is a boto3 client's `.exceptions`; when given, the result is also an instance of the
+    modeled class for the error's code. The caller raises the result `from exc`.
+    """
+    if isinstance(exc, errors.SafeBedrockError) or not isinstance(exc, ClientError):
+        return exc
+    raw: object = exc.response
+    response: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    error = response.get("Error")
+    error = error if isinstance(error, dict) else {}
+    code = _text(error.get("Code"))
+    message = _text(error.get("Message"))
+    mid_stream = context.mid_stream or isinstance(exc, EventStreamError)
+    http_status = _status(response) or (_modeled_status(code) if mid_stream else None)
+    diagnosis = classify(code, message, http_status=http_status)
+    operation = _text(getattr(exc, "operation_name", None)) or context.operation
+    facts = _facts(diagnosis, context, operation=operation, mid_stream=mid_stream)
+    kwargs: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "operation": operation,
+        "model_id": context.model_id,
+        "model_arn": context.model_arn,
+        "region": context.region or None,
+        "request_id": _request_id(response) or context.request_id,
+        "http_status": http_status,
+        "retryable": diagnosis.retryable,
+        "fix": fix_for(facts),
+        "mid_stream": mid_stream,
+        "events_received": context.events_received,
+        # The same dict, for drop-in code reading e.response; a malformed one (which botocore itself
+        # cannot build an error from) is replaced by a fresh response in botocore's shape.
+        "response": response if _well_formed(response) else None,
+    }
+    klass = diagnosis.error_class
+    if issubclass(klass, errors.AccessDeniedError):
+        kwargs.update(
+            principal=diagnosis.principal,
+            action=diagnosis.action,
+            resource=diagnosis.resource,
+            policy_type=diagnosis.policy_type,
+            policy_arn=diagnosis.policy_arn,
+        )
+    if klass is errors.MissingPermissionError:
+        kwargs["suggested_policy"] = _suggested_policy(context.ref, facts.action)
+    if klass is errors.InferenceProfileRequiredError:
+        kwargs["suggested_model_id"] = facts.suggested_model_id
+    modeled = _modeled_class(exc, code, exceptions)
+    typed: BaseException = _class_for(klass, modeled, stream=isinstance(exc, EventStreamError))(**kwargs)
+    return typed
+
+
+def refused(
+    ref: ModelRef,
+    *,
+    operation: str,
+    decision: Decision,
+    source: str,
+    exceptions: object | None = None,
+) -> errors.ModelNotAllowedError:
+    """The error for a call the allowlist refused; nothing was sent, so it is built in Bedrock's terms."""
+    action = action_for(operation)
+    entry = decision.entry_to_add
+    closest = tuple(decision.closest)
+    nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
+    message = (
+        f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist from {source}, so {operation} was refused "
+        f"before anything was sent.{nearby} To allow it, add {entry}."
+    )
+    response: dict[str, Any] = {
+        "Error": {"Code": "AccessDeniedException", "Message": message},
+        "ResponseMetadata": {"RequestId": "", "HTTPStatusCode": 403, "HTTPHeaders": {}, "RetryAttempts": 0},
+    }
+    klass = _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, "AccessDeniedException"))
+    return klass(
+        code="AccessDeniedException",
+        message=message,
+        operation=operation,
+        model_id=ref.raw,
+        model_arn=ref.arn,
+        region=ref.region or None,
+        http_status=403,
+        retryable=False,
+        fix=f"add `{entry}` to {source}",
+        action=action,
+        resource=ref.arn,
+        allowlist_source=source,
+        closest=closest,
+        entry_to_add=entry,
+        response=response,
+    )
+
+
+# -- the facts a fix needs -------------------------------------------------------------------------------
+
+# Cross-Region inference profile prefixes by the geography of the calling region. Only prefixes whose
+# source regions are these geographies; other regions get no guess (the fix says how to list profiles).
+_GEOGRAPHIES: tuple[tuple[str, str], ...] = (
+    ("us-gov-", "us-gov"),
+    ("us-", "us"),
+    ("eu-", "eu"),
+    ("ap-", "apac"),
+)
+
+
+def suggested_profile_id(model: str, *, region: str) -> str | None:
+    """`anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1 -> `us.anthropic.claude-3-7-sonnet-...`."""
+    base = model.rsplit("/", 1)[-1]  # a foundation-model ARN ends with the model id
+    if not base or "." not in base:
+        return None
+    for region_prefix, geography in _GEOGRAPHIES:
+        if region.startswith(region_prefix):
+            return f"{geography}.{base}"
+    return None
+
+
+def _facts(diagnosis: Diagnosis, context: CallContext, *, operation: str, mid_stream: bool) -> FixFacts:
+    action = _action(diagnosis, operation)
+    ref = context.ref
+    resources: tuple[str, ...] = ()
+    route_regions: tuple[str, ...] = ()
+    is_profile = False
+    if ref is not None:
+        routes = tuple(profile_routes(ref))
+        is_profile = ref.kind is ModelKind.INFERENCE_PROFILE
+        if is_profile:
+            resources = (ref.arn, *routes)
+            route_regions = tuple(dict.fromkeys(arn.split(":")[3] for arn in routes if arn.count(":") >= 3))
+        else:
+            resources = (ref.arn,)
+    suggested = None
+    if diagnosis.cause is Cause.PROFILE_REQUIRED:
+        base = diagnosis.model_in_message or (ref.resource_id if ref else None) or context.model_id
+        suggested = suggested_profile_id(base, region=context.region) if base else None
+    return FixFacts(
+        diagnosis=diagnosis,
+        operation=operation,
+        region=context.region,
+        partition=ref.partition if ref is not None else partition_of(context.region),
+        model=context.model_id or (ref.raw if ref else None) or diagnosis.model_in_message,
+        model_arn=context.model_arn,
+        action=action,
+        resources=resources,
+        route_regions=route_regions,
+        is_profile=is_profile,
+        suggested_model_id=suggested,
+        events_received=context.events_received,
+        mid_stream=mid_stream,
+    )
+
+
+def _action(diagnosis: Diagnosis, operation: str) -> str:
+    if diagnosis.action and diagnosis.action.startswith("bedrock:"):
+        return diagnosis.action
+    return action_for(operation)
+
+
+def _suggested_policy(ref: ModelRef | None, action: str) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return dict(least_privilege_policy([ref], actions=[action]))
+
+
+# -- reading the botocore response -----------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _well_formed(response: dict[str, Any]) -> bool:
+    return all(isinstance(response.get(key, {}), dict) for key in ("Error", "ResponseMetadata"))
+
+
+def _metadata(response: dict[str, Any]) -> dict[str, Any]:
+    metadata = response.get("ResponseMetadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _status(response: dict[str, Any]) -> int | None:
+    status = _metadata(response).get("HTTPStatusCode")
+    return status if isinstance(status, int) and not isinstance(status, bool) and status > 0 else None
+
+
+def _request_id(response: dict[str, Any]) -> str | None:
+    metadata = _metadata(response)
+    request_id = metadata.get("RequestId")
+    if isinstance(request_id, str) and request_id:
+        return request_id
+    headers = metadata.get("HTTPHeaders")
+    if isinstance(headers, dict):
+        for name in ("x-amzn-requestid", "x-amz-request-id"):
+            value = headers.get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+@functools.cache
+def _modeled_statuses() -> dict[str, int]:
+    # The service model is the source of truth for each error's HTTP status; read once, on first need.
+    import botocore.session  # noqa: PLC0415 - loading the model costs time only a mid-stream error pays
+
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    statuses: dict[str, int] = {}
+    for shape in model.error_shapes:
+        status = shape.metadata.get("error", {}).get("httpStatusCode")
+        if isinstance(status, int):
+            statuses[shape.name.lower()] = status
+    return statuses
+
+
+def _modeled_status(code: str) -> int | None:
+    return _modeled_statuses().get(_modeled_name(code).lower())
+
+
+# -- the drop-in classes ---------------------------------------------------------------------------------
+
+
+def _modeled_name(code: str) -> str:
+    # Mid-stream codes arrive lowerCamel (throttlingException); the modeled class is UpperCamel.
+    return code[:1].upper() + code[1:]
+
+
+def _lookup_modeled(exceptions: object | None, code: str) -> type[ClientError] | None:
+    from_code = getattr(exceptions, "from_code", None)
+    if not code or not callable(from_code):
+        return None
+    for name in dict.fromkeys((code, _modeled_name(code), _modeled_name(code) + "Exception")):
+        found = from_code(name)
+        if isinstance(found, type) and issubclass(found, ClientError) and found is not ClientError:
+            return found
+    return None
+
+
+def _modeled_class(exc: ClientError, code: str, exceptions: object | None) -> type[ClientError] | None:
+    found = _lookup_modeled(exceptions, code)
+    if found is not None:
+        return found
+    # botocore already raised the modeled class (client.exceptions.X): keep it even without `exceptions`.
+    own = type(exc)
+    if own not in (ClientError, EventStreamError) and not issubclass(own, errors.SafeBedrockError):
+        return own
+    return None
+
+
+# Bounded: each boto3 session has its own modeled classes, so a process making many sessions would
+# otherwise keep one class per session forever. Clearing only costs rebuilding a class on next use.
+_MAX_CLASSES = 512
+_classes: dict[tuple[type[Any], type[Any] | None, bool], type[Any]] = {}
+
+
+def _class_for(typed: type[_E], modeled: type[ClientError] | None, *, stream: bool = False) -> type[_E]:
+    """`typed`, or a cached subclass that is also `modeled` (and `EventStreamError` for a stream error)."""
+    key = (typed, modeled, stream)
+    built = _classes.get(key)
+    if built is None:
+        built = _build_class(typed, modeled, stream=stream)
+        if len(_classes) >= _MAX_CLASSES:
+            _classes.clear()
+        _classes[key] = built
+    return cast("type[_E]", built)
+
+
+def _build_class(typed: type[Any], modeled: type[Any] | None, *, stream: bool) -> type[Any]:
+    bases: tuple[type[BaseException], ...] = (typed,)
+    if modeled is not None and not issubclass(typed, modeled):
+        bases += (modeled,)
+    if stream and not any(issubclass(base, EventStreamError) for base in bases):
+        bases += (EventStreamError,)
+    if len(bases) == 1:
+        return typed
+    namespace = {
+        "__module__": typed.__module__,
+        "__qualname__": typed.__qualname__,
+        "__doc__": typed.__doc__,
+        errors.DYNAMIC_MARK: True,
+    }
+    # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
+    built: type[errors.BedrockServiceError] = type(typed.__name__, bases, namespace)
+    return built
