@@ -1,0 +1,536 @@
+"""Model identifiers: any modelId -> a typed reference with a canonical ARN (sans-I/O).
+
+Two layers of checking, outermost first:
+
+1. The modelId pattern botocore ships in the bedrock-runtime service model (read from the model, never
+   copied): botocore does not enforce it, so ``"foo bar/../x"`` or a 3,000-character id would otherwise
+   reach the wire.
+2. Our stricter shapes: which kind of resource the id names, a partition that belongs to the region, a
+   12-digit account, and no characters that could change what the id means on the way (non-ASCII
+   look-alikes, control characters, whitespace, URL-encoded separators, path traversal).
+
+Everything that fails raises `InvalidModelIdError` with the exact problem and the fix.
+
+Account-less system inference profiles: a bare profile id (``us.anthropic.claude-...``) is invoked in the
+caller's own account, which a client usually does not know. Its canonical ARN then carries an empty account
+(``arn:aws:bedrock:us-east-1::inference-profile/us.anthropic...``). System profiles are defined by AWS and
+are the same in every account, and a caller can only ever invoke the one in its own account, so the
+account carries no meaning for matching: the allowlist compares system profiles by partition, region and
+profile id only (see `match_key`). IAM policies written for them use ``*`` for the account.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from safe_bedrock.errors import InvalidModelIdError
+
+__all__ = [
+    "PROFILE_ROUTES",
+    "ModelKind",
+    "ModelRef",
+    "base_model_id",
+    "geography",
+    "match_key",
+    "parse_model_id",
+    "partition_of",
+    "profile_routes",
+]
+
+
+class ModelKind(enum.Enum):
+    FOUNDATION_MODEL = "foundation-model"
+    INFERENCE_PROFILE = "inference-profile"
+    APPLICATION_INFERENCE_PROFILE = "application-inference-profile"
+    PROVISIONED_MODEL = "provisioned-model"
+    CUSTOM_MODEL = "custom-model"
+    CUSTOM_MODEL_DEPLOYMENT = "custom-model-deployment"
+    IMPORTED_MODEL = "imported-model"
+    PROMPT = "prompt"
+    PROMPT_ROUTER = "prompt-router"
+    SAGEMAKER_ENDPOINT = "endpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    raw: str  # what the caller passed
+    kind: ModelKind
+    partition: str  # "aws", "aws-cn", ...
+    region: str  # "" for the region-less foundation-model ARN form
+    account: str  # "" when none (foundation models, bare profile ids with no known account)
+    resource_id: str  # e.g. "anthropic.claude-3-haiku-20240307-v1:0", "us.anthropic.claude-...", "abc123"
+    arn: str  # canonical ARN
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shapes
+
+_FM_ID = r"[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}(?::[a-z0-9-]{1,63}){0,2}"
+# A geography prefix: us, eu, apac, global, jp, au, us-gov, ... ("any other 2-8 letter prefix").
+_GEO = r"[a-z]{2,8}(?:-[a-z]{2,8})?"
+_FM_ID_RE: Final = re.compile(_FM_ID)
+_PROFILE_ID_RE: Final = re.compile(rf"(?P<geo>{_GEO})\.(?P<model>{_FM_ID})")
+_REGION_RE: Final = re.compile(r"[a-z]{2,4}(?:-[a-z]+){1,2}-[0-9]{1,2}")
+_PARTITION_RE: Final = re.compile(r"aws(?:-[a-z]+)*")
+_ACCOUNT_RE: Final = re.compile(r"[0-9]{12}")
+_ENCODED_RE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
+_ALLOWED_CHARS_RE: Final = re.compile(r"[A-Za-z0-9._:/-]+")
+
+_ID12 = r"[a-z0-9]{12}"
+# resource type -> (kind, shape of the part after the slash). Shapes follow botocore's pattern, tightened.
+_BEDROCK_RESOURCES: Final[dict[str, tuple[ModelKind, re.Pattern[str]]]] = {
+    "foundation-model": (ModelKind.FOUNDATION_MODEL, _FM_ID_RE),
+    "inference-profile": (ModelKind.INFERENCE_PROFILE, _PROFILE_ID_RE),
+    "application-inference-profile": (
+        ModelKind.APPLICATION_INFERENCE_PROFILE,
+        re.compile(r"[a-z0-9]{1,64}"),
+    ),
+    "provisioned-model": (ModelKind.PROVISIONED_MODEL, re.compile(_ID12)),
+    "custom-model": (
+        ModelKind.CUSTOM_MODEL,
+        re.compile(rf"[a-z0-9-]{{1,63}}\.[a-z0-9-]{{1,63}}/{_ID12}"),
+    ),
+    "custom-model-deployment": (ModelKind.CUSTOM_MODEL_DEPLOYMENT, re.compile(_ID12)),
+    "imported-model": (ModelKind.IMPORTED_MODEL, re.compile(_ID12)),
+    "prompt": (ModelKind.PROMPT, re.compile(r"[0-9a-zA-Z]{10}(?::[0-9]{1,5})?")),
+    "prompt-router": (ModelKind.PROMPT_ROUTER, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}")),
+    "default-prompt-router": (ModelKind.PROMPT_ROUTER, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}")),
+}
+_SAGEMAKER_ENDPOINT_RE: Final = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,62})")
+
+_MAX_LEN_FALLBACK = 2048
+
+# Where each geography of system (cross-Region) inference profiles routes requests. One table, used both to
+# explain a profile and to write least-privilege policies (IAM checks the foundation model in the region
+# the request lands in). Sources: AWS Bedrock user guide, "Supported Regions and models for inference
+# profiles" and "Geographic cross-Region inference"
+# (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html), and the
+# geography lists of the AWS CDK bedrock-alpha construct (CrossRegionInferenceProfileRegion). Destinations
+# vary per model; each row is the union over models, which costs nothing in exposure because the
+# generated policy only allows those foundation-model ARNs through the profile (a Condition on
+# bedrock:InferenceProfileArn). "global" routes to the region-less foundation-model ARN.
+PROFILE_ROUTES: Final[dict[str, tuple[str, ...]]] = {
+    "us": ("us-east-1", "us-east-2", "us-west-1", "us-west-2"),
+    "us-gov": ("us-gov-east-1", "us-gov-west-1"),
+    "eu": (
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+    ),
+    "apac": (
+        "ap-east-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "me-central-1",
+    ),
+    "jp": ("ap-northeast-1", "ap-northeast-3"),
+    "au": ("ap-southeast-2", "ap-southeast-4"),
+    "global": (),  # region-less foundation-model ARN, plus the source region
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# botocore's pattern (the outer bound) and partitions, read once from botocore's shipped data
+
+
+@functools.cache
+def _botocore_model_id_rule() -> tuple[re.Pattern[str] | None, int]:
+    import botocore.session  # noqa: PLC0415 - loading the service model is slow; only when first needed
+
+    try:
+        model = botocore.session.get_session().get_service_model("bedrock-runtime")
+        shape = model.operation_model("InvokeModel").input_shape
+        assert shape is not None  # noqa: S101 - InvokeModel always has an input shape
+        metadata = shape.members["modelId"].metadata
+    except Exception:  # noqa: BLE001 - an older botocore without the model: our own checks still apply  # pragma: no cover
+        return None, _MAX_LEN_FALLBACK
+    pattern = metadata.get("pattern")
+    max_len = int(metadata.get("max", _MAX_LEN_FALLBACK))
+    return (re.compile(pattern) if isinstance(pattern, str) else None), max_len
+
+
+@functools.cache
+def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
+    import botocore.session  # noqa: PLC0415 - see above
+
+    try:
+        data = botocore.session.get_session().get_data("partitions")
+        rows = [
+            (p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"]))
+            for p in data["partitions"]
+        ]
+    except Exception:  # noqa: BLE001 - fall back to the well-known prefixes  # pragma: no cover
+        rows = []
+    if not rows:  # pragma: no cover
+        rows = [
+            ("aws-cn", frozenset(), re.compile(r"^cn\-\w+\-\d+$")),
+            ("aws-us-gov", frozenset(), re.compile(r"^us\-gov\-\w+\-\d+$")),
+            ("aws-iso", frozenset(), re.compile(r"^us\-iso\-\w+\-\d+$")),
+            ("aws-iso-b", frozenset(), re.compile(r"^us\-isob\-\w+\-\d+$")),
+        ]
+    # Explicit region lists first, the "aws" catch-all regex last.
+    rows.sort(key=lambda row: row[0] == "aws")
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def partition_of(region: str) -> str:
+    """The partition a region belongs to: ``"cn-north-1"`` -> ``"aws-cn"``; unknown shapes -> ``"aws"``."""
+    rows = _partitions()
+    for name, regions, _ in rows:
+        if region in regions:
+            return name
+    for name, _, regex in rows:
+        if regex.match(region):
+            return name
+    return "aws"
+
+
+def max_model_id_length() -> int:
+    """The longest modelId the service model allows."""
+    return _botocore_model_id_rule()[1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_model_id(
+    model_id: object, *, region: str, partition: str | None = None, account: str = ""
+) -> ModelRef:
+    """Parse any modelId into a `ModelRef`, resolving bare ids in ``region`` (and its partition).
+
+    Raises `InvalidModelIdError` naming what is wrong and how to fix it.
+    """
+    if type(model_id) is str:
+        return _parse_str(model_id, region, partition or "", account)
+    raise _bad_type(model_id)
+
+
+def _bad_type(model_id: object) -> InvalidModelIdError:
+    if model_id is None:
+        return InvalidModelIdError(
+            model_id=model_id,
+            problem="modelId is missing (None)",
+            fix="pass modelId as a string, e.g. 'anthropic.claude-3-haiku-20240307-v1:0' or an ARN",
+        )
+    if isinstance(model_id, (bytes, bytearray, memoryview)):
+        return InvalidModelIdError(
+            model_id=model_id,
+            problem="modelId is bytes, not str",
+            fix="decode it first (model_id.decode('ascii')) and pass the string",
+        )
+    if isinstance(model_id, str):  # a str subclass: its methods could change what is sent
+        return InvalidModelIdError(
+            model_id=model_id,
+            problem=f"modelId is a {type(model_id).__name__}, a subclass of str",
+            fix="pass a plain str (str(model_id))",
+        )
+    return InvalidModelIdError(
+        model_id=model_id,
+        problem=f"modelId is of type {type(model_id).__name__}, not str",
+        fix="pass the model id or ARN as a string",
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_str(model_id: str, region: str, partition: str, account: str) -> ModelRef:
+    _check_characters(model_id)
+    _check_context(region, partition, account)
+    partition = partition or partition_of(region)
+    if model_id.startswith("arn:"):
+        ref = _parse_arn(model_id)
+    else:
+        ref = _parse_bare(model_id, region=region, partition=partition, account=account)
+    _check_outer_bound(model_id, ref)
+    return ref
+
+
+def _fail(model_id: str, problem: str, fix: str) -> InvalidModelIdError:
+    return InvalidModelIdError(model_id=model_id, problem=problem, fix=fix)
+
+
+def _check_characters(model_id: str) -> None:
+    if not model_id:
+        raise _fail(model_id, "modelId is empty", "pass a model id, profile id or ARN")
+    max_len = max_model_id_length()
+    if len(model_id) > max_len:
+        raise _fail(
+            model_id,
+            f"modelId is {len(model_id)} characters long, over the maximum of {max_len}",
+            "pass the model id or ARN itself, not a document containing it",
+        )
+    if not model_id.isascii():
+        index, char = next((i, c) for i, c in enumerate(model_id) if not c.isascii())
+        name = unicodedata.name(char, "unnamed character")
+        raise _fail(
+            model_id,
+            f"non-ASCII character U+{ord(char):04X} ({name}) at position {index}; model ids are ASCII, "
+            "so this is a look-alike or a typo",
+            "retype the id in plain ASCII (copy it from the Bedrock console or `aws bedrock "
+            "list-foundation-models`)",
+        )
+    for index, char in enumerate(model_id):
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            raise _fail(
+                model_id,
+                f"control character {char!r} at position {index}",
+                "remove control characters (often a stray newline from a file or environment variable)",
+            )
+    if model_id != model_id.strip():
+        raise _fail(
+            model_id,
+            "leading or trailing whitespace",
+            f"strip it: {model_id.strip()!r}",
+        )
+    if any(char.isspace() for char in model_id):
+        raise _fail(model_id, "whitespace inside the id", "model ids contain no spaces")
+    encoded = _ENCODED_RE.search(model_id)
+    if encoded is not None or "%" in model_id:
+        what = encoded.group(0) if encoded is not None else "%"
+        raise _fail(
+            model_id,
+            f"URL-encoded sequence {what!r}; botocore encodes the id itself, so it would be encoded twice",
+            "pass the id unencoded (':' and '/' as they are)",
+        )
+    if ".." in model_id or "\\" in model_id or "//" in model_id:
+        raise _fail(
+            model_id,
+            "path traversal ('..', '//' or a backslash)",
+            "pass a model id or ARN without path segments",
+        )
+    if not _ALLOWED_CHARS_RE.fullmatch(model_id):
+        char = next(c for c in model_id if not _ALLOWED_CHARS_RE.fullmatch(c))
+        raise _fail(
+            model_id,
+            f"character {char!r} is not allowed in a model id",
+            "model ids use only letters, digits, '.', '-', ':' and (in ARNs) '/'",
+        )
+
+
+def _check_context(region: str, partition: str, account: str) -> None:
+    # These come from the client's configuration, not from the caller's modelId: a plain ValueError.
+    if not _REGION_RE.fullmatch(region):
+        msg = f"region {region!r} is not an AWS region name (like 'us-east-1')"
+        raise ValueError(msg)
+    if partition and not _PARTITION_RE.fullmatch(partition):
+        msg = f"partition {partition!r} is not an AWS partition (like 'aws' or 'aws-cn')"
+        raise ValueError(msg)
+    if partition and partition != partition_of(region):
+        msg = f"region {region!r} belongs to partition {partition_of(region)!r}, not {partition!r}"
+        raise ValueError(msg)
+    if account and not _ACCOUNT_RE.fullmatch(account):
+        msg = f"account {account!r} is not a 12-digit AWS account id"
+        raise ValueError(msg)
+
+
+def _parse_bare(model_id: str, *, region: str, partition: str, account: str) -> ModelRef:
+    if "/" in model_id:
+        raise _fail(
+            model_id,
+            "contains '/' but is not an ARN",
+            "pass a model id (provider.model-version) or a full ARN starting with 'arn:'",
+        )
+    if model_id.lower() != model_id:
+        raise _fail(
+            model_id,
+            "upper-case letters; Bedrock model and profile ids are lower case",
+            f"use {model_id.lower()!r}",
+        )
+    if _FM_ID_RE.fullmatch(model_id):
+        arn = f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"
+        return ModelRef(model_id, ModelKind.FOUNDATION_MODEL, partition, region, "", model_id, arn)
+    if _PROFILE_ID_RE.fullmatch(model_id):
+        arn = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+        return ModelRef(model_id, ModelKind.INFERENCE_PROFILE, partition, region, account, model_id, arn)
+    raise _fail(
+        model_id,
+        "not a foundation-model id (provider.model[:version]) nor a cross-Region inference profile id "
+        "(geography.provider.model[:version])",
+        "check the id in the Bedrock console; provisioned, custom and imported models, application "
+        "inference profiles and prompts are passed by their full ARN",
+    )
+
+
+def _parse_arn(model_id: str) -> ModelRef:
+    parts = model_id.split(":", 5)
+    if len(parts) != 6:
+        raise _fail(
+            model_id,
+            "an ARN needs six ':'-separated parts (arn:partition:service:region:account:resource)",
+            "copy the full ARN from the Bedrock console",
+        )
+    _, partition, service, region, account, resource = parts
+    if not _PARTITION_RE.fullmatch(partition):
+        raise _fail(
+            model_id,
+            f"partition {partition!r} is not an AWS partition",
+            "use 'aws', 'aws-cn', 'aws-us-gov', ... (the partition of the region)",
+        )
+    if service not in {"bedrock", "sagemaker"}:
+        raise _fail(
+            model_id,
+            f"service {service!r} is not 'bedrock' (or 'sagemaker' for endpoints)",
+            "pass the ARN of a Bedrock model, profile or prompt",
+        )
+    resource_type, slash, resource_id = resource.partition("/")
+    if not slash or not resource_id:
+        raise _fail(
+            model_id,
+            f"resource {resource!r} has no 'type/id' form",
+            "copy the full ARN from the Bedrock console",
+        )
+    if service == "sagemaker":
+        kind = ModelKind.SAGEMAKER_ENDPOINT
+        if resource_type != "endpoint" or not _SAGEMAKER_ENDPOINT_RE.fullmatch(resource_id):
+            raise _fail(
+                model_id,
+                f"SageMaker resource {resource!r} is not 'endpoint/<name>'",
+                "pass the ARN of a SageMaker endpoint (arn:aws:sagemaker:<region>:<account>:endpoint/<name>)",
+            )
+    else:
+        known = _BEDROCK_RESOURCES.get(resource_type)
+        if known is None:
+            names = ", ".join(sorted(_BEDROCK_RESOURCES))
+            raise _fail(
+                model_id,
+                f"resource type {resource_type!r} is not one Bedrock invokes",
+                f"use one of: {names}",
+            )
+        kind, shape = known
+        if not shape.fullmatch(resource_id):
+            raise _fail(
+                model_id,
+                f"{resource_type} id {resource_id!r} does not have the shape Bedrock uses",
+                "copy the id from the Bedrock console; ids are lower case",
+            )
+    _check_arn_region_account(model_id, kind, partition, region, account)
+    return ModelRef(model_id, kind, partition, region, account, resource_id, model_id)
+
+
+def _check_arn_region_account(
+    model_id: str, kind: ModelKind, partition: str, region: str, account: str
+) -> None:
+    if region or kind is not ModelKind.FOUNDATION_MODEL:
+        if not _REGION_RE.fullmatch(region):
+            raise _fail(
+                model_id,
+                f"region {region!r} is not an AWS region name",
+                "use a region like 'us-east-1' (only foundation-model ARNs may leave it empty)",
+            )
+        expected = partition_of(region)
+        if expected != partition:
+            raise _fail(
+                model_id,
+                f"region {region!r} belongs to partition {expected!r}, but the ARN says {partition!r}",
+                f"use arn:{expected}:... for {region}",
+            )
+    if kind is ModelKind.FOUNDATION_MODEL:
+        if account:
+            raise _fail(
+                model_id,
+                "foundation-model ARNs have no account, but this one has " + repr(account),
+                "leave the account empty: arn:<partition>:bedrock:<region>::foundation-model/<id>",
+            )
+    elif not _ACCOUNT_RE.fullmatch(account):
+        raise _fail(
+            model_id,
+            f"account {account!r} is not a 12-digit AWS account id",
+            "copy the full ARN from the Bedrock console",
+        )
+
+
+def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
+    pattern, _ = _botocore_model_id_rule()
+    if pattern is None:  # pragma: no cover - botocore without the service model
+        return
+    candidate = model_id
+    if ref.kind is ModelKind.FOUNDATION_MODEL and model_id.startswith("arn:") and not ref.region:
+        # The region-less form (what global profiles route to) is an IAM resource; botocore's pattern
+        # wants a region, so check the rest of it with a placeholder region.
+        candidate = model_id.replace(":bedrock:::", ":bedrock:us-east-1::", 1)
+    if not pattern.fullmatch(candidate):
+        raise _fail(
+            model_id,
+            "does not match the modelId pattern in botocore's bedrock-runtime service model",
+            "pass a model id, inference profile id or ARN exactly as Bedrock lists it",
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Derived facts
+
+
+def match_key(ref: ModelRef) -> str:
+    """The string the allowlist matches: the canonical ARN, without the account for system profiles."""
+    if ref.kind is ModelKind.INFERENCE_PROFILE and ref.account:
+        return f"arn:{ref.partition}:bedrock:{ref.region}::inference-profile/{ref.resource_id}"
+    return ref.arn
+
+
+def geography(ref: ModelRef) -> str:
+    """The geography prefix of a system inference profile (``"us"``, ``"global"``, ...); ``""`` otherwise."""
+    if ref.kind is not ModelKind.INFERENCE_PROFILE:
+        return ""
+    return ref.resource_id.partition(".")[0]
+
+
+def base_model_id(ref: ModelRef) -> str:
+    """The foundation-model id a system profile serves; the id itself for a foundation model; else ``""``."""
+    if ref.kind is ModelKind.INFERENCE_PROFILE:
+        return ref.resource_id.partition(".")[2]
+    if ref.kind is ModelKind.FOUNDATION_MODEL:
+        return ref.resource_id
+    return ""
+
+
+def profile_routes(ref: ModelRef) -> tuple[str, ...]:
+    """The foundation-model ARNs a call to ``ref`` is checked against, in a stable order.
+
+    A system inference profile: the foundation model in its source region and in every region its
+    geography routes to (``PROFILE_ROUTES``); ``global.*`` adds the region-less ARN
+    ``arn:aws:bedrock:::foundation-model/<id>``. A foundation model: its own ARN. Other kinds: ``()``.
+    An unknown geography raises ``LookupError``: guessing destinations would under- or over-grant.
+    """
+    if ref.kind is ModelKind.FOUNDATION_MODEL:
+        return (ref.arn,)
+    if ref.kind is not ModelKind.INFERENCE_PROFILE:
+        return ()
+    geo = geography(ref)
+    model = base_model_id(ref)
+    try:
+        regions = PROFILE_ROUTES[geo]
+    except KeyError:
+        msg = (
+            f"unknown destination regions for the {geo!r} geography of {ref.resource_id!r}; "
+            f"known: {', '.join(sorted(PROFILE_ROUTES))}"
+        )
+        raise LookupError(msg) from None
+    arns = [
+        f"arn:{ref.partition}:bedrock:{r}::foundation-model/{model}" for r in sorted({*regions, ref.region})
+    ]
+    if geo == "global":
+        arns.append(f"arn:{ref.partition}:bedrock:::foundation-model/{model}")
+    return tuple(arns)
