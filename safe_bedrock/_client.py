@@ -1,0 +1,225 @@
+"""SafeBedrockClient: boto3's bedrock-runtime client with a guard at the door (the sync shell)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from safe_bedrock._allowlist import ModelAllowlist
+from safe_bedrock._guard import Call, Guard
+from safe_bedrock._measure import request_id_of
+from safe_bedrock._operations import OperationSpec, operation_specs
+from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
+from safe_bedrock._stream import SafeEventStream, first_event
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from botocore.config import Config
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+
+    from safe_bedrock._observe import BodyLogging, CallHook
+
+    # A user's type checker sees exactly boto3's methods, arguments and return types.
+    _ClientBase = BedrockRuntimeClient
+else:
+    _ClientBase = object
+
+SERVICE = "bedrock-runtime"
+
+
+def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
+    if isinstance(allow, ModelAllowlist):
+        return allow
+    if isinstance(allow, str):
+        raise TypeError(
+            "allow= takes a list of model ids or ARNs (or a ModelAllowlist), not one string: "
+            f"write allow=[{allow!r}]"
+        )
+    if not isinstance(allow, Iterable):
+        raise TypeError(f"allow= takes a list of model ids or ARNs or a ModelAllowlist, not {type(allow)}")
+    return ModelAllowlist(list(allow), _stacklevel=4)
+
+
+def build_client(
+    *,
+    client: Any,  # noqa: ANN401 - any boto3 bedrock-runtime client
+    session: boto3.session.Session | None,
+    region_name: str | None,
+    config: Config | None,
+    endpoint_url: str | None,
+    stacklevel: int,
+) -> Any:  # noqa: ANN401
+    """The boto3 client to wrap: the caller's, or one built with botocore's own retries off."""
+    if client is not None:
+        if session is not None or region_name is not None or config is not None or endpoint_url:
+            raise TypeError(
+                "pass either client= (an existing boto3 client) or session=/region_name=/config=/"
+                "endpoint_url= to build one, not both"
+            )
+        if client.meta.service_model.service_name != SERVICE:
+            raise TypeError(
+                f"client= must be a boto3 {SERVICE!r} client, got one for "
+                f"{client.meta.service_model.service_name!r}"
+            )
+        if botocore_retries_active(client):
+            warnings.warn(
+                "the bedrock-runtime client passed as client= still retries on its own, so each of "
+                "safe-bedrock's attempts may be several; build it with "
+                "Config(retries={'total_max_attempts': 1}) or let SafeBedrockClient build it",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+        return client
+    session = session or boto3.session.Session()
+    return session.client(
+        SERVICE, region_name=region_name, config=no_retry_config(config), endpoint_url=endpoint_url
+    )
+
+
+class SafeBedrockClient(_ClientBase):
+    """A drop-in for `boto3.client("bedrock-runtime")` that only calls allowlisted models.
+
+    Every operation of the service is here with boto3's arguments and return values. Calls that address
+    a model are checked against the allowlist before anything is sent; errors are raised as the typed
+    errors of `safe_bedrock.errors` (still botocore `ClientError`s); transient failures are retried by one
+    policy; every call leaves one log event.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow: ModelAllowlist | Iterable[str],
+        client: Any = None,  # noqa: ANN401 - a boto3 bedrock-runtime client
+        session: boto3.session.Session | None = None,
+        region_name: str | None = None,
+        config: Config | None = None,
+        endpoint_url: str | None = None,
+        retry: RetryConfig | None = None,
+        hooks: Sequence[CallHook] = (),
+        body_logging: BodyLogging | None = None,
+    ) -> None:
+        allowlist = coerce_allowlist(allow)
+        inner = build_client(
+            client=client,
+            session=session,
+            region_name=region_name,
+            config=config,
+            endpoint_url=endpoint_url,
+            stacklevel=3,
+        )
+        self._client = inner
+        self._retry = retry if retry is not None else RetryConfig()
+        meta = inner.meta
+        self._specs = operation_specs(meta.service_model)
+        self._guard = Guard(
+            allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
+            region=meta.region_name,
+            partition=meta.partition,
+            exceptions=inner.exceptions,
+            hooks=tuple(hooks),
+            body_logging=body_logging,
+        )
+
+    @property
+    def allowlist(self) -> ModelAllowlist:
+        return self._guard.allowlist
+
+    @property
+    def client(self) -> Any:  # noqa: ANN401
+        """The wrapped boto3 client; calls made on it directly bypass the guard."""
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        if name.startswith("_"):  # never recurse through a half-built instance
+            raise AttributeError(name)
+        spec = self._specs.get(name)
+        if spec is None:
+            return getattr(self._client, name)
+        method = self._guarded(spec)
+        # Cached on the instance: later lookups skip __getattr__ (a benign race between threads).
+        object.__setattr__(self, name, method)
+        return method
+
+    def __dir__(self) -> Iterable[str]:
+        return sorted({*super().__dir__(), *dir(self._client)})
+
+    def __repr__(self) -> str:
+        return f"<SafeBedrockClient region={self._guard.region!r} allow={self._guard.allowlist!r}>"
+
+    def __enter__(self) -> SafeBedrockClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _guarded(self, spec: OperationSpec) -> Callable[..., Any]:
+        operation = getattr(self._client, spec.method)
+        guard = self._guard
+        retry = self._retry
+
+        if spec.stream_member is None:
+
+            def call(**kwargs: Any) -> Any:  # noqa: ANN401
+                state = guard.begin(spec, kwargs)
+                try:
+                    response = call_with_retries(
+                        lambda: _attempt(guard, state, operation, kwargs), config=retry
+                    )
+                except BaseException as exc:
+                    guard.record_error(state, exc)
+                    raise
+                guard.record_ok(state, response)
+                return response
+
+        else:
+            member = spec.stream_member
+
+            def call(**kwargs: Any) -> Any:  # noqa: ANN401
+                state = guard.begin(spec, kwargs)
+                try:
+                    return call_with_retries(
+                        lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
+                    )
+                except BaseException as exc:
+                    guard.record_error(state, exc)
+                    raise
+
+        call.__name__ = spec.method
+        call.__qualname__ = f"SafeBedrockClient.{spec.method}"
+        call.__doc__ = operation.__doc__
+        return call
+
+
+def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:  # noqa: ANN401
+    state.attempts += 1
+    try:
+        return operation(**kwargs)
+    except Exception as exc:
+        error = guard.translate(state, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _attempt_stream(
+    guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any], member: str
+) -> Any:  # noqa: ANN401
+    response = _attempt(guard, state, operation, kwargs)
+    stream = response[member]
+    iterator, first = first_event(guard, state, stream)
+    response[member] = SafeEventStream(
+        guard=guard,
+        call=state,
+        stream=stream,
+        iterator=iterator,
+        first=first,
+        request_id=request_id_of(response),
+    )
+    return response

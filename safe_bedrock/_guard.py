@@ -1,0 +1,160 @@
+"""One call, as data flowing through: identify, decide, translate, record (shared by sync and async shells).
+
+The shells (`_client.py`, `_aio.py`) only do I/O: they call botocore under the retry policy and hand
+every outcome back here, so the rules live once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from safe_bedrock._ids import ModelRef, parse_model_id
+from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
+from safe_bedrock._observe import CallDetails, emit
+from safe_bedrock._translate import CallContext, refused, translate
+from safe_bedrock.errors import BedrockServiceError, ModelNotAllowedError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._observe import BodyLogging, CallHook
+    from safe_bedrock._operations import OperationSpec
+
+
+@dataclass(slots=True)
+class Call:
+    """The state of one call while it is under way; owned by one thread or task."""
+
+    spec: OperationSpec
+    ref: ModelRef | None
+    model_id: str | None
+    started: float
+    attempts: int = 0
+    first_event_at: float | None = None
+    meter: StreamMeter = field(default_factory=StreamMeter)
+    recorded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A client's fixed rules: where it is, what it may call, who hears about calls."""
+
+    allowlist: ModelAllowlist
+    region: str
+    partition: str
+    exceptions: object
+    hooks: Sequence[CallHook] = ()
+    body_logging: BodyLogging | None = None
+
+    def begin(self, spec: OperationSpec, kwargs: Mapping[str, Any]) -> Call:
+        """Identify and decide; raises before anything is sent when the call is not allowed."""
+        started = time.monotonic()
+        if spec.model_member is None:
+            return Call(spec=spec, ref=None, model_id=None, started=started)
+        raw = kwargs.get(spec.model_member)
+        call = Call(spec=spec, ref=None, model_id=raw if isinstance(raw, str) else None, started=started)
+        try:
+            ref = parse_model_id(raw, region=self.region, partition=self.partition)
+        except Exception as exc:
+            self.record_error(call, exc)
+            raise
+        call.ref = ref
+        decision = self.allowlist.decide(ref, action=spec.action)
+        if not decision.allowed:
+            error = refused(
+                ref,
+                operation=spec.name,
+                decision=decision,
+                source=self.allowlist.source,
+                exceptions=self.exceptions,
+            )
+            self.record_error(call, error)
+            raise error
+        return call
+
+    def translate(
+        self, call: Call, exc: BaseException, *, mid_stream: bool = False, events: int = 0
+    ) -> BaseException:
+        if not isinstance(exc, Exception):
+            return exc
+        context = CallContext(
+            operation=call.spec.name,
+            model_id=call.model_id,
+            model_arn=call.ref.arn if call.ref else None,
+            region=self.region,
+            ref=call.ref,
+            mid_stream=mid_stream,
+            events_received=events,
+        )
+        return translate(exc, context=context, exceptions=self.exceptions)
+
+    def record_ok(self, call: Call, response: dict[str, Any]) -> None:
+        input_tokens, output_tokens = tokens_of(response)
+        self._emit(
+            call,
+            outcome="ok",
+            request_id=request_id_of(response),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+
+    def record_error(self, call: Call, exc: BaseException) -> None:
+        outcome = "refused" if isinstance(exc, ModelNotAllowedError) or call.ref is None else "error"
+        if call.spec.model_member is None:
+            outcome = "error"
+        code = exc.code if isinstance(exc, BedrockServiceError) else None
+        request_id = request_id_of(getattr(exc, "response", None))
+        self._emit(
+            call,
+            outcome=outcome,
+            error_class=type(exc).__name__,
+            error_code=code,
+            request_id=request_id,
+            input_tokens=call.meter.input_tokens,
+            output_tokens=call.meter.output_tokens,
+        )
+
+    def record_stream_end(
+        self,
+        call: Call,
+        *,
+        request_id: str | None,
+        error: BaseException | None,
+        closed_early: bool,
+    ) -> None:
+        meter = call.meter
+        ttft = None
+        if call.first_event_at is not None:
+            ttft = (call.first_event_at - call.started) * 1000.0
+        self._emit(
+            call,
+            outcome="ok" if error is None else "error",
+            error_class=type(error).__name__ if error is not None else None,
+            error_code=error.code if isinstance(error, BedrockServiceError) else None,
+            request_id=request_id,
+            input_tokens=meter.input_tokens,
+            output_tokens=meter.output_tokens,
+            ttft_ms=ttft,
+            events=meter.events,
+            bytes=meter.bytes,
+            closed_early=closed_early,
+            stream=True,
+        )
+
+    def _emit(self, call: Call, **fields: Any) -> None:
+        if call.recorded:  # one event per call, whichever path ends it first
+            return
+        call.recorded = True
+        details = CallDetails(
+            operation=call.spec.name,
+            model_id=call.model_id,
+            model_arn=call.ref.arn if call.ref else None,
+            region=self.region,
+            latency_ms=(time.monotonic() - call.started) * 1000.0,
+            attempts=call.attempts,
+            **fields,
+        )
+        emit(details, hooks=self.hooks)
