@@ -45,6 +45,7 @@ class Cause(enum.Enum):
     MODEL_RETIRED = "model_retired"
     PROFILE_REQUIRED = "profile_required"
     INVALID_REQUEST = "invalid_request"
+    UNKNOWN_OPERATION = "unknown_operation"
     QUOTA = "quota"
     DAILY_QUOTA = "daily_quota"
     MODEL_ERROR = "model_error"
@@ -79,6 +80,7 @@ _CLASS_OF: dict[Cause, type[errors.BedrockServiceError]] = {
     Cause.MODEL_RETIRED: errors.ModelRetiredError,
     Cause.PROFILE_REQUIRED: errors.InferenceProfileRequiredError,
     Cause.INVALID_REQUEST: errors.InvalidRequestError,
+    Cause.UNKNOWN_OPERATION: errors.InvalidRequestError,
     Cause.QUOTA: errors.QuotaExceededError,
     Cause.DAILY_QUOTA: errors.QuotaExceededError,
     Cause.MODEL_ERROR: errors.ModelError,
@@ -131,6 +133,7 @@ _BY_CODE: dict[str, Cause] = {
     "missingauthenticationtoken": Cause.MISSING_CREDENTIALS,
     "incompletesignature": Cause.MISSING_CREDENTIALS,
     "requestexpired": Cause.CLOCK_SKEW,
+    "unknownoperation": Cause.UNKNOWN_OPERATION,
 }
 
 _THROTTLING_CODES = frozenset(
@@ -212,6 +215,7 @@ _RULES: tuple[tuple[re.Pattern[str], Cause], ...] = (
         Cause.GEO_RESTRICTED,
     ),
     (re.compile(r"^\W*operation not allowed\W*$", _FLAGS), Cause.OPERATION_NOT_ALLOWED),
+    (re.compile(r"operation is not recognized by the service", _FLAGS), Cause.UNKNOWN_OPERATION),
     (
         re.compile(
             r"model identifier is invalid|could not resolve the foundation model|model not found"

@@ -239,7 +239,8 @@ def _profile_required(facts: FixFacts) -> str:
         )
     return (
         f"{_subject(facts)} cannot be invoked on demand by its own id: {use}, and allow {facts.action} "
-        "on the profile ARN plus the foundation-model ARN in every region the profile routes to."
+        "on the profile ARN plus the foundation-model ARN in every region the profile routes to. "
+        "If no inference profile contains the model, it needs Provisioned Throughput."
     )
 
 
@@ -247,6 +248,14 @@ def _invalid_request(facts: FixFacts) -> str:
     return (
         f"Bedrock rejected the {facts.operation} request itself: correct the parameters or body named in "
         "the message (sending it again unchanged fails the same way)."
+    )
+
+
+def _unknown_operation(facts: FixFacts) -> str:
+    return (
+        f"The endpoint does not serve {facts.operation}: point the client at the bedrock-runtime endpoint "
+        f"of {facts.region} (not the `bedrock` control plane; check endpoint_url) and use a botocore recent "
+        "enough to know the operation."
     )
 
 
@@ -333,6 +342,7 @@ _FIXES: dict[Cause, Callable[[FixFacts], str]] = {
     Cause.MODEL_RETIRED: _retired,
     Cause.PROFILE_REQUIRED: _profile_required,
     Cause.INVALID_REQUEST: _invalid_request,
+    Cause.UNKNOWN_OPERATION: _unknown_operation,
     Cause.QUOTA: _quota,
     Cause.DAILY_QUOTA: _daily_quota,
     Cause.MODEL_ERROR: _model_error,

@@ -27,10 +27,16 @@ SafeBedrockError
         └── ModelStreamError
 ```
 
+The class names the cause, read from Bedrock's error code *and* message (one code, such as
+`AccessDeniedException`, covers many causes); a code or message not seen before becomes the nearest base
+with the original `code` kept. Every `BedrockServiceError` has `fix`: what to change, in plain words, for
+this very call (the IAM action, the ARNs, the region), and `str(error)` is one line of cause and fix.
+
 Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
-`.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working. Errors raised by
-a `SafeBedrockClient` are also instances of that client's modeled exception class (for example
-`client.exceptions.AccessDeniedException`).
+`.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
+botocore exception is its `__cause__`. Errors raised by a `SafeBedrockClient` are also instances of that
+client's modeled exception class (for example `client.exceptions.AccessDeniedException`), and errors raised
+while iterating a stream are also botocore `EventStreamError`s. Errors pickle as their public class.
 """
 
 from __future__ import annotations
