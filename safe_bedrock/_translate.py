@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from safe_bedrock import errors
 from safe_bedrock._classify import Cause, Diagnosis, classify
 from safe_bedrock._fixes import FixFacts, fix_for
-from safe_bedrock._ids import ModelKind, partition_of, profile_routes
+from safe_bedrock._ids import ModelKind, parse_model_id, partition_of, profile_routes
 from safe_bedrock._policy import action_for, least_privilege_policy
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
             policy_arn=diagnosis.policy_arn,
         )
     if klass is errors.MissingPermissionError:
-        kwargs["suggested_policy"] = _suggested_policy(context.ref, facts.action)
+        kwargs["suggested_policy"] = _suggested_policy(_with_account(context, diagnosis), facts.action)
     if klass is errors.InferenceProfileRequiredError:
         kwargs["suggested_model_id"] = facts.suggested_model_id
     modeled = _modeled_class(exc, code, exceptions)
@@ -172,7 +172,7 @@ def suggested_profile_id(model: str, *, region: str) -> str | None:
 
 def _facts(diagnosis: Diagnosis, context: CallContext, *, operation: str, mid_stream: bool) -> FixFacts:
     action = _action(diagnosis, operation)
-    ref = context.ref
+    ref = _with_account(context, diagnosis)
     resources: tuple[str, ...] = ()
     route_regions: tuple[str, ...] = ()
     is_profile = False
@@ -203,6 +203,35 @@ def _facts(diagnosis: Diagnosis, context: CallContext, *, operation: str, mid_st
         events_received=context.events_received,
         mid_stream=mid_stream,
     )
+
+
+def _account_named(diagnosis: Diagnosis) -> str | None:
+    # The denial names the caller's ARN (and often the resource's), both carrying the account id.
+    for arn in (diagnosis.resource, diagnosis.principal):
+        parts = (arn or "").split(":")
+        if len(parts) > 4 and len(parts[4]) == 12 and parts[4].isdigit():
+            return parts[4]
+    return None
+
+
+def _with_account(context: CallContext, diagnosis: Diagnosis) -> ModelRef | None:
+    """The call's model reference, with the account filled in when the id had none and AWS named it.
+
+    A bare inference profile id has no account, but IAM checks the profile's full ARN; with the account
+    from the message, the fix and the suggested policy name that exact ARN instead of a wildcard.
+    """
+    ref = context.ref
+    if ref is None or ref.account or ref.kind is not ModelKind.INFERENCE_PROFILE:
+        return ref
+    account = _account_named(diagnosis)
+    if account is None:
+        return ref
+    try:
+        return parse_model_id(
+            ref.raw, region=ref.region or context.region, partition=ref.partition, account=account
+        )
+    except errors.InvalidModelIdError:
+        return ref
 
 
 def _action(diagnosis: Diagnosis, operation: str) -> str:

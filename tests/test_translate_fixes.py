@@ -79,8 +79,14 @@ def test_missing_permission_on_an_inference_profile_allows_the_profile_and_every
     document = PolicyDocument.from_json(error.suggested_policy)
     routes = profile_routes(ref)
     assert len(routes) > 1
-    for resource in (ref.arn, *routes):
-        assert document.evaluate(action=INVOKE, resource=resource).allowed, resource
+    # IAM checks the profile's full ARN (the account comes from the caller named in the denial), then the
+    # foundation model in the region the request was routed to, with the profile as request context.
+    profile_arn = parse_model_id(PROFILE, region="us-east-1", account="123456789012").arn
+    assert document.evaluate(action=INVOKE, resource=profile_arn).allowed
+    assert profile_arn in error.fix
+    for resource in routes:
+        assert document.evaluate(action=INVOKE, resource=resource, inference_profile_arn=profile_arn).allowed
+        assert not document.evaluate(action=INVOKE, resource=resource).allowed  # not when called directly
         assert resource in error.fix
     assert "*" not in str(error.suggested_policy)
 
