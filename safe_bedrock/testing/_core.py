@@ -10,24 +10,20 @@ up here when botocore learns it, without a hand list.
 
 from __future__ import annotations
 
-import importlib
+import base64
 import json
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
-import botocore.session
-
+from safe_bedrock._eventstream import event_frame, exception_frame
 from safe_bedrock.testing import _catalog, _responders
-from safe_bedrock.testing._script import Script
-
-if TYPE_CHECKING:
-    from botocore.model import ServiceModel
+from safe_bedrock.testing._script import Script, Scripted, stream_operations
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -92,12 +88,6 @@ class Reply:
 # --- routing, from the service model -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def service_model() -> ServiceModel:
-    # Loading the model costs milliseconds; every fake in the process shares one.
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
-
-
 def _template_regex(template: str) -> re.Pattern[str]:
     parts: list[str] = []
     for piece in re.split(r"(\{[^}]+\})", template.split("?", 1)[0]):
@@ -115,7 +105,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _routes() -> tuple[tuple[str, re.Pattern[str], str], ...]:
-    model = service_model()
+    model = _catalog.service_model()
     table: list[tuple[str, re.Pattern[str], str, int]] = []
     for name in model.operation_names:
         http = model.operation_model(name).http
@@ -206,24 +196,59 @@ def error_reply(
     return Reply(status=status or _catalog.http_status(code), headers=headers, body=body)
 
 
-class _IamModule(Protocol):
-    """The seam to safe_bedrock/testing/_iam.py (IAM enforcement, used only when a policy is set).
-
-    `check` returns None when the policy allows the request, else the exact AccessDeniedException message AWS
-    would send ("User: <principal> is not authorized to perform: <action> on resource: <arn> because ...").
-    `policy` is what `safe_bedrock._policy.PolicyDocument.from_json` returned; `request.region` is the region.
-    """
-
-    def check(self, policy: object, *, principal: str, request: FakeRequest) -> str | None: ...
-
-
-def _iam() -> _IamModule:
-    # The IAM evaluator lives beside the HTTP transport and is loaded only when a policy is set.
-    module: _IamModule = importlib.import_module("safe_bedrock.testing._iam")  # type: ignore[assignment]
-    return module
-
-
 # --- the core ----------------------------------------------------------------------------------------------
+
+_STREAM_OPS = stream_operations()
+_ASYNC_SUBMIT_TIME = "2025-01-01T00:00:00Z"
+
+
+def _partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+_PROFILE_ID = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.[a-z0-9-]+\.")
+
+
+def resource_arn(model_id: str, *, region: str, account: str) -> str:
+    """The ARN IAM names for a model id: as is for ARNs, else a profile or foundation-model ARN."""
+    if model_id.startswith("arn:"):
+        return model_id
+    partition = _partition(region)
+    if _PROFILE_ID.match(model_id):
+        return f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+    return f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"
+
+
+def action_for(operation: str) -> str:
+    # Converse is authorised as InvokeModel and ConverseStream as InvokeModelWithResponseStream, as on AWS.
+    return "bedrock:" + {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}.get(
+        operation, operation
+    )
+
+
+def _drop_now() -> Iterator[bytes]:
+    raise ConnectionDrop("the fake Bedrock dropped the connection before answering")
+    yield b""  # pragma: no cover - makes this a generator
+
+
+def _paced(frames: list[bytes], delay: float, tail: bytes, drop: bool) -> Iterator[bytes]:
+    for i, frame in enumerate(frames):
+        if delay > 0 and i:
+            time.sleep(delay)
+        yield frame
+    if tail:
+        yield tail
+    if drop:
+        raise ConnectionDrop("the fake Bedrock dropped the connection mid-stream")
+
+
+def _invoke_chunk(event: object) -> bytes:
+    raw = event if isinstance(event, bytes) else json.dumps(event, separators=(",", ":")).encode()
+    return b'{"bytes":"' + base64.b64encode(raw) + b'"}'
 
 
 @dataclass
@@ -237,59 +262,299 @@ class FakeBedrockCore:
     requests: list[FakeRequest] = field(default_factory=list)
     policy: object | None = None
     principal: str = DEFAULT_PRINCIPAL
+    policy_arn: str | None = None
     account: str = DEFAULT_ACCOUNT
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _failures: list[str] = field(default_factory=list, repr=False)
     _counter: int = 0
     _seed: uuid.UUID = field(default_factory=lambda: uuid.UUID(int=0x5AFEBED0C0), repr=False)
 
-    def set_policy(self, policy: object | None, *, principal: str = DEFAULT_PRINCIPAL) -> None:
-        """Enforce an IAM identity policy (None turns enforcement off); `principal` names the caller."""
+    # --- configuration -------------------------------------------------------------------------------
+
+    def set_policy(
+        self, policy: object | None, *, principal: str = DEFAULT_PRINCIPAL, policy_arn: str | None = None
+    ) -> None:
+        """Enforce an IAM identity policy (None turns enforcement off); `principal` names the caller.
+
+        The policy is parsed here, so a broken one (or one with Condition blocks) fails at this line.
+        """
+        from safe_bedrock.testing import _iam  # noqa: PLC0415 - IAM machinery loads only when used
+
         if policy is not None:
-            policy = _iam_parse(policy)
-        self.policy = policy
-        self.principal = principal
+            _iam.validate_principal(principal)
+            if policy_arn is not None:
+                _iam.validate_policy_arn(policy_arn)
+            policy = _parse_policy(policy)
+        with self.lock:
+            self.policy = policy
+            self.principal = principal
+            self.policy_arn = policy_arn
+            self.account = principal.split(":")[4] if policy is not None else self.account
+
+    def reset(self) -> None:
+        self.script.clear()
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.policy = None
+            self.principal = DEFAULT_PRINCIPAL
+            self.policy_arn = None
+
+    def failures(self) -> list[str]:
+        """Scripting failures seen while answering (expectations not met, route handlers that raised)."""
+        with self.lock:
+            return list(self._failures)
 
     def next_request_id(self) -> str:
-        with self._lock:
+        with self.lock:
             self._counter += 1
             n = self._counter
         # Deterministic per fake: the n-th request of any fake gets the same id, which keeps tests reproducible.
         return str(uuid.uuid5(self._seed, str(n)))
+
+    # --- answering -------------------------------------------------------------------------------------
 
     def handle(self, request: FakeRequest) -> Reply:
         request_id = self.next_request_id()
         if not request.operation:
             return error_reply(
                 "UnknownOperationException",
-                f"The requested operation is not recognized by the service: {request.method} {request.path}",
+                f"The requested operation is not recognized by the service: {request.method} "
+                f"{request.path.split('?', 1)[0]}",
                 request_id=request_id,
                 status=404,
             )
-        with self._lock:
+        with self.lock:
             self.requests.append(request)
-        if self.policy is not None:
-            denied = _iam().check(self.policy, principal=self.principal, request=request)
+            policy = self.policy
+        if policy is not None:
+            from safe_bedrock.testing import _iam  # noqa: PLC0415
+
+            denied = _iam.check(
+                policy,  # type: ignore[arg-type]  # parsed by set_policy
+                principal=self.principal,
+                request=request,
+                policy_arn=self.policy_arn,
+            )
             if denied is not None:
                 return error_reply("AccessDeniedException", denied, request_id=request_id)
         scripted = self.script.take(request)
         if scripted is not None and scripted.failure is not None:
-            reply = error_reply(
-                "ValidationException", f"safe-bedrock fake: {scripted.failure}", request_id=request_id
-            )
-            reply.failure = scripted.failure
-            return reply
+            return self._failed(scripted.failure, request_id)
         try:
-            return _responders.respond(request, scripted=scripted, request_id=request_id, account=self.account)
+            return self._answer(request, scripted, request_id)
         except _responders.BadRequest as exc:
             return error_reply("ValidationException", str(exc), request_id=request_id)
+        except _ScriptFailure as exc:
+            return self._failed(str(exc), request_id)
+
+    def _failed(self, failure: str, request_id: str) -> Reply:
+        with self.lock:
+            self._failures.append(failure)
+        reply = error_reply("ValidationException", f"safe-bedrock fake: {failure}", request_id=request_id)
+        reply.failure = failure
+        return reply
+
+    def _answer(self, request: FakeRequest, scripted: Scripted | None, request_id: str) -> Reply:
+        if scripted is not None and scripted.delay > 0:
+            time.sleep(scripted.delay)
+        kind = scripted.kind if scripted is not None else None
+        if scripted is not None and kind == "error":
+            return self._error(request, scripted, request_id)
+        if kind == "drop":
+            return Reply(status=200, headers={"x-amzn-RequestId": request_id}, chunks=_drop_now())
+        operation = request.operation
+        if operation in _STREAM_OPS:
+            return self._stream(request, scripted, request_id)
+        if scripted is not None and kind == "body":
+            return self._json(scripted.body, request_id, scripted.headers, status=scripted.status)
+        text, body = self._scripted_text(request, scripted)
+        if body is not None:
+            return self._json(body, request_id, {})
+        model_id = request.model_id or ""
+        if operation == "InvokeModel":
+            payload = _responders.parse_json_body(request.body, invoke=True)
+            family, answer = _responders.answer_for(operation, model_id, payload, text=text)
+            first, total = _responders.latency_ms(answer)
+            headers = {
+                "X-Amzn-Bedrock-Invocation-Latency": str(total),
+                "X-Amzn-Bedrock-Output-Token-Count": str(answer.output_tokens),
+                "X-Amzn-Bedrock-Input-Token-Count": str(answer.input_tokens),
+            }
+            return self._json(_responders.invoke_body(family, answer, model_id, payload), request_id, headers)
+        payload = _responders.parse_json_body(request.body or b"{}", invoke=False)
+        if operation == "Converse":
+            _, answer = _responders.answer_for(operation, model_id, payload, text=text)
+            return self._json(_responders.converse_body(answer), request_id, {})
+        if operation == "CountTokens":
+            return self._json(_responders.count_tokens_body(model_id, payload), request_id, {})
+        if operation == "ApplyGuardrail":
+            return self._json(_responders.apply_guardrail_body(payload), request_id, {})
+        if operation == "StartAsyncInvoke":
+            answer_body = _responders.start_async_invoke_body(
+                payload, region=request.region, account=self.account
+            )
+            return self._json(answer_body, request_id, {})
+        if operation == "GetAsyncInvoke":
+            arn = request.path_params.get("invocationArn", "")
+            return self._json(
+                {
+                    "invocationArn": arn,
+                    "modelArn": f"arn:aws:bedrock:{request.region}::foundation-model/amazon.nova-reel-v1:0",
+                    "status": "Completed",
+                    "submitTime": _ASYNC_SUBMIT_TIME,
+                    "endTime": _ASYNC_SUBMIT_TIME,
+                    "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://fake-bedrock-output/"}},
+                },
+                request_id,
+                {},
+            )
+        if operation == "ListAsyncInvokes":
+            return self._json({"asyncInvokeSummaries": []}, request_id, {})
+        raise _responders.BadRequest(
+            f"The safe-bedrock fake has no default answer for {operation}; script one with"
+            f" add_response(body=..., operation={operation!r})."
+        )
+
+    def _scripted_text(self, request: FakeRequest, scripted: Scripted | None) -> tuple[str | None, object]:
+        """(answer text, response body) chosen by a text entry or a route handler; (None, None) for default."""
+        if scripted is None:
+            return None, None
+        if scripted.handler is None:
+            return scripted.text, None
+        try:
+            result = scripted.handler(request)
+        except Exception as exc:  # noqa: BLE001 - a test's handler failing is reported, not raised on a thread
+            raise _ScriptFailure(f"the handler of {scripted.origin} raised {exc!r}") from exc
+        if isinstance(result, str):
+            return result, None
+        if isinstance(result, (Mapping, list)) and request.operation not in _STREAM_OPS:
+            return None, result
+        raise _ScriptFailure(
+            f"the handler of {scripted.origin} returned {result!r}; return the answer text (str), or for a"
+            " non-streaming call the response body (dict)"
+        )
+
+    def _json(self, body: object, request_id: str, extra: Mapping[str, str], *, status: int = 200) -> Reply:
+        if isinstance(body, bytes):
+            raw = body
+        elif isinstance(body, str):
+            raw = body.encode()
+        else:
+            raw = json.dumps(body).encode()
+        headers = {"Content-Type": JSON, "x-amzn-RequestId": request_id}
+        headers.update(extra)
+        return Reply(status=status, headers=headers, body=raw)
+
+    def _fields(self, request: FakeRequest, scripted: Scripted) -> dict[str, str]:
+        model_id = request.model_id or ""
+        fields = {
+            "principal": self.principal,
+            "action": action_for(request.operation),
+            "resource": resource_arn(model_id, region=request.region, account=self.account)
+            if model_id
+            else f"arn:{_partition(request.region)}:bedrock:{request.region}:{self.account}:*",
+            "model_id": model_id,
+            "region": request.region,
+            "account": self.account,
+            "policy_arn": (
+                f"arn:aws:organizations::{self.account}:policy/o-exampleorg1/service_control_policy/p-example1"
+            ),
+            "detail": "The request is invalid.",
+        }
+        fields.update(scripted.fields)
+        return fields
+
+    def _message(self, request: FakeRequest, scripted: Scripted, code: str) -> str:
+        if scripted.message is not None:
+            return scripted.message
+        template = _catalog.find(code, scripted.variant).template
+        return _catalog.render(template, **self._fields(request, scripted))
+
+    def _error(self, request: FakeRequest, scripted: Scripted, request_id: str) -> Reply:
+        code = scripted.code or "InternalServerException"
+        extra: dict[str, str] = {}
+        if scripted.retry_after is not None:
+            seconds = scripted.retry_after
+            extra["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        return error_reply(
+            code,
+            self._message(request, scripted, code),
+            request_id=request_id,
+            status=scripted.status,
+            extra_headers=extra,
+        )
+
+    def _stream(self, request: FakeRequest, scripted: Scripted | None, request_id: str) -> Reply:
+        operation = request.operation
+        invoke = operation == "InvokeModelWithResponseStream"
+        frames: list[bytes]
+        if scripted is not None and scripted.events is not None:
+            frames = [self._custom_frame(event, invoke=invoke) for event in scripted.events]
+        else:
+            text, _ = self._scripted_text(request, scripted)
+            pieces = scripted.pieces if scripted is not None else None
+            payload = _responders.parse_json_body(request.body, invoke=invoke)
+            model_id = request.model_id or ""
+            family, answer = _responders.answer_for(operation, model_id, payload, text=text, pieces=pieces)
+            if invoke:
+                frames = [
+                    event_frame("chunk", _invoke_chunk(chunk))
+                    for chunk in _responders.invoke_stream_chunks(family, answer, model_id)
+                ]
+            else:
+                frames = [
+                    event_frame(name, json.dumps(body, separators=(",", ":")).encode())
+                    for name, body in _responders.converse_stream_events(answer)
+                ]
+        headers = {"Content-Type": EVENT_STREAM, "x-amzn-RequestId": request_id}
+        if invoke:
+            headers["X-Amzn-Bedrock-Content-Type"] = JSON
+        if scripted is None or (scripted.ending == "complete" and scripted.event_delay <= 0):
+            return Reply(status=200, headers=headers, chunks=frames)
+        tail = b""
+        ending = scripted.ending
+        if ending != "complete" and scripted.after is not None:
+            following = frames[scripted.after] if scripted.after < len(frames) else frames[-1]
+            frames = frames[: scripted.after]
+            if scripted.mid_frame:
+                tail = following[: max(1, len(following) // 2)]
+        if ending == "exception":
+            code = scripted.code or "InternalServerException"
+            member = _catalog.stream_exception_name(code)
+            frames.append(exception_frame(member, self._message(request, scripted, code)))
+        return Reply(
+            status=200,
+            headers=headers,
+            chunks=_paced(frames, scripted.event_delay, tail, drop=ending == "drop"),
+        )
+
+    @staticmethod
+    def _custom_frame(event: object, *, invoke: bool) -> bytes:
+        if invoke:
+            return event_frame("chunk", _invoke_chunk(event))
+        if isinstance(event, bytes):
+            return event  # a ready-made frame, sent as is
+        if isinstance(event, Mapping) and len(event) == 1:
+            ((name, body),) = event.items()
+            return event_frame(str(name), json.dumps(body, separators=(",", ":")).encode())
+        raise _ScriptFailure(
+            f"converse_stream events are single-key dicts like {{'contentBlockDelta': {{...}}}}, got {event!r}"
+        )
 
 
-def _iam_parse(policy: object) -> object:
+class _ScriptFailure(Exception):
+    """A scripted answer cannot be produced for this request (reported as an assertion, not a 500)."""
+
+
+def _parse_policy(policy: object) -> object:
     # Parse early so a broken policy fails at set_policy, not at the first call.
-    module = importlib.import_module("safe_bedrock._policy")
-    document_type = module.PolicyDocument
-    if isinstance(policy, document_type):
+    from safe_bedrock._policy import PolicyDocument  # noqa: PLC0415 - IAM machinery loads only when used
+
+    if isinstance(policy, PolicyDocument):
         return policy
     if isinstance(policy, (str, bytes, Mapping)):
-        return document_type.from_json(policy, source="set_policy()")
-    raise TypeError(f"set_policy() takes a policy document (JSON text, dict or PolicyDocument), got {policy!r}")
+        return PolicyDocument.from_json(policy, source="set_policy()")
+    raise TypeError(
+        f"set_policy() takes a policy document (JSON text, dict or PolicyDocument), got {policy!r}"
+    )

@@ -1,0 +1,611 @@
+"""Default answers of the fake, in the shape each provider family uses on Bedrock. Deterministic.
+
+The answer text is derived from the prompt (`"You said: <last user text>"`), so an app's test can assert on what
+its code did with the answer. Token counts are a cheap, stable estimate (one per word or punctuation mark), and
+`max_tokens`-style limits cut the answer and set the family's "stopped at the limit" reason, as the real models
+do. Request bodies are validated the way Bedrock does, with the same message forms; a `BadRequest` carries the
+ValidationException message.
+
+Nothing here does I/O or knows about transports: functions take parsed JSON and return JSON-ready data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Answer",
+    "BadRequest",
+    "answer_for",
+    "apply_guardrail_body",
+    "converse_body",
+    "converse_stream_events",
+    "count_tokens_body",
+    "family_of",
+    "invoke_body",
+    "invoke_stream_chunks",
+    "parse_json_body",
+    "start_async_invoke_body",
+]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_PIECE = re.compile(r"\s*\S+")
+ANSWER_PREFIX = "You said: "
+_MAX_ECHO_WORDS = 60
+
+
+class BadRequest(Exception):  # noqa: N818 - mirrors Bedrock's ValidationException, carried as its message
+    """The request is invalid; str(exc) is the ValidationException message Bedrock would send."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    pieces: tuple[str, ...]  # how a stream splits the text; "".join(pieces) == text
+    input_tokens: int
+    output_tokens: int
+    truncated: bool  # stopped at the request's token limit
+
+
+def count(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def split_pieces(text: str) -> tuple[str, ...]:
+    # Each piece is a word with the whitespace before it, the way model streams usually cut text.
+    pieces = tuple(_PIECE.findall(text))
+    rest = text[len("".join(pieces)) :]
+    if rest:
+        pieces = (*pieces[:-1], pieces[-1] + rest) if pieces else (rest,)
+    return pieces
+
+
+def _malformed(detail: str) -> BadRequest:
+    return BadRequest(f"Malformed input request: {detail}, please reformat your input and try again.")
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "JSONObject"
+    if isinstance(value, list):
+        return "JSONArray"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Number"
+    return "Null"
+
+
+def parse_json_body(body: bytes, *, invoke: bool) -> Mapping[str, object]:
+    """Parse a JSON object body or raise BadRequest with the message Bedrock gives for that body."""
+    try:
+        value = json.loads(body) if body else None
+    except ValueError:
+        if invoke:
+            raise _malformed("A JSONObject text must begin with '{' at 1 [character 2 line 1]") from None
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(value, Mapping):
+        if invoke:
+            raise _malformed(f"#: expected type: JSONObject, found: {_json_type(value)}")
+        raise BadRequest(f"The request body must be a JSON object, found: {_json_type(value)}.")
+    return value
+
+
+# --- families -------------------------------------------------------------------------------------------
+
+_PROFILE_PREFIX = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.")
+
+
+def _bare_id(model_id: str) -> str:
+    # arn:...:foundation-model/x, arn:...:inference-profile/us.x -> x; us.x -> x
+    tail = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
+    return _PROFILE_PREFIX.sub("", tail)
+
+
+def family_of(model_id: str, payload: Mapping[str, object]) -> str:
+    """anthropic, anthropic_text, titan, titan_embed, nova, llama, mistral; from the id, else the body's shape."""
+    bare = _bare_id(model_id)
+    if bare.startswith("anthropic."):
+        return "anthropic" if "messages" in payload or "prompt" not in payload else "anthropic_text"
+    if bare.startswith("amazon.titan-embed"):
+        return "titan_embed"
+    if bare.startswith("amazon.titan"):
+        return "titan"
+    if bare.startswith("amazon.nova"):
+        return "nova"
+    if bare.startswith("meta."):
+        return "llama"
+    if bare.startswith("mistral."):
+        return "mistral"
+    # Application inference profiles, provisioned and custom models hide the family: go by the body.
+    if "anthropic_version" in payload:
+        return "anthropic"
+    if "schemaVersion" in payload or "inferenceConfig" in payload:
+        return "nova"
+    if "inputText" in payload:
+        return "titan"
+    if "messages" in payload:
+        return "anthropic"
+    if "prompt" in payload:
+        return "llama"
+    raise _malformed(
+        "#: the request matches no model request schema (expected messages, prompt or inputText)"
+    )
+
+
+def _text_of_content(content: object, *, where: str, text_key: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise _malformed(f"{where}: expected type: JSONArray, found: {_json_type(content)}")
+    texts = []
+    for i, block in enumerate(content):
+        if not isinstance(block, Mapping):
+            raise _malformed(f"{where}/{i}: expected type: JSONObject, found: {_json_type(block)}")
+        text = block.get(text_key)
+        if isinstance(text, str):
+            texts.append(text)
+    return " ".join(texts)
+
+
+def _messages(payload: Mapping[str, object], *, text_key: str, allow_string: bool) -> str:
+    if "messages" not in payload:
+        raise _malformed("#: required key [messages] not found")
+    messages = payload["messages"]
+    if not isinstance(messages, list):
+        raise _malformed(f"#/messages: expected type: JSONArray, found: {_json_type(messages)}")
+    if not messages:
+        raise _malformed("#/messages: expected minimum item count: 1, found: 0")
+    last_user = ""
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise _malformed(f"#/messages/{i}: expected type: JSONObject, found: {_json_type(message)}")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise _malformed(f"#/messages/{i}/role: {role!r} is not a valid enum value")
+        content = message.get("content")
+        if content is None:
+            raise _malformed(f"#/messages/{i}: required key [content] not found")
+        if isinstance(content, str) and not allow_string:
+            raise _malformed(f"#/messages/{i}/content: expected type: JSONArray, found: String")
+        if role == "user":
+            last_user = _text_of_content(content, where=f"#/messages/{i}/content", text_key=text_key)
+    return last_user
+
+
+def _all_text(node: object) -> str:
+    """Every text the model reads in messages or system blocks: plain strings and "text" fields."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, list):
+        return " ".join(_all_text(item) for item in node)
+    if isinstance(node, Mapping):
+        text = node.get("text")
+        if isinstance(text, str):
+            return text
+        return _all_text(node.get("content"))
+    return ""
+
+
+def _limit(payload: Mapping[str, object], *keys: str) -> int | None:
+    node: object = payload
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    if isinstance(node, bool) or not isinstance(node, int):
+        return None
+    return node
+
+
+def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, str, int | None]:
+    """(prompt text to answer, all input text for token counting, output token limit)."""
+    if family == "anthropic":
+        if "anthropic_version" not in payload:
+            raise _malformed("#: required key [anthropic_version] not found")
+        if "max_tokens" not in payload:
+            raise _malformed("#: required key [max_tokens] not found")
+        prompt = _messages(payload, text_key="text", allow_string=True)
+        system = payload.get("system")
+        system_text = _text_of_content(system, where="#/system", text_key="text") if system else ""
+        return prompt, f"{system_text} {_all_text(payload.get('messages'))}", _limit(payload, "max_tokens")
+    if family == "nova":
+        prompt = _messages(payload, text_key="text", allow_string=False)
+        messages_text = _all_text(payload.get("messages"))
+        return prompt, f"{_all_text(payload.get('system'))} {messages_text}", _limit(
+            payload, "inferenceConfig", "maxTokens"
+        )
+    if family in ("titan", "titan_embed"):
+        text = payload.get("inputText")
+        if not isinstance(text, str):
+            if text is None:
+                raise _malformed("#: required key [inputText] not found")
+            raise _malformed(f"#/inputText: expected type: String, found: {_json_type(text)}")
+        return text, text, _limit(payload, "textGenerationConfig", "maxTokenCount")
+    # llama, mistral, anthropic_text: a prompt string
+    prompt = payload.get("prompt")
+    if not isinstance(prompt, str):
+        if prompt is None:
+            raise _malformed("#: required key [prompt] not found")
+        raise _malformed(f"#/prompt: expected type: String, found: {_json_type(prompt)}")
+    limit_key = {"llama": "max_gen_len", "anthropic_text": "max_tokens_to_sample"}.get(family, "max_tokens")
+    return _strip_template(prompt), prompt, _limit(payload, limit_key)
+
+
+_TEMPLATE_MARKS = re.compile(
+    r"<\|[^|]*\|>|\[/?INST\]|</?s>|\n\nHuman:|\n\nAssistant:|^Human:|Assistant:\s*$|<<SYS>>|<</SYS>>"
+)
+
+
+def _strip_template(prompt: str) -> str:
+    # Llama/Mistral/Claude-text prompts wrap the user text in chat-template markers; echo only the text.
+    return " ".join(_TEMPLATE_MARKS.sub(" ", prompt).split())
+
+
+def make_answer(
+    prompt: str,
+    input_text: str,
+    limit: int | None,
+    *,
+    text: str | None = None,
+    pieces: Sequence[str] | None = None,
+) -> Answer:
+    if pieces is not None:
+        chosen = tuple(pieces)
+        text = "".join(chosen)
+    else:
+        if text is None:
+            words = prompt.split()
+            echo = " ".join(words[:_MAX_ECHO_WORDS]) + (" ..." if len(words) > _MAX_ECHO_WORDS else "")
+            text = ANSWER_PREFIX + (echo or "(empty prompt)")
+        chosen = split_pieces(text)
+    truncated = False
+    if limit is not None and limit >= 0 and len(chosen) > limit and pieces is None:
+        chosen = chosen[:limit]
+        text = "".join(chosen)
+        truncated = True
+    return Answer(
+        text=text,
+        pieces=chosen,
+        input_tokens=max(1, count(input_text)),
+        output_tokens=len(chosen),
+        truncated=truncated,
+    )
+
+
+def answer_for(
+    operation: str,
+    model_id: str,
+    payload: Mapping[str, object],
+    *,
+    text: str | None = None,
+    pieces: Sequence[str] | None = None,
+) -> tuple[str, Answer]:
+    """Validate the request body and build the answer: (family, answer). Converse ops use family "converse"."""
+    if operation in ("Converse", "ConverseStream"):
+        prompt = _converse_prompt(payload)
+        system = payload.get("system")
+        input_text = f"{_all_text(system)} {_all_text(payload.get('messages'))}"
+        limit = _limit(payload, "inferenceConfig", "maxTokens")
+        return "converse", make_answer(prompt, input_text, limit, text=text, pieces=pieces)
+    family = family_of(model_id, payload)
+    prompt, input_text, limit = _prompt_and_limit(family, payload)
+    return family, make_answer(prompt, input_text, limit, text=text, pieces=pieces)
+
+
+def _converse_prompt(payload: Mapping[str, object]) -> str:
+    messages = payload.get("messages")
+    if messages is None:
+        raise BadRequest(
+            "1 validation error detected: Value null at 'messages' failed to satisfy constraint: "
+            "Member must not be null"
+        )
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        raise BadRequest(
+            "The value of 'messages' must be a list of messages, each an object with role and content."
+        )
+    if not messages or messages[0].get("role") != "user":
+        raise BadRequest(
+            "A conversation must start with a user message. Try again with a conversation that starts with a"
+            " user message."
+        )
+    prompt = ""
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise BadRequest(
+                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed to satisfy"
+                " constraint: Member must satisfy enum value set: [user, assistant]"
+            )
+        content = message.get("content")
+        if not isinstance(content, list):
+            raise BadRequest(
+                f"1 validation error detected: Value at 'messages.{i + 1}.member.content' failed to satisfy"
+                " constraint: Member must not be null and must be a list of content blocks"
+            )
+        if role == "user":
+            prompt = " ".join(
+                b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)
+            )
+    return prompt
+
+
+# --- bodies and stream events per family -------------------------------------------------------------
+
+
+def _model_name(model_id: str) -> str:
+    # Anthropic answers name the model without the provider prefix and version suffix.
+    bare = _bare_id(model_id)
+    return bare.split(".", 1)[-1].split("-v", 1)[0] if "." in bare else bare
+
+
+def _message_id(answer: Answer, model_id: str) -> str:
+    digest = hashlib.sha256(f"{model_id}\0{answer.text}".encode()).hexdigest()[:24]
+    return f"msg_bdrk_{digest}"
+
+
+def latency_ms(answer: Answer) -> tuple[int, int]:
+    """(firstByteLatency, invocationLatency) in ms: fixed numbers that grow with the answer, for realism."""
+    first = 120 + answer.input_tokens // 10
+    return first, first + 15 * answer.output_tokens
+
+
+def invocation_metrics(answer: Answer) -> dict[str, int]:
+    first, total = latency_ms(answer)
+    return {
+        "inputTokenCount": answer.input_tokens,
+        "outputTokenCount": answer.output_tokens,
+        "invocationLatency": total,
+        "firstByteLatency": first,
+    }
+
+
+def _embedding(text: str, dimensions: int) -> list[float]:
+    # A stable unit-ish vector from the text's hash: same text, same vector.
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = (seed * (dimensions * 4 // len(seed) + 1))[: dimensions * 4]
+    values = [((v % 2000) - 1000) / 1000.0 for v in struct.unpack(f">{dimensions}I", raw)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def invoke_body(
+    family: str, answer: Answer, model_id: str, payload: Mapping[str, object]
+) -> dict[str, object]:
+    """The InvokeModel response body."""
+    if family == "anthropic":
+        return {
+            "id": _message_id(answer, model_id),
+            "type": "message",
+            "role": "assistant",
+            "model": _model_name(model_id),
+            "content": [{"type": "text", "text": answer.text}],
+            "stop_reason": "max_tokens" if answer.truncated else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+        }
+    if family == "anthropic_text":
+        return {
+            "type": "completion",
+            "completion": " " + answer.text,
+            "stop_reason": "max_tokens" if answer.truncated else "stop_sequence",
+            "stop": None if answer.truncated else "\n\nHuman:",
+        }
+    if family == "titan":
+        return {
+            "inputTextTokenCount": answer.input_tokens,
+            "results": [
+                {
+                    "tokenCount": answer.output_tokens,
+                    "outputText": answer.text,
+                    "completionReason": "LENGTH" if answer.truncated else "FINISH",
+                }
+            ],
+        }
+    if family == "titan_embed":
+        dimensions = _limit(payload, "dimensions") or (1024 if "v2" in model_id else 1536)
+        text = payload.get("inputText")
+        return {
+            "embedding": _embedding(text if isinstance(text, str) else "", dimensions),
+            "inputTextTokenCount": answer.input_tokens,
+        }
+    if family == "nova":
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
+            "stopReason": "max_tokens" if answer.truncated else "end_turn",
+            "usage": {
+                "inputTokens": answer.input_tokens,
+                "outputTokens": answer.output_tokens,
+                "totalTokens": answer.input_tokens + answer.output_tokens,
+                "cacheReadInputTokenCount": 0,
+                "cacheWriteInputTokenCount": 0,
+            },
+        }
+    if family == "mistral":
+        return {"outputs": [{"text": answer.text, "stop_reason": "length" if answer.truncated else "stop"}]}
+    # llama
+    return {
+        "generation": answer.text,
+        "prompt_token_count": answer.input_tokens,
+        "generation_token_count": answer.output_tokens,
+        "stop_reason": "length" if answer.truncated else "stop",
+    }
+
+
+def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dict[str, object]]:
+    """The JSON chunks of InvokeModelWithResponseStream; the last carries amazon-bedrock-invocationMetrics."""
+    metrics = {"amazon-bedrock-invocationMetrics": invocation_metrics(answer)}
+    chunks: list[dict[str, object]]
+    if family == "anthropic":
+        message = invoke_body(family, answer, model_id, {})
+        message.update(
+            content=[], stop_reason=None, usage={"input_tokens": answer.input_tokens, "output_tokens": 1}
+        )
+        chunks = [{"type": "message_start", "message": message}]
+        chunks.append(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        )
+        chunks.extend(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            for piece in answer.pieces
+        )
+        chunks.append({"type": "content_block_stop", "index": 0})
+        chunks.append(
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": "max_tokens" if answer.truncated else "end_turn",
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": answer.output_tokens},
+            }
+        )
+        chunks.append({"type": "message_stop", **metrics})
+        return chunks
+    if family == "nova":
+        chunks = [{"messageStart": {"role": "assistant"}}]
+        chunks.extend(
+            {"contentBlockDelta": {"delta": {"text": p}, "contentBlockIndex": 0}} for p in answer.pieces
+        )
+        chunks.append({"contentBlockStop": {"contentBlockIndex": 0}})
+        chunks.append({"messageStop": {"stopReason": "max_tokens" if answer.truncated else "end_turn"}})
+        chunks.append(
+            {
+                "metadata": {
+                    "usage": {"inputTokens": answer.input_tokens, "outputTokens": answer.output_tokens},
+                    "metrics": {},
+                    "trace": {},
+                },
+                **metrics,
+            }
+        )
+        return chunks
+    pieces = answer.pieces or ("",)
+    last = len(pieces) - 1
+    if family == "titan":
+        chunks = [
+            {
+                "outputText": piece,
+                "index": 0,
+                "totalOutputTextTokenCount": i + 1,
+                "completionReason": ("LENGTH" if answer.truncated else "FINISH") if i == last else None,
+                **({"inputTextTokenCount": answer.input_tokens} if i == 0 else {}),
+            }
+            for i, piece in enumerate(pieces)
+        ]
+    elif family == "mistral":
+        stop = "length" if answer.truncated else "stop"
+        chunks = [
+            {"outputs": [{"text": piece, "stop_reason": stop if i == last else None}]}
+            for i, piece in enumerate(pieces)
+        ]
+    elif family == "anthropic_text":
+        stop = "max_tokens" if answer.truncated else "stop_sequence"
+        chunks = [
+            {"completion": piece, "stop_reason": stop if i == last else None, "stop": None}
+            for i, piece in enumerate(pieces)
+        ]
+    else:  # llama
+        stop = "length" if answer.truncated else "stop"
+        chunks = [
+            {
+                "generation": piece,
+                "prompt_token_count": answer.input_tokens if i == 0 else None,
+                "generation_token_count": i + 1,
+                "stop_reason": stop if i == last else None,
+            }
+            for i, piece in enumerate(pieces)
+        ]
+    chunks[-1].update(metrics)
+    return chunks
+
+
+def converse_body(answer: Answer) -> dict[str, object]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
+        "stopReason": "max_tokens" if answer.truncated else "end_turn",
+        "usage": {
+            "inputTokens": answer.input_tokens,
+            "outputTokens": answer.output_tokens,
+            "totalTokens": answer.input_tokens + answer.output_tokens,
+        },
+        "metrics": {"latencyMs": latency_ms(answer)[1]},
+    }
+
+
+def converse_stream_events(answer: Answer) -> list[tuple[str, dict[str, object]]]:
+    """(event type, payload) pairs of ConverseStream."""
+    events: list[tuple[str, dict[str, object]]] = [("messageStart", {"role": "assistant"})]
+    events.extend(
+        ("contentBlockDelta", {"delta": {"text": p}, "contentBlockIndex": 0}) for p in answer.pieces
+    )
+    events.append(("contentBlockStop", {"contentBlockIndex": 0}))
+    events.append(("messageStop", {"stopReason": "max_tokens" if answer.truncated else "end_turn"}))
+    usage = converse_body(answer)["usage"]
+    events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": latency_ms(answer)[1]}}))
+    return events
+
+
+def count_tokens_body(model_id: str, payload: Mapping[str, object]) -> dict[str, object]:
+    """CountTokens: {"inputTokens": n}, counted the way the other answers count input."""
+    source = payload.get("input")
+    if not isinstance(source, Mapping) or not ({"invokeModel", "converse"} & set(source)):
+        raise BadRequest(
+            "1 validation error detected: Value null at 'input' failed to satisfy constraint: "
+            "Member must not be null and must contain one of invokeModel, converse"
+        )
+    invoke = source.get("invokeModel")
+    if isinstance(invoke, Mapping):
+        raw = invoke.get("body")
+        try:
+            decoded = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
+        except ValueError:
+            raise BadRequest("The invokeModel body is not valid base64.") from None
+        inner = parse_json_body(decoded, invoke=True)
+        _, answer = answer_for("InvokeModel", model_id, inner)
+        return {"inputTokens": answer.input_tokens}
+    converse = source.get("converse")
+    inner_converse = converse if isinstance(converse, Mapping) else {}
+    _, answer = answer_for("Converse", model_id, inner_converse)
+    return {"inputTokens": answer.input_tokens}
+
+
+def apply_guardrail_body(payload: Mapping[str, object]) -> dict[str, object]:
+    content = payload.get("content")
+    if not isinstance(content, list):
+        raise BadRequest(
+            "1 validation error detected: Value null at 'content' failed to satisfy constraint: "
+            "Member must not be null"
+        )
+    if payload.get("source") not in ("INPUT", "OUTPUT"):
+        raise BadRequest(
+            "1 validation error detected: Value at 'source' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [INPUT, OUTPUT]"
+        )
+    units = max(1, sum(len(json.dumps(block)) for block in content) // 1000 + 1)
+    return {
+        "usage": {
+            "topicPolicyUnits": units,
+            "contentPolicyUnits": units,
+            "wordPolicyUnits": units,
+            "sensitiveInformationPolicyUnits": units,
+            "sensitiveInformationPolicyFreeUnits": 0,
+            "contextualGroundingPolicyUnits": 0,
+        },
+        "action": "NONE",
+        "outputs": [],
+        "assessments": [],
+    }
+
+
+def start_async_invoke_body(payload: Mapping[str, object], *, region: str, account: str) -> dict[str, object]:
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return {"invocationArn": f"arn:aws:bedrock:{region}:{account}:async-invoke/{digest}"}

@@ -1,0 +1,664 @@
+"""Scripting the fake: queue answers, errors and stream faults; route by model; record; assert nothing is left.
+
+Modelled on botocore's Stubber (`add_response`, `add_client_error`, `ANY`, `assert_no_pending_responses`), but
+stream-aware and shared by both transports: `FakeBedrock` and `FakeBedrockServer` both mix in `ScriptingAPI`.
+
+How a request finds its answer:
+1. the queue, oldest first: the first entry whose `model` pattern and `operation` fit the request is used once;
+2. else the routes (`route(...)`), in the order they were added: the first that fits answers, and stays;
+3. else the default answer of the model's provider family (see `_responders`).
+
+A scripting mistake (an error code Bedrock does not have, a stream error on a non-stream operation, both `body`
+and `text`, ...) raises ValueError or TypeError at the line that made it, saying what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Final, Literal
+
+from botocore import xform_name
+
+from safe_bedrock.testing import _catalog
+
+if TYPE_CHECKING:
+    from safe_bedrock.testing._core import FakeBedrockCore, FakeRequest
+
+__all__ = [
+    "ANY",
+    "NOT_SET",
+    "Script",
+    "Scripted",
+    "ScriptingAPI",
+]
+
+
+class _Any:
+    """Equal to everything: use inside `expected=` to ignore a value (like botocore.stub.ANY)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Final = _Any()
+
+
+class _NotSet:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_SET"
+
+
+NOT_SET: Final = _NotSet()
+
+Kind = Literal["body", "text", "stream", "error", "drop"]
+Ending = Literal["complete", "exception", "truncate", "drop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scripted:
+    """One scripted answer. Built by the ScriptingAPI methods; the core turns it into a Reply."""
+
+    kind: Kind
+    origin: str  # "add_response(text=...) at tests/test_app.py:12", for messages
+    model: str | None = None  # IAM-style wildcard on the model id (or its ARN)
+    operation: str | None = None  # botocore operation name
+    expected: object = NOT_SET  # compared to the parsed request body
+    body: object = None  # kind body: dict/list (JSON) or bytes/str (sent as is)
+    text: str | None = None
+    pieces: tuple[str, ...] | None = None
+    events: tuple[object, ...] | None = None  # raw provider events for a stream
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+    delay: float = 0.0  # seconds before the first byte
+    event_delay: float = 0.0  # seconds between stream events
+    # errors
+    code: str | None = None
+    message: str | None = None
+    variant: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+    # stream endings
+    ending: Ending = "complete"
+    after: int | None = None  # events sent before the ending
+    mid_frame: bool = False  # truncate/drop in the middle of the next frame
+    handler: Callable[[FakeRequest], object] | None = None
+    failure: str | None = None  # set when `expected` did not match
+
+    def fits(self, request: FakeRequest) -> bool:
+        if self.operation is not None and self.operation != request.operation:
+            return False
+        if self.model is not None and not _model_matches(self.model, request):
+            return False
+        operation = request.operation
+        if self.kind == "body":
+            return operation not in stream_operations()
+        if self.kind == "stream":
+            return operation in stream_operations()
+        if self.kind == "text":
+            return operation in text_operations()
+        return True
+
+    def describe(self) -> str:
+        where = []
+        if self.operation:
+            where.append(f"operation {self.operation}")
+        if self.model:
+            where.append(f"model {self.model!r}")
+        return self.origin + (f" (for {', '.join(where)})" if where else "")
+
+
+@lru_cache(maxsize=1)
+def _operations() -> dict[str, str]:
+    """Every accepted spelling of an operation -> botocore name (InvokeModel and invoke_model alike)."""
+    model = _catalog.service_model()
+    names: dict[str, str] = {}
+    for name in model.operation_names:
+        names[name] = name
+        names[xform_name(name)] = name
+    return names
+
+
+@lru_cache(maxsize=1)
+def stream_operations() -> frozenset[str]:
+    model = _catalog.service_model()
+    return frozenset(
+        name
+        for name in model.operation_names
+        if model.operation_model(name).has_event_stream_output
+        and not model.operation_model(name).has_event_stream_input
+    )
+
+
+def text_operations() -> frozenset[str]:
+    # The operations that answer with model text: InvokeModel, Converse and their streaming twins.
+    return frozenset({"InvokeModel", "Converse"}) | stream_operations()
+
+
+@lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    # IAM wildcard semantics: * any run of characters, ? one character, everything else literal.
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z"
+    )
+
+
+def _model_matches(pattern: str, request: FakeRequest) -> bool:
+    model_id = request.model_id or ""
+    if _wildcard(pattern).match(model_id):
+        return True
+    # A pattern written for the bare id also matches the id inside an ARN or a profile id (us.<id>).
+    tail = model_id.rsplit("/", 1)[-1]
+    return bool(_wildcard(pattern).match(tail)) or bool(_wildcard("*." + pattern).match(tail))
+
+
+def _caller() -> str:
+    # The first frame outside this package is the test line that scripted the answer.
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("safe_bedrock.testing"):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:  # pragma: no cover - always called from somewhere
+        return "?"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+class Script:
+    """The queue and the routes. Thread-safe: requests may come from several server threads at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Scripted] = []
+        self._routes: list[Scripted] = []
+
+    def queue(self, entry: Scripted, *, times: int = 1) -> None:
+        with self._lock:
+            self._queue.extend([entry] * times)
+
+    def add_route(self, entry: Scripted) -> None:
+        with self._lock:
+            self._routes.append(entry)
+
+    def pending(self) -> tuple[Scripted, ...]:
+        with self._lock:
+            return tuple(self._queue)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._routes.clear()
+
+    def take(self, request: FakeRequest) -> Scripted | None:
+        """The entry that answers this request (queued ones are used up), or None for the default answer."""
+        with self._lock:
+            if not self._queue and not self._routes:
+                return None
+            found: Scripted | None = None
+            for i, entry in enumerate(self._queue):
+                if entry.fits(request):
+                    found = self._queue.pop(i)
+                    break
+            else:
+                for entry in self._routes:
+                    if entry.fits(request):
+                        found = entry
+                        break
+        if found is None or found.expected is NOT_SET:
+            return found
+        if found.expected != request.json:
+            return replace(
+                found,
+                failure=(
+                    f"the request did not match what {found.origin} expected.\n"
+                    f"  expected body: {found.expected!r}\n  actual body:   {request.json!r}\n"
+                    "Fix the code under test, or the expected= argument (use ANY for values that vary)."
+                ),
+            )
+        return found
+
+
+def _operation(operation: str | None) -> str | None:
+    if operation is None:
+        return None
+    names = _operations()
+    if operation not in names:
+        valid = ", ".join(sorted(n for n in names if n[0].isupper()))
+        raise ValueError(f"operation={operation!r} is not a bedrock-runtime operation; valid: {valid}")
+    return names[operation]
+
+
+def _non_negative(name: str, value: float | None) -> None:
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+def _times(times: int) -> int:
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ValueError(f"times must be an int >= 1, got {times!r}")
+    return times
+
+
+def _model(model: str | None) -> str | None:
+    if model is not None and (not isinstance(model, str) or not model):
+        raise TypeError(f"model must be a non-empty model id pattern like 'anthropic.*', got {model!r}")
+    return model
+
+
+def _pieces(chunks: Sequence[str] | None) -> tuple[str, ...] | None:
+    if chunks is None:
+        return None
+    if isinstance(chunks, str) or not all(isinstance(c, str) for c in chunks):
+        raise TypeError("chunks must be a list of strings, the text pieces the stream sends one by one")
+    return tuple(chunks)
+
+
+def _events(events: Iterable[object] | None) -> tuple[object, ...] | None:
+    if events is None:
+        return None
+    if isinstance(events, (str, bytes, Mapping)):
+        raise TypeError(
+            "events must be a list: for invoke_model_with_response_stream, the chunk dicts (or bytes) the model"
+            " sends; for converse_stream, single-key dicts like {'contentBlockDelta': {...}}"
+        )
+    out = tuple(events)
+    for event in out:
+        if not isinstance(event, (Mapping, bytes)):
+            raise TypeError(f"each stream event must be a dict or bytes, got {event!r}")
+    return out
+
+
+def _one_of(**given: object) -> None:
+    named = [name for name, value in given.items() if value is not None]
+    if len(named) > 1:
+        raise TypeError(f"give at most one of {', '.join(given)}; got {', '.join(named)}")
+
+
+def _error_fields(code: str, message: str | None, variant: str | None) -> tuple[str, str | None]:
+    row = _catalog.find(code, variant)
+    if message is not None and not isinstance(message, str):
+        raise TypeError(f"message must be a string, got {message!r}")
+    return row.code, row.variant if variant is not None else None
+
+
+class ScriptingAPI:
+    """The scripting methods shared by FakeBedrock and FakeBedrockServer. Subclasses set `self._core`."""
+
+    _core: FakeBedrockCore
+
+    # --- answers ---------------------------------------------------------------------------------------
+
+    def add_response(
+        self,
+        body: object = None,
+        *,
+        text: str | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        expected: object = NOT_SET,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Queue one answer for a non-streaming call.
+
+        `body`: the JSON (dict) or raw bytes the call returns, e.g. the InvokeModel body or the Converse output.
+        `text`: instead, answer with this text in the shape of the model's family (works for streams too).
+        `model`: only for model ids matching this IAM-style wildcard ("anthropic.*"); `operation`: only for
+        this operation ("invoke_model" or "InvokeModel"); `expected`: the parsed request body the call must
+        send (ANY matches any value); `delay`: seconds before answering; `times`: queue it this many times.
+        """
+        _one_of(body=body, text=text)
+        if body is None and text is None:
+            raise TypeError("add_response() needs body=... (the response JSON) or text=... (the answer text)")
+        if body is not None and not isinstance(body, (Mapping, list, bytes, str)):
+            raise TypeError(f"body must be a dict, list, bytes or str, got {type(body).__name__}")
+        op = _operation(operation)
+        if body is not None and op in stream_operations():
+            raise ValueError(f"{op} streams: use add_stream(...) for it, or add_response(text=...)")
+        _non_negative("delay", delay)
+        entry = Scripted(
+            kind="text" if text is not None else "body",
+            origin=f"add_response() at {_caller()}",
+            model=_model(model),
+            operation=op,
+            expected=expected,
+            body=body,
+            text=text,
+            headers=dict(headers or {}),
+            delay=delay,
+        )
+        self._core.script.queue(entry, times=_times(times))
+
+    def add_stream(
+        self,
+        events: Iterable[object] | None = None,
+        *,
+        text: str | None = None,
+        chunks: Sequence[str] | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        expected: object = NOT_SET,
+        delay: float = 0.0,
+        first_byte_delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Queue one streamed answer (invoke_model_with_response_stream or converse_stream).
+
+        Give `text` (split into words), `chunks` (the exact text pieces, one per delta event) or `events` (raw:
+        chunk dicts for invoke_model_with_response_stream, {"eventName": {...}} for converse_stream). Without
+        any of them the default answer streams. `delay` is slept between events, `first_byte_delay` before the
+        response starts.
+        """
+        self._queue_stream(
+            "add_stream",
+            events=events,
+            text=text,
+            chunks=chunks,
+            model=model,
+            operation=operation,
+            expected=expected,
+            delay=delay,
+            first_byte_delay=first_byte_delay,
+            times=times,
+        )
+
+    def add_stream_error(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        after: int = 0,
+        variant: str | None = None,
+        events: Iterable[object] | None = None,
+        text: str | None = None,
+        chunks: Sequence[str] | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Queue a stream that sends `after` events and then a mid-stream exception frame.
+
+        `code` is a mid-stream error: "ThrottlingException" or its member name "throttlingException",
+        "ModelStreamErrorException", "InternalServerException", "ValidationException",
+        "ServiceUnavailableException", "ModelTimeoutException". botocore raises EventStreamError with the
+        lowerCamel code while the caller iterates.
+        """
+        member = _catalog.stream_exception_name(code)
+        code_name = _catalog._stream_exceptions()[member]  # noqa: SLF001 - same package
+        _error_fields(code_name, message, variant)
+        self._queue_stream(
+            "add_stream_error",
+            events=events,
+            text=text,
+            chunks=chunks,
+            model=model,
+            operation=operation,
+            expected=NOT_SET,
+            delay=delay,
+            first_byte_delay=0.0,
+            times=times,
+            ending="exception",
+            after=after,
+            code=code_name,
+            message=message,
+            variant=variant,
+        )
+
+    def add_truncated_stream(
+        self,
+        *,
+        after: int = 1,
+        mid_frame: bool = False,
+        text: str | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Queue a stream that ends cleanly after `after` events, without its final events (no message stop).
+
+        With `mid_frame=True` it ends in the middle of the next frame instead.
+        """
+        self._queue_stream(
+            "add_truncated_stream",
+            text=text,
+            model=model,
+            operation=operation,
+            times=times,
+            ending="truncate",
+            after=after,
+            mid_frame=mid_frame,
+        )
+
+    def add_connection_drop(
+        self,
+        *,
+        after: int | None = None,
+        mid_frame: bool = False,
+        model: str | None = None,
+        operation: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Queue a dropped connection: before any response byte (`after=None`), or, for a stream, after
+        `after` events. In-process this raises what botocore/urllib3 raise on a real drop: ConnectionClosedError
+        before the response (which botocore retries), urllib3's ProtocolError while iterating a stream.
+        """
+        if after is None:
+            op = _operation(operation)
+            self._core.script.queue(
+                Scripted(
+                    kind="drop",
+                    origin=f"add_connection_drop() at {_caller()}",
+                    model=_model(model),
+                    operation=op,
+                ),
+                times=_times(times),
+            )
+            return
+        self._queue_stream(
+            "add_connection_drop",
+            model=model,
+            operation=operation,
+            times=times,
+            ending="drop",
+            after=after,
+            mid_frame=mid_frame,
+        )
+
+    def add_client_error(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        variant: str | None = None,
+        http_status: int | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        retry_after: float | None = None,
+        fields: Mapping[str, str] | None = None,
+        expected: object = NOT_SET,
+        times: int = 1,
+    ) -> None:
+        """Queue an error answer, as Bedrock sends it (status from the service model, x-amzn-ErrorType header).
+
+        `code`: "AccessDeniedException", "ThrottlingException", ... (the service model's errors plus the AWS
+        front door's UnrecognizedClientException, ExpiredTokenException, InvalidSignatureException).
+        `message`: the exact text; else the catalog's text for `variant` (else the code's most common one),
+        filled in for the request (principal, action, model ARN, ...; override them with `fields`).
+        `retry_after`: adds a Retry-After header. `times`: e.g. 2 throttles, then the next answer.
+        """
+        if not isinstance(code, str):
+            raise TypeError(f"code must be an error code string like 'ThrottlingException', got {code!r}")
+        code, _ = _error_fields(code, message, variant)
+        if http_status is not None and (not isinstance(http_status, int) or not 400 <= http_status <= 599):
+            raise ValueError(f"http_status must be an int from 400 to 599, got {http_status!r}")
+        _non_negative("retry_after", retry_after)
+        entry = Scripted(
+            kind="error",
+            origin=f"add_client_error({code!r}) at {_caller()}",
+            model=_model(model),
+            operation=_operation(operation),
+            expected=expected,
+            code=code,
+            message=message,
+            variant=variant,
+            status=http_status or _catalog.http_status(code),
+            retry_after=retry_after,
+            fields=dict(fields or {}),
+        )
+        self._core.script.queue(entry, times=_times(times))
+
+    def route(
+        self,
+        model_pattern: str,
+        *,
+        text: str | None = None,
+        body: object = None,
+        error: str | None = None,
+        message: str | None = None,
+        variant: str | None = None,
+        handler: Callable[[FakeRequest], object] | None = None,
+        operation: str | None = None,
+    ) -> None:
+        """Answer every call to models matching `model_pattern` (IAM-style wildcard) the same way, until reset.
+
+        One of: `text` (answer text in the family's shape, streams included), `body` (non-stream JSON),
+        `error` (an error code, with optional `message`/`variant`), or `handler(request) -> str | dict`
+        (a str is answer text, a dict the response body).
+        """
+        _one_of(text=text, body=body, error=error, handler=handler)
+        _model(model_pattern)
+        op = _operation(operation)
+        origin = f"route({model_pattern!r}) at {_caller()}"
+        entry: Scripted
+        if error is not None:
+            code, _ = _error_fields(error, message, variant)
+            entry = Scripted(
+                kind="error",
+                origin=origin,
+                model=model_pattern,
+                operation=op,
+                code=code,
+                message=message,
+                variant=variant,
+                status=_catalog.http_status(code),
+            )
+        elif body is not None:
+            entry = Scripted(kind="body", origin=origin, model=model_pattern, operation=op, body=body)
+        elif handler is not None:
+            if not callable(handler):
+                raise TypeError("handler must be a callable taking the FakeRequest")
+            entry = Scripted(kind="text", origin=origin, model=model_pattern, operation=op, handler=handler)
+        elif text is not None:
+            entry = Scripted(kind="text", origin=origin, model=model_pattern, operation=op, text=text)
+        else:
+            raise TypeError("route() needs one of text=, body=, error= or handler=")
+        self._core.script.add_route(entry)
+
+    # --- inspection ------------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[FakeRequest]:
+        """Every request received, oldest first (a copy)."""
+        with self._core.lock:
+            return list(self._core.requests)
+
+    def pending_responses(self) -> tuple[str, ...]:
+        """Descriptions of the queued answers not used yet."""
+        return tuple(entry.describe() for entry in self._core.script.pending())
+
+    def assert_no_pending_responses(self) -> None:
+        """AssertionError if a queued answer was never used (the code under test made fewer calls)."""
+        pending = self.pending_responses()
+        failures = self._core.failures()
+        problems = []
+        if pending:
+            seen = ", ".join(f"{r.operation}({r.model_id})" for r in self.requests) or "none"
+            listed = "\n".join(f"  - {p}" for p in pending)
+            problems.append(
+                f"{len(pending)} scripted answer(s) were never used:\n{listed}\n"
+                f"Calls received: {seen}.\nEither the code under test did not make the calls you scripted"
+                " (check the model ids and operations above), or remove the extra add_...() lines."
+            )
+        problems.extend(failures)
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def set_policy(self, policy: object | None, *, principal: str | None = None) -> None:
+        """Enforce an IAM identity policy (JSON text, dict or PolicyDocument); None turns enforcement off."""
+        if principal is None:
+            self._core.set_policy(policy)
+        else:
+            self._core.set_policy(policy, principal=principal)
+
+    def reset(self) -> None:
+        """Forget queued answers, routes, recorded requests and the policy."""
+        self._core.reset()
+
+    # --- shared by the stream methods -------------------------------------------------------------------
+
+    def _queue_stream(
+        self,
+        method: str,
+        *,
+        events: Iterable[object] | None = None,
+        text: str | None = None,
+        chunks: Sequence[str] | None = None,
+        model: str | None = None,
+        operation: str | None = None,
+        expected: object = NOT_SET,
+        delay: float = 0.0,
+        first_byte_delay: float = 0.0,
+        times: int = 1,
+        ending: Ending = "complete",
+        after: int | None = None,
+        mid_frame: bool = False,
+        code: str | None = None,
+        message: str | None = None,
+        variant: str | None = None,
+    ) -> None:
+        _one_of(events=events, text=text, chunks=chunks)
+        op = _operation(operation)
+        if op is not None and op not in stream_operations():
+            valid = ", ".join(sorted(stream_operations()))
+            raise ValueError(
+                f"{method}() scripts a stream, but {op} does not stream; streaming operations: {valid}"
+            )
+        _non_negative("delay", delay)
+        _non_negative("first_byte_delay", first_byte_delay)
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            raise ValueError(f"after must be a number of events >= 0, got {after!r}")
+        entry = Scripted(
+            kind="stream",
+            origin=f"{method}() at {_caller()}",
+            model=_model(model),
+            operation=op,
+            expected=expected,
+            text=text,
+            pieces=_pieces(chunks),
+            events=_events(events),
+            delay=first_byte_delay,
+            event_delay=delay,
+            ending=ending,
+            after=after,
+            mid_frame=mid_frame,
+            code=code,
+            message=message,
+            variant=variant,
+        )
+        self._core.script.queue(entry, times=_times(times))
