@@ -3,9 +3,10 @@
 What is retried: `TransientError` (throttling, model not ready, model timeout, service unavailable, internal
 server error, model stream error) and connection-level failures (botocore `ConnectionError` and
 `HTTPClientError`: endpoint unreachable, connect/read timeout, connection closed, response streaming error;
-urllib3 `ProtocolError`). Never access, validation, not-found, quota or model errors: resending the same
-request cannot change their answer. The runners see errors as the client raises them, so the client
-translates botocore errors (`_translate.translate`) inside the retried function.
+urllib3 `ProtocolError` and `ReadTimeoutError`, raised unwrapped while an event stream is read). Never
+access, validation, not-found, quota or model errors: resending the same request cannot change their
+answer. The runners see errors as the client raises them, so the client translates botocore errors
+(`_translate.translate`) inside the retried function.
 
 How long: at most `RetryConfig.attempts` attempts in all, and no new attempt once `RetryConfig.timeout`
 seconds have passed since the first began (waits included). Between attempts the wait is exponential with
@@ -40,6 +41,7 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.exceptions import HTTPClientError
 from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from safe_bedrock.errors import TransientError
 
@@ -66,8 +68,15 @@ _T = TypeVar("_T")
 
 # Connection-level failures: the request may not have reached Bedrock, or its answer was cut off before
 # the caller saw any of it. HTTPClientError covers read timeouts, closed connections and broken streams;
-# botocore's ConnectionError covers unreachable endpoints, connect timeouts, proxy and TLS failures.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (BotocoreConnectionError, HTTPClientError, ProtocolError)
+# botocore's ConnectionError covers unreachable endpoints, connect timeouts, proxy and TLS failures. While
+# an event stream is read, urllib3's own errors come through unwrapped: ProtocolError ("Response ended
+# prematurely", "Connection broken") and ReadTimeoutError (no byte within read_timeout).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    BotocoreConnectionError,
+    HTTPClientError,
+    ProtocolError,
+    Urllib3ReadTimeoutError,
+)
 
 # Exponents beyond this overflow a float long before any sane wait_max; the wait is wait_max by then.
 _MAX_EXPONENT = 1000

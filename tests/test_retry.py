@@ -22,6 +22,7 @@ from botocore.exceptions import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from safe_bedrock import errors
 from safe_bedrock._retry import (
@@ -214,6 +215,9 @@ CONNECTION = [
     ConnectionClosedError(endpoint_url=URL),
     ResponseStreamingError(error=ProtocolError("Connection broken: IncompleteRead")),
     ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer")),
+    # What botocore lets through while reading an event stream: a cut connection, a silent server.
+    ProtocolError("Response ended prematurely"),
+    Urllib3ReadTimeoutError(None, "/model/m/converse-stream", "Read timed out."),
 ]
 
 

@@ -1,0 +1,532 @@
+"""One log event per call, the call hooks, and body redaction.
+
+The event (sans-I/O: `event_from` and `level_of` are pure functions of a frozen `CallDetails`):
+
+    event "bedrock.call", logger "safe_bedrock"
+    always   operation, model_id, model_arn, region, outcome ("ok" | "error" | "refused"), latency_ms,
+             attempts, request_id, input_tokens, output_tokens
+    errors   error_class, error_code, error_category, cause
+    streams  stream=True, ttft_ms, events, bytes, closed_early
+    opt-in   request_body, response_body (only with BodyLogging; truncated and redacted)
+
+Levels: ok -> INFO; refused by the allowlist -> WARNING; transient and connection errors (what is left
+after retries; the app sees an exception it can retry later) -> WARNING; everything else (access,
+not found, invalid request, quota, model errors) -> ERROR, with the cause.
+
+Where it goes, as a library should: safe-bedrock never configures logging. When the app has configured
+structlog (`structlog.is_configured()`), the event goes through the app's structlog pipeline
+(`structlog.get_logger("safe_bedrock")`), which is also what `structlog.testing.capture_logs` installs.
+Otherwise it goes to the stdlib logger "safe_bedrock", which carries only a NullHandler: nothing prints
+until the app configures logging (`logging.basicConfig(level=logging.INFO)` shows every call), and when
+the logger would drop the event it is not even built. The stdlib record's message is
+`bedrock.call key=value ...` and every field is also a record attribute (`extra`), for JSON formatters.
+
+Never logged by default: request and response bodies (prompts, completions), credentials, headers.
+`CallDetails` has no field that could hold them; `cause` is built from the error's parsed fields and our
+own fix texts, never from Bedrock's message text (which can quote the request), and is scrubbed of
+credentials all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import structlog
+
+from safe_bedrock._retry import CONNECTION_ERRORS, is_transient
+from safe_bedrock.errors import (
+    AccessDeniedError,
+    BedrockServiceError,
+    InferenceProfileRequiredError,
+    InvalidModelIdError,
+    InvalidRequestError,
+    ModelError,
+    ModelNotAllowedError,
+    ModelNotFoundError,
+    QuotaExceededError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = [
+    "EVENT",
+    "LOGGER_NAME",
+    "BodyLogging",
+    "CallDetails",
+    "CallHook",
+    "Outcome",
+    "cause_of",
+    "emit",
+    "error_fields",
+    "event_from",
+    "level_of",
+    "outcome_of",
+    "redact_secrets",
+    "summarize_body",
+]
+
+EVENT = "bedrock.call"
+LOGGER_NAME = "safe_bedrock"
+
+Outcome = Literal["ok", "error", "refused"]
+
+_stdlib_logger = logging.getLogger(LOGGER_NAME)
+# The library convention (logging HOWTO): a NullHandler keeps Python's last-resort handler from printing
+# our warnings to stderr in an app that never configured logging; the app's own config still applies.
+_stdlib_logger.addHandler(logging.NullHandler())
+_structlog_logger = structlog.get_logger(LOGGER_NAME)
+
+# Long strings in an event are identifiers or our own texts; anything longer is cut, so a caller passing a
+# document as modelId does not put it in the logs.
+_MAX_FIELD = 256
+_MAX_CAUSE = 600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallDetails:
+    """What one call did, handed to every call hook and turned into the log event.
+
+    Durations are milliseconds. Token counts are what Bedrock reported (None when it did not). The stream
+    fields are set only for streaming calls: `ttft_ms` is the time to the first event, `events` and
+    `bytes` what was read, `closed_early` whether the caller left before the end.
+    """
+
+    operation: str
+    model_id: str | None
+    model_arn: str | None
+    region: str
+    outcome: Outcome
+    latency_ms: float
+    attempts: int = 1
+    error_class: str | None = None
+    error_code: str | None = None
+    error_category: str | None = None
+    cause: str | None = None
+    request_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stream: bool = False
+    ttft_ms: float | None = None
+    events: int | None = None
+    bytes: int | None = None
+    closed_early: bool | None = None
+
+
+class CallHook(Protocol):
+    """Called once per call with its details, after the log event. Must be quick; must not raise.
+
+    A hook that raises does not break the call: its first failure is logged (event "bedrock.hook_failed")
+    and the call goes on. Hooks run in the thread (or event loop) that ended the call.
+    """
+
+    def __call__(self, details: CallDetails, /) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From an error to the event's error fields
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """ "refused" for what was stopped locally before anything was sent, "error" otherwise."""
+    return "refused" if isinstance(exc, (ModelNotAllowedError, InvalidModelIdError)) else "error"
+
+
+def _category(exc: BaseException) -> str:
+    if isinstance(exc, ModelNotAllowedError):
+        return "refused"
+    if isinstance(exc, InvalidModelIdError):
+        return "invalid_model_id"
+    if isinstance(exc, AccessDeniedError):
+        return "access"
+    if isinstance(exc, ModelNotFoundError):
+        return "not_found"
+    if isinstance(exc, (InvalidRequestError, InferenceProfileRequiredError)):
+        return "invalid_request"
+    if isinstance(exc, QuotaExceededError):
+        return "quota"
+    if isinstance(exc, ModelError):
+        return "model"
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, BedrockServiceError):
+        return "service"
+    if isinstance(exc, CONNECTION_ERRORS) or is_transient(exc):
+        return "connection"
+    return "other"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cause_of(exc: BaseException) -> str | None:
+    """A one-line cause safe to log, built from the error's parsed fields and our own fix text.
+
+    Bedrock's messages are not copied: a validation message can quote the request, and a signature
+    error can echo the canonical request with its headers. For access errors the parsed fields (principal,
+    action, resource, policy type and ARN) say who may not do what; the result is scrubbed of credentials
+    all the same.
+    """
+    parts: list[str] = []
+    if isinstance(exc, AccessDeniedError) and not isinstance(exc, ModelNotAllowedError):
+        if exc.action or exc.resource:
+            who = exc.principal or "the caller"
+            what = " on ".join(part for part in (exc.action, exc.resource) if part)
+            parts.append(f"{who} may not {what}")
+        if exc.policy_type or exc.policy_arn:
+            policy = " ".join(part for part in (exc.policy_type, "policy", exc.policy_arn) if part)
+            parts.append(f"({policy})")
+    if isinstance(exc, BedrockServiceError):
+        if exc.fix:
+            parts.append(f"Fix: {exc.fix}")
+    elif isinstance(exc, InvalidModelIdError):
+        parts.append(f"{exc.problem}. Fix: {exc.fix}")
+    elif isinstance(exc, CONNECTION_ERRORS):
+        parts.append(str(exc))  # the endpoint URL and the transport's reason
+    # Anything else: an arbitrary exception's message may quote anything, so only its class is logged.
+    if not parts:
+        return None
+    return _clip(" ".join(redact_secrets(" ".join(parts)).split()), _MAX_CAUSE)
+
+
+def _public_name(exc: BaseException) -> str:
+    # Translated errors may be per-client subclasses named like their public class; name that class.
+    return type(exc).__name__
+
+
+def error_fields(exc: BaseException) -> dict[str, str | None]:
+    """The error part of `CallDetails` for `exc`: `CallDetails(..., **error_fields(exc))`."""
+    code = exc.code if isinstance(exc, BedrockServiceError) else None
+    return {
+        "error_class": _public_name(exc),
+        "error_code": code,
+        "error_category": _category(exc),
+        "cause": cause_of(exc),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The event (sans-I/O)
+
+_QUIET_CATEGORIES = frozenset({"transient", "connection"})
+
+
+def level_of(details: CallDetails) -> int:
+    """The stdlib level of the call's event (see the module docstring for the rule)."""
+    if details.outcome == "ok":
+        return logging.INFO
+    if details.outcome == "refused" or details.error_category in _QUIET_CATEGORIES:
+        return logging.WARNING
+    return logging.ERROR
+
+
+def _short(value: str | None) -> str | None:
+    return value if value is None or len(value) <= _MAX_FIELD else _clip(value, _MAX_FIELD)
+
+
+def event_from(details: CallDetails) -> dict[str, Any]:
+    """The event's fields (without the event name), in a stable order."""
+    event: dict[str, Any] = {
+        "operation": details.operation,
+        "model_id": _short(details.model_id),
+        "model_arn": _short(details.model_arn),
+        "region": details.region,
+        "outcome": details.outcome,
+        "latency_ms": round(details.latency_ms, 3),
+        "attempts": details.attempts,
+        "request_id": details.request_id,
+        "input_tokens": details.input_tokens,
+        "output_tokens": details.output_tokens,
+    }
+    if details.outcome != "ok":
+        event["error_class"] = details.error_class
+        event["error_code"] = details.error_code
+        event["error_category"] = details.error_category
+        event["cause"] = details.cause
+    if details.stream:
+        event["stream"] = True
+        event["ttft_ms"] = None if details.ttft_ms is None else round(details.ttft_ms, 3)
+        event["events"] = details.events
+        event["bytes"] = details.bytes
+        event["closed_early"] = details.closed_early
+    return event
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Redaction and opt-in body logging
+
+_REDACTED = "[REDACTED]"
+
+# Each pattern finds a credential in free text; the replacement keeps the label and drops the secret.
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # The value of an Authorization header (SigV4 "AWS4-HMAC-SHA256 Credential=..., Signature=...",
+    # "Bearer ...", Basic ...), in header, JSON or repr form.
+    (
+        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n}]+"),
+        r"\g<1>" + _REDACTED,
+    ),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer " + _REDACTED),
+    # Session tokens and secret keys by name (JSON, env, ini, query string, boto repr).
+    (
+        re.compile(
+            r"(?i)((?:aws_)?(?:session_token|security_token|secret_access_key|secretaccesskey|sessiontoken"
+            r"|secret_key|x-amz-security-token|x-amz-signature|signature)[\"']?\s*[:=]\s*[\"']?)"
+            r"[A-Za-z0-9/+=%_\-]{8,}"
+        ),
+        r"\g<1>" + _REDACTED,
+    ),
+    # STS session tokens by their fixed prefixes, wherever they appear.
+    (re.compile(r"\b(?:IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9/+=]{20,}"), _REDACTED),
+    # Amazon Bedrock API keys (long-term "ABSK...", short-term "bedrock-api-key-...").
+    (re.compile(r"\bABSK[A-Za-z0-9+/=]{20,}"), _REDACTED),
+    (re.compile(r"\bbedrock-api-key-[A-Za-z0-9+/=%]{8,}"), _REDACTED),
+    # Access key ids (AKIA long-term, ASIA temporary, and the other IAM unique-id prefixes).
+    (re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|ABIA|ACCA)[A-Z0-9]{16}\b"), _REDACTED),
+    # A bare 40-character secret access key: base64 alphabet, standing alone, mixing cases and digits
+    # (which keeps git hashes and plain words out).
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[0-9/+])"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+        ),
+        _REDACTED,
+    ),
+    # Generic named secrets.
+    (
+        re.compile(
+            r"(?i)(\b(?:password|passwd|api[_-]?key|client[_-]?secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"
+        ),
+        r"\g<1>" + _REDACTED,
+    ),
+)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with AWS keys, secret keys, session tokens, Authorization values and bearer tokens replaced."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# Redaction runs on a window a little longer than what is kept, so a secret cut by the truncation is still
+# recognised whole (session tokens run to a couple of thousand characters).
+_REDACTION_MARGIN = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyLogging:
+    """Opt-in: add request and response bodies to the call's event, truncated and redacted.
+
+    Built-in redaction (AWS access keys, secret keys, session tokens, Authorization and bearer values,
+    Bedrock API keys, named passwords) always runs first; `redact` then sees the result and returns what
+    may be logged (for example to mask emails or customer ids). A `redact` that raises withholds the body.
+    """
+
+    max_chars: int = 2000
+    redact: Callable[[str], str] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int):
+            raise TypeError(f"BodyLogging.max_chars takes an int, not {type(self.max_chars).__name__}")
+        if self.max_chars < 0:
+            raise ValueError(f"BodyLogging.max_chars must be >= 0, got {self.max_chars}")
+        if self.redact is not None and not callable(self.redact):
+            raise TypeError("BodyLogging.redact takes a function str -> str, or None")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"  # images and documents in Converse messages: size only
+    return f"<{type(value).__name__}>"
+
+
+def _text_of(body: object, limit: int) -> tuple[str, str] | None:
+    """Up to `limit` characters of a body, and its full size ("N chars" or "N bytes")."""
+    if body is None:
+        return None
+    if isinstance(body, str):
+        return body[:limit], f"{len(body)} chars"
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        raw = bytes(body[: limit * 4])  # at most 4 bytes per character in UTF-8
+        return raw.decode("utf-8", errors="replace")[:limit], f"{len(body)} bytes"
+    if isinstance(body, (dict, list, tuple)):
+        text = json.dumps(body, default=_json_default, ensure_ascii=False)
+        return text[:limit], f"{len(text)} chars"
+    # A file-like body (invoke_model accepts one) must not be read here: reading would consume it.
+    text = f"<{type(body).__name__}>"
+    return text, f"{len(text)} chars"
+
+
+def summarize_body(body: object, *, config: BodyLogging) -> str | None:
+    """What may be logged of a request or response body under `config`: redacted, then truncated.
+
+    str, bytes (UTF-8) and JSON-like values (dicts and lists, as Converse takes them; binary parts are
+    shown by size) are rendered; other objects (file-like bodies) by their type only. None stays None.
+    A truncated body ends with `...[<full size>]`.
+    """
+    found = _text_of(body, config.max_chars + _REDACTION_MARGIN)
+    if found is None:
+        return None
+    text, size = found
+    cut = len(text) > config.max_chars
+    text = redact_secrets(text)
+    if config.redact is not None:
+        try:
+            redacted: object = config.redact(text)
+        except Exception:  # noqa: BLE001 - fail closed: a broken redaction hook must not leak the body
+            return "[body withheld: the redact hook raised]"
+        if not isinstance(redacted, str):
+            return "[body withheld: the redact hook did not return a str]"
+        text = redacted
+    if cut or len(text) > config.max_chars:
+        text = f"{text[: config.max_chars]}...[{size}]"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Emitting (the only I/O here: handing the event to a logger, calling hooks)
+
+_METHODS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+
+
+class _Line:
+    """The stdlib message `bedrock.call k=v ...`, rendered only if a handler formats the record."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = event
+
+    def __str__(self) -> str:
+        parts = [EVENT]
+        for key, value in self._event.items():
+            if value is None:
+                continue
+            shown = repr(value) if isinstance(value, str) and (not value or " " in value) else value
+            parts.append(f"{key}={shown}")
+        return " ".join(parts)
+
+
+def _structlog_enabled(logger: Any, level: int) -> tuple[Any, bool]:
+    bound = logger.bind()  # resolves the lazy proxy once; its filtering methods are then plain calls
+    check = getattr(bound, "is_enabled_for", None)
+    return bound, bool(check(level)) if callable(check) else True
+
+
+def _bodies(
+    body_logging: BodyLogging | None, request_body: object, response_body: object
+) -> dict[str, str | None]:
+    if body_logging is None:
+        return {}
+    return {
+        "request_body": summarize_body(request_body, config=body_logging),
+        "response_body": summarize_body(response_body, config=body_logging),
+    }
+
+
+def emit(
+    details: CallDetails,
+    *,
+    hooks: Iterable[CallHook] = (),
+    logger: object = None,
+    body_logging: BodyLogging | None = None,
+    request_body: object = None,
+    response_body: object = None,
+) -> None:
+    """Log the call's one event and call its hooks; nothing here can fail the call.
+
+    `logger` overrides the routing: a stdlib `logging.Logger`, or any structlog-style logger (has
+    `.info/.warning/.error(event, **fields)`). Bodies are ignored unless `body_logging` is given.
+    """
+    level = level_of(details)
+    try:
+        _log(
+            details,
+            level=level,
+            logger=logger,
+            body_logging=body_logging,
+            request_body=request_body,
+            response_body=response_body,
+        )
+    except Exception:  # a broken log pipeline must not fail a call that succeeded
+        _stdlib_logger.debug("could not log %s", EVENT, exc_info=True)
+    for hook in hooks:
+        _call_hook(hook, details, logger)
+
+
+def _call_hook(hook: CallHook, details: CallDetails, logger: object) -> None:
+    try:
+        hook(details)
+    except Exception as exc:  # noqa: BLE001 - a hook must not break the call
+        _hook_failed(hook, exc, logger)
+
+
+def _log(
+    details: CallDetails,
+    *,
+    level: int,
+    logger: object,
+    body_logging: BodyLogging | None,
+    request_body: object,
+    response_body: object,
+) -> None:
+    if logger is None:
+        logger = _structlog_logger if structlog.is_configured() else _stdlib_logger
+    if isinstance(logger, logging.Logger):
+        if not logger.isEnabledFor(level):
+            return  # the common default: nothing built, nothing formatted
+        event = event_from(details)
+        event.update(_bodies(body_logging, request_body, response_body))
+        logger.log(level, "%s", _Line(event), extra=event)
+        return
+    bound, enabled = _structlog_enabled(logger, level)
+    if not enabled:
+        return
+    event = event_from(details)
+    event.update(_bodies(body_logging, request_body, response_body))
+    getattr(bound, _METHODS[level])(EVENT, **event)
+
+
+# Hooks whose failure was logged already (weakly held where the hook allows it, else by id).
+_failed_hooks: weakref.WeakSet[object] = weakref.WeakSet()
+_failed_hook_ids: set[int] = set()
+
+
+def _first_failure(hook: object) -> bool:
+    try:
+        if hook in _failed_hooks:
+            return False
+        _failed_hooks.add(hook)
+    except TypeError:  # not weak-referenceable
+        if id(hook) in _failed_hook_ids:
+            return False
+        _failed_hook_ids.add(id(hook))
+    return True
+
+
+def _hook_failed(hook: object, exc: Exception, logger: object) -> None:
+    try:
+        if not _first_failure(hook):
+            return
+        name = _clip(getattr(hook, "__qualname__", None) or repr(hook), _MAX_FIELD)
+        fields = {"hook": name, "error_class": type(exc).__name__}
+        if logger is None:
+            logger = _structlog_logger if structlog.is_configured() else _stdlib_logger
+        if isinstance(logger, logging.Logger):
+            logger.warning(
+                "bedrock.hook_failed hook=%s error_class=%s (later failures of this hook are not logged)",
+                name,
+                fields["error_class"],
+                exc_info=exc,
+            )
+        else:
+            logger.warning("bedrock.hook_failed", exc_info=exc, **fields)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001, S110 - reporting a broken hook must not break the call either
+        pass
