@@ -471,6 +471,10 @@ def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
         # The region-less form (what global profiles route to) is an IAM resource; botocore's pattern
         # wants a region, so check the rest of it with a placeholder region.
         candidate = model_id.replace(":bedrock:::", ":bedrock:us-east-1::", 1)
+    elif not model_id.startswith("arn:"):
+        # Bare ids pass botocore's loose bare alternatives; their canonical ARN must pass too, so a ref
+        # never carries an ARN Bedrock would reject (the account is a placeholder when unknown).
+        candidate = ref.arn.replace("::inference-profile/", ":000000000000:inference-profile/", 1)
     if not pattern.fullmatch(candidate):
         raise _fail(
             model_id,
