@@ -4,10 +4,10 @@ A frame is: total length (u32) + headers length (u32) + CRC32 of those 8 bytes, 
 and a CRC32 of everything before it. Each header is name length (u8), name, value type (u8; 7 = string), value
 length (u16) and value. All integers are big-endian.
 
-Why our own: botocore only decodes these frames; awscrt encodes them but is a large C extension we would add to
-every install for about forty lines; the other pure-Python encoders on PyPI live inside service-specific SDKs
-(for example amazon-transcribe's) and are not maintained as general codecs. Decoding stays botocore's, and the
-tests round-trip every frame through `botocore.eventstream.EventStreamBuffer`.
+Why our own: botocore only decodes these frames; awscrt encodes them but is a large C extension we would add
+to every install for about forty lines; the other pure-Python encoders on PyPI live inside service-specific
+SDKs (for example amazon-transcribe's) and are not maintained as general codecs. Decoding stays botocore's,
+and the tests round-trip every frame through `botocore.eventstream.EventStreamBuffer`.
 
 Encoding runs once per streamed event, so the common headers are encoded once and cached.
 """
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zlib import crc32
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["encode_frame", "event_frame", "exception_frame"]
 

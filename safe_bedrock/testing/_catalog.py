@@ -1,8 +1,8 @@
 """The error messages Amazon Bedrock sends, as one table: (code, variant) -> message template.
 
 The texts are the ones users meet in practice (collected from public bug reports and AWS documentation), so an
-app's error handling can be tested against what it will really see. The fake renders them per request; the error
-classification in `safe_bedrock._translate` reads the same table, so both stay in step.
+app's error handling can be tested against what it will really see. The fake renders them per request;
+the error classification in `safe_bedrock._translate` reads the same table, so both stay in step.
 
 Templates use `str.format` fields, filled from the request when the fake answers:
 `{principal}` (caller ARN), `{action}` (IAM action of the operation), `{resource}` (ARN of the model),
@@ -362,7 +362,7 @@ def _stream_exceptions() -> dict[str, str]:
         stream = operation.get_event_stream_output()
         if stream is None:
             continue
-        for member, shape in stream.members.items():
+        for member, shape in stream.members.items():  # type: ignore[attr-defined]  # a StructureShape
             if shape.metadata.get("exception"):
                 found[member] = shape.name
     return found
@@ -409,7 +409,7 @@ def find(code: str, variant: str | None = None) -> ErrorMessage:
 
 
 def stream_exception_name(code: str) -> str:
-    """The lowerCamel :exception-type for a mid-stream error given as "ThrottlingException" or its member name."""
+    """The lowerCamel :exception-type of a mid-stream error given as "ThrottlingException" or member name."""
     table = _stream_exceptions()
     if code in table:
         return code

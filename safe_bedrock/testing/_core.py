@@ -147,7 +147,7 @@ def _caller(headers: Mapping[str, str]) -> tuple[str | None, str]:
 def request_from_http(
     *, method: str, raw_path: str, headers: Mapping[str, str], body: bytes | None
 ) -> FakeRequest:
-    """Build the FakeRequest for an HTTP request; unknown routes give operation "" (answered 404 by handle)."""
+    """The FakeRequest for an HTTP request; unknown routes get operation "" (answered 404 by handle)."""
     lowered = {str(k).lower(): str(v) for k, v in headers.items()}
     data = body or b""
     found = route(method, raw_path)
@@ -184,7 +184,7 @@ def error_reply(
     status: int | None = None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> Reply:
-    """An AWS rest-json error: status from the service model, x-amzn-ErrorType header, {"message": ...} body."""
+    """An AWS rest-json error: status from the service model, x-amzn-ErrorType, {"message": ...} body."""
     headers = {
         "Content-Type": JSON,
         "x-amzn-RequestId": request_id,
@@ -231,11 +231,11 @@ def action_for(operation: str) -> str:
 
 
 def _drop_now() -> Iterator[bytes]:
+    yield from ()
     raise ConnectionDrop("the fake Bedrock dropped the connection before answering")
-    yield b""  # pragma: no cover - makes this a generator
 
 
-def _paced(frames: list[bytes], delay: float, tail: bytes, drop: bool) -> Iterator[bytes]:
+def _paced(frames: list[bytes], delay: float, tail: bytes, *, drop: bool) -> Iterator[bytes]:
     for i, frame in enumerate(frames):
         if delay > 0 and i:
             time.sleep(delay)
@@ -309,7 +309,7 @@ class FakeBedrockCore:
         with self.lock:
             self._counter += 1
             n = self._counter
-        # Deterministic per fake: the n-th request of any fake gets the same id, which keeps tests reproducible.
+        # Deterministic: the n-th request of any fake gets the same id, which keeps tests reproducible.
         return str(uuid.uuid5(self._seed, str(n)))
 
     # --- answering -------------------------------------------------------------------------------------
@@ -345,7 +345,7 @@ class FakeBedrockCore:
             return self._answer(request, scripted, request_id)
         except _responders.BadRequest as exc:
             return error_reply("ValidationException", str(exc), request_id=request_id)
-        except _ScriptFailure as exc:
+        except _ScriptFailureError as exc:
             return self._failed(str(exc), request_id)
 
     def _failed(self, failure: str, request_id: str) -> Reply:
@@ -375,7 +375,7 @@ class FakeBedrockCore:
         if operation == "InvokeModel":
             payload = _responders.parse_json_body(request.body, invoke=True)
             family, answer = _responders.answer_for(operation, model_id, payload, text=text)
-            first, total = _responders.latency_ms(answer)
+            _, total = _responders.latency_ms(answer)
             headers = {
                 "X-Amzn-Bedrock-Invocation-Latency": str(total),
                 "X-Amzn-Bedrock-Output-Token-Count": str(answer.output_tokens),
@@ -417,20 +417,20 @@ class FakeBedrockCore:
         )
 
     def _scripted_text(self, request: FakeRequest, scripted: Scripted | None) -> tuple[str | None, object]:
-        """(answer text, response body) chosen by a text entry or a route handler; (None, None) for default."""
+        """(answer text, response body) from a text entry or a route handler; (None, None) for default."""
         if scripted is None:
             return None, None
         if scripted.handler is None:
             return scripted.text, None
         try:
             result = scripted.handler(request)
-        except Exception as exc:  # noqa: BLE001 - a test's handler failing is reported, not raised on a thread
-            raise _ScriptFailure(f"the handler of {scripted.origin} raised {exc!r}") from exc
+        except Exception as exc:
+            raise _ScriptFailureError(f"the handler of {scripted.origin} raised {exc!r}") from exc
         if isinstance(result, str):
             return result, None
         if isinstance(result, (Mapping, list)) and request.operation not in _STREAM_OPS:
             return None, result
-        raise _ScriptFailure(
+        raise _ScriptFailureError(
             f"the handler of {scripted.origin} returned {result!r}; return the answer text (str), or for a"
             " non-streaming call the response body (dict)"
         )
@@ -538,12 +538,13 @@ class FakeBedrockCore:
         if isinstance(event, Mapping) and len(event) == 1:
             ((name, body),) = event.items()
             return event_frame(str(name), json.dumps(body, separators=(",", ":")).encode())
-        raise _ScriptFailure(
-            f"converse_stream events are single-key dicts like {{'contentBlockDelta': {{...}}}}, got {event!r}"
+        raise _ScriptFailureError(
+            "converse_stream events are single-key dicts like {'contentBlockDelta': {...}}, got "
+            f"{event!r}"
         )
 
 
-class _ScriptFailure(Exception):
+class _ScriptFailureError(Exception):
     """A scripted answer cannot be produced for this request (reported as an assertion, not a 500)."""
 
 

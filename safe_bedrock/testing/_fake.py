@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -24,9 +23,10 @@ from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, r
 from safe_bedrock.testing._script import ScriptingAPI, stream_operations
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
     from types import TracebackType
 
-    from botocore.awsrequest import AWSPreparedRequest
+    from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
 
@@ -55,7 +55,7 @@ class _Body:
             # What urllib3 raises when the peer closes mid-body; botocore lets it through while iterating.
             raise ProtocolError(f"Connection broken: {exc}", exc) from exc
 
-    def read(self, amt: int | None = None) -> bytes:
+    def read(self, amt: int | None = None) -> bytes:  # noqa: ARG002 - the file-like signature botocore may use
         return b"".join(self.stream())
 
     def close(self) -> None:
@@ -89,7 +89,8 @@ class FakeBedrock(ScriptingAPI):
         """A real boto3 bedrock-runtime client with fake static credentials, attached to this fake.
 
         Keyword arguments go to `boto3.session.Session.client` (config, endpoint_url, ...) and win over the
-        defaults. The session ignores the environment's AWS profile and files: tests never see real credentials.
+        defaults. The session ignores the environment's AWS profile and files: tests never see real
+        credentials.
         """
         kwargs.setdefault("endpoint_url", _UNUSED_ENDPOINT.format(region=region_name))
         kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
@@ -100,7 +101,8 @@ class FakeBedrock(ScriptingAPI):
         isolated.set_config_variable("credentials_file", os.devnull)
         session = boto3.session.Session(botocore_session=isolated)
         client: BedrockRuntimeClient = session.client("bedrock-runtime", region_name=region_name, **kwargs)
-        return self.attach(client)
+        self.attach(client)
+        return client
 
     def attach(self, client: Any) -> Any:
         """Answer this existing bedrock-runtime client's calls from the fake (until close/detach)."""
@@ -140,11 +142,11 @@ class FakeBedrock(ScriptingAPI):
         url = request.url or ""
         parts = urlsplit(url)
         raw_path = parts.path + ("?" + parts.query if parts.query else "")
-        body = request.body
-        if body is not None and not isinstance(body, bytes):
-            body = body.encode() if isinstance(body, str) else body.read()
         fake_request = request_from_http(
-            method=request.method or "POST", raw_path=raw_path, headers=request.headers, body=body
+            method=request.method or "POST",
+            raw_path=raw_path,
+            headers=cast("Mapping[str, str]", request.headers),
+            body=_bytes(request.body),
         )
         reply = self._core.handle(fake_request)
         if reply.failure is not None:
@@ -155,9 +157,24 @@ class FakeBedrock(ScriptingAPI):
         return f"<FakeBedrock clients={len(self._clients)} requests={len(self._core.requests)}>"
 
 
+def _bytes(body: object) -> bytes | None:
+    # botocore's rest-json serialiser gives bytes; a str or a file-like object would come from a custom hook.
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, (str, bytearray)):
+        return body.encode() if isinstance(body, str) else bytes(body)
+    data = body.read()  # type: ignore[attr-defined]
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _headers(headers: dict[str, str]) -> HTTPHeaders:
+    # AWSResponse copies whatever mapping it gets into a case-insensitive dict; the stubs ask for HTTPHeaders.
+    return cast("HTTPHeaders", headers)
+
+
 def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
     if reply.chunks is None:
-        return AWSResponse(url, reply.status, reply.headers, _Body((reply.body or b"",), url))
+        return AWSResponse(url, reply.status, _headers(reply.headers), _Body((reply.body or b"",), url))
     if not stream:
         try:
             body = b"".join(reply.chunks)
@@ -165,5 +182,5 @@ def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
             # What botocore raises when the connection closes before a response: it retries it as a
             # connection error, exactly as against the real endpoint.
             raise ConnectionClosedError(endpoint_url=url) from exc
-        return AWSResponse(url, reply.status, reply.headers, _Body((body,), url))
-    return AWSResponse(url, reply.status, reply.headers, _Body(reply.chunks, url))
+        return AWSResponse(url, reply.status, _headers(reply.headers), _Body((body,), url))
+    return AWSResponse(url, reply.status, _headers(reply.headers), _Body(reply.chunks, url))

@@ -1,10 +1,10 @@
 """Default answers of the fake, in the shape each provider family uses on Bedrock. Deterministic.
 
-The answer text is derived from the prompt (`"You said: <last user text>"`), so an app's test can assert on what
-its code did with the answer. Token counts are a cheap, stable estimate (one per word or punctuation mark), and
-`max_tokens`-style limits cut the answer and set the family's "stopped at the limit" reason, as the real models
-do. Request bodies are validated the way Bedrock does, with the same message forms; a `BadRequest` carries the
-ValidationException message.
+The answer text is derived from the prompt (`"You said: <last user text>"`), so an app's test can assert on
+what its code did with the answer. Token counts are a cheap, stable estimate (one per word or punctuation
+mark), and `max_tokens`-style limits cut the answer and set the family's "stopped at the limit" reason, as the
+real models do. Request bodies are validated the way Bedrock does, with the same message forms; a `BadRequest`
+carries the ValidationException message.
 
 Nothing here does I/O or knows about transports: functions take parsed JSON and return JSON-ready data.
 """
@@ -111,7 +111,7 @@ def _bare_id(model_id: str) -> str:
 
 
 def family_of(model_id: str, payload: Mapping[str, object]) -> str:
-    """anthropic, anthropic_text, titan, titan_embed, nova, llama, mistral; from the id, else the body's shape."""
+    """anthropic, anthropic_text, titan, titan_embed, nova, llama or mistral: by model id, else body shape."""
     bare = _bare_id(model_id)
     if bare.startswith("anthropic."):
         return "anthropic" if "messages" in payload or "prompt" not in payload else "anthropic_text"
@@ -220,8 +220,10 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
     if family == "nova":
         prompt = _messages(payload, text_key="text", allow_string=False)
         messages_text = _all_text(payload.get("messages"))
-        return prompt, f"{_all_text(payload.get('system'))} {messages_text}", _limit(
-            payload, "inferenceConfig", "maxTokens"
+        return (
+            prompt,
+            f"{_all_text(payload.get('system'))} {messages_text}",
+            _limit(payload, "inferenceConfig", "maxTokens"),
         )
     if family in ("titan", "titan_embed"):
         text = payload.get("inputText")
@@ -231,11 +233,12 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
             raise _malformed(f"#/inputText: expected type: String, found: {_json_type(text)}")
         return text, text, _limit(payload, "textGenerationConfig", "maxTokenCount")
     # llama, mistral, anthropic_text: a prompt string
-    prompt = payload.get("prompt")
-    if not isinstance(prompt, str):
-        if prompt is None:
-            raise _malformed("#: required key [prompt] not found")
-        raise _malformed(f"#/prompt: expected type: String, found: {_json_type(prompt)}")
+    raw_prompt = payload.get("prompt")
+    if raw_prompt is None:
+        raise _malformed("#: required key [prompt] not found")
+    if not isinstance(raw_prompt, str):
+        raise _malformed(f"#/prompt: expected type: String, found: {_json_type(raw_prompt)}")
+    prompt = raw_prompt
     limit_key = {"llama": "max_gen_len", "anthropic_text": "max_tokens_to_sample"}.get(family, "max_tokens")
     return _strip_template(prompt), prompt, _limit(payload, limit_key)
 
@@ -289,7 +292,7 @@ def answer_for(
     text: str | None = None,
     pieces: Sequence[str] | None = None,
 ) -> tuple[str, Answer]:
-    """Validate the request body and build the answer: (family, answer). Converse ops use family "converse"."""
+    """Validate the body and build the answer: (family, answer); family is "converse" for Converse ops."""
     if operation in ("Converse", "ConverseStream"):
         prompt = _converse_prompt(payload)
         system = payload.get("system")
@@ -322,8 +325,8 @@ def _converse_prompt(payload: Mapping[str, object]) -> str:
         role = message.get("role")
         if role not in ("user", "assistant"):
             raise BadRequest(
-                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed to satisfy"
-                " constraint: Member must satisfy enum value set: [user, assistant]"
+                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed to"
+                " satisfy constraint: Member must satisfy enum value set: [user, assistant]"
             )
         content = message.get("content")
         if not isinstance(content, list):

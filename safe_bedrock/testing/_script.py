@@ -1,15 +1,15 @@
-"""Scripting the fake: queue answers, errors and stream faults; route by model; record; assert nothing is left.
+"""Scripting the fake: queue answers, errors and stream faults; route by model; record; assert on it.
 
 Modelled on botocore's Stubber (`add_response`, `add_client_error`, `ANY`, `assert_no_pending_responses`), but
 stream-aware and shared by both transports: `FakeBedrock` and `FakeBedrockServer` both mix in `ScriptingAPI`.
 
 How a request finds its answer:
-1. the queue, oldest first: the first entry whose `model` pattern and `operation` fit the request is used once;
+1. the queue, oldest first: the first entry whose `model` pattern and `operation` fit is used, once;
 2. else the routes (`route(...)`), in the order they were added: the first that fits answers, and stays;
 3. else the default answer of the model's provider family (see `_responders`).
 
-A scripting mistake (an error code Bedrock does not have, a stream error on a non-stream operation, both `body`
-and `text`, ...) raises ValueError or TypeError at the line that made it, saying what is valid.
+A scripting mistake (an error code Bedrock does not have, a stream error on a non-stream operation, both
+`body` and `text`, ...) raises ValueError or TypeError at the line that made it, saying what is valid.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from botocore import xform_name
 from safe_bedrock.testing import _catalog
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from safe_bedrock.testing._core import FakeBedrockCore, FakeRequest
 
 __all__ = [
@@ -170,9 +172,9 @@ def _model_matches(pattern: str, request: FakeRequest) -> bool:
 
 def _caller() -> str:
     # The first frame outside this package is the test line that scripted the answer.
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("safe_bedrock.testing"):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:  # pragma: no cover - always called from somewhere
         return "?"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -272,8 +274,8 @@ def _events(events: Iterable[object] | None) -> tuple[object, ...] | None:
         return None
     if isinstance(events, (str, bytes, Mapping)):
         raise TypeError(
-            "events must be a list: for invoke_model_with_response_stream, the chunk dicts (or bytes) the model"
-            " sends; for converse_stream, single-key dicts like {'contentBlockDelta': {...}}"
+            "events must be a list: for invoke_model_with_response_stream, the chunk dicts (or bytes) the"
+            " model sends; for converse_stream, single-key dicts like {'contentBlockDelta': {...}}"
         )
     out = tuple(events)
     for event in out:
@@ -316,7 +318,7 @@ class ScriptingAPI:
     ) -> None:
         """Queue one answer for a non-streaming call.
 
-        `body`: the JSON (dict) or raw bytes the call returns, e.g. the InvokeModel body or the Converse output.
+        `body`: the JSON (dict) or raw bytes the call returns: the InvokeModel body, the Converse output, ...
         `text`: instead, answer with this text in the shape of the model's family (works for streams too).
         `model`: only for model ids matching this IAM-style wildcard ("anthropic.*"); `operation`: only for
         this operation ("invoke_model" or "InvokeModel"); `expected`: the parsed request body the call must
@@ -359,10 +361,10 @@ class ScriptingAPI:
     ) -> None:
         """Queue one streamed answer (invoke_model_with_response_stream or converse_stream).
 
-        Give `text` (split into words), `chunks` (the exact text pieces, one per delta event) or `events` (raw:
-        chunk dicts for invoke_model_with_response_stream, {"eventName": {...}} for converse_stream). Without
-        any of them the default answer streams. `delay` is slept between events, `first_byte_delay` before the
-        response starts.
+        Give `text` (split into words), `chunks` (the exact text pieces, one per delta event) or `events`
+        (raw: chunk dicts for invoke_model_with_response_stream, {"eventName": {...}} for converse_stream).
+        Without any of them the default answer streams. `delay` is slept between events, `first_byte_delay`
+        before the response starts.
         """
         self._queue_stream(
             "add_stream",
@@ -400,7 +402,7 @@ class ScriptingAPI:
         lowerCamel code while the caller iterates.
         """
         member = _catalog.stream_exception_name(code)
-        code_name = _catalog._stream_exceptions()[member]  # noqa: SLF001 - same package
+        code_name = _catalog._stream_exceptions()[member]
         _error_fields(code_name, message, variant)
         self._queue_stream(
             "add_stream_error",
@@ -455,8 +457,9 @@ class ScriptingAPI:
         times: int = 1,
     ) -> None:
         """Queue a dropped connection: before any response byte (`after=None`), or, for a stream, after
-        `after` events. In-process this raises what botocore/urllib3 raise on a real drop: ConnectionClosedError
-        before the response (which botocore retries), urllib3's ProtocolError while iterating a stream.
+        `after` events. In-process this raises what botocore/urllib3 raise on a real drop:
+        ConnectionClosedError before the response (which botocore retries), urllib3's ProtocolError while
+        iterating a stream.
         """
         if after is None:
             op = _operation(operation)
@@ -494,7 +497,7 @@ class ScriptingAPI:
         expected: object = NOT_SET,
         times: int = 1,
     ) -> None:
-        """Queue an error answer, as Bedrock sends it (status from the service model, x-amzn-ErrorType header).
+        """Queue an error answer as Bedrock sends it (status from the service model, x-amzn-ErrorType header).
 
         `code`: "AccessDeniedException", "ThrottlingException", ... (the service model's errors plus the AWS
         front door's UnrecognizedClientException, ExpiredTokenException, InvalidSignatureException).
@@ -535,7 +538,7 @@ class ScriptingAPI:
         handler: Callable[[FakeRequest], object] | None = None,
         operation: str | None = None,
     ) -> None:
-        """Answer every call to models matching `model_pattern` (IAM-style wildcard) the same way, until reset.
+        """Answer every call to models matching `model_pattern` (IAM-style wildcard) alike, until reset.
 
         One of: `text` (answer text in the family's shape, streams included), `body` (non-stream JSON),
         `error` (an error code, with optional `message`/`variant`), or `handler(request) -> str | dict`

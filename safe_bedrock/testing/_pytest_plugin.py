@@ -1,0 +1,49 @@
+"""pytest plugin (registered through the `pytest11` entry point): the `fake_bedrock` fixture.
+
+```python
+def test_summary_uses_the_model(fake_bedrock):
+    fake_bedrock.add_response(text="A short summary.")
+    app = MyApp(bedrock=fake_bedrock.client(region_name="us-east-1"))
+    assert app.summarise("long text") == "A short summary."
+    assert fake_bedrock.requests[0].model_id == "anthropic.claude-3-haiku-20240307-v1:0"
+```
+
+Each test gets a fresh `FakeBedrock`; its clients are detached at teardown, and a test that passed fails if
+an answer it scripted was never used (call `fake_bedrock.allow_pending_responses()` to opt out).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from safe_bedrock.testing._fake import FakeBedrock
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+
+__all__ = ["fake_bedrock"]
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, object]:
+    report = yield
+    # Remember whether the test body failed: its own failure says more than "answers left unused".
+    if call.when == "call" and getattr(report, "failed", False):
+        item.stash[_CALL_FAILED] = True
+    return report
+
+
+@pytest.fixture
+def fake_bedrock(request: pytest.FixtureRequest) -> Iterator[FakeBedrock]:
+    """A fresh in-process fake Bedrock; `fake_bedrock.client()` gives a boto3 client answered by it."""
+    fake = FakeBedrock()
+    yield fake
+    fake.close()
+    if not fake._allow_pending and not request.node.stash.get(_CALL_FAILED, False):
+        fake.assert_no_pending_responses()
