@@ -1,0 +1,165 @@
+"""FakeBedrockServer against the floor: a minimal stdlib ThreadingHTTPServer serving the same bytes.
+
+Both servers answer POST /model/{id}/invoke with the exact status, headers and body the fake produces
+for the same request. Two drivers run against each, interleaved round by round in one process so that
+machine noise hits both sides alike:
+
+- boto3: a real bedrock-runtime client calling invoke_model (what users run);
+- raw: an http.client keep-alive loop sending the same request bytes (the server cost alone, magnified).
+
+Prints the median time per call for each and the ratio fake/floor. Target (issue 2): within 1.1x.
+Run: .venv/bin/python benchmarks/bench_fake_server.py [--rounds N] [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from safe_bedrock.testing._server import FakeBedrockServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
+PATH = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
+BODY = json.dumps(
+    {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Hello"}],
+    }
+).encode()
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def capture(endpoint_port: int) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The fake's exact answer to the benchmark request, for the floor server to replay."""
+    conn = http.client.HTTPConnection("127.0.0.1", endpoint_port)
+    conn.request("POST", PATH, body=BODY, headers=HEADERS)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    skip = {"content-length", "date", "server", "connection", "transfer-encoding"}
+    headers = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
+    return response.status, headers, body
+
+
+def floor_server(status: int, headers: list[tuple[str, str]], body: bytes) -> ThreadingHTTPServer:
+    class Floor(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002 - stdlib signature
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Floor)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def boto3_driver(port: int) -> Callable[[int], None]:
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIAFAKEBEDROCK00000",
+        aws_secret_access_key="fake",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+    def run(calls: int) -> None:
+        for _ in range(calls):
+            client.invoke_model(modelId=MODEL_ID, body=BODY)["body"].read()
+
+    return run
+
+
+def raw_driver(port: int) -> Callable[[int], None]:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+
+    def run(calls: int) -> None:
+        for _ in range(calls):
+            conn.request("POST", PATH, body=BODY, headers=HEADERS)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+
+    return run
+
+
+def measure(drivers: dict[str, Callable[[int], None]], *, rounds: int, calls: int) -> dict[str, float]:
+    """Median seconds per call for each driver, rounds interleaved (A, B, A, B, ...; order alternates)."""
+    samples: dict[str, list[float]] = {name: [] for name in drivers}
+    names = list(drivers)
+    for name in names:
+        drivers[name](max(1, calls // 4))  # warm-up: connections, caches
+    for index in range(rounds):
+        order = names if index % 2 == 0 else names[::-1]
+        for name in order:
+            start = time.perf_counter()
+            drivers[name](calls)
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+
+    with FakeBedrockServer() as fake:
+        status, headers, body = capture(fake.port)
+        floor = floor_server(status, headers, body)
+        floor_port = floor.server_address[1]
+        try:
+            results = {}
+            for driver_name, factory in (
+                ("raw http.client", raw_driver),
+                ("boto3 invoke_model", boto3_driver),
+            ):
+                medians = measure(
+                    {"fake": factory(fake.port), "floor": factory(floor_port)},
+                    rounds=args.rounds,
+                    calls=args.calls,
+                )
+                results[driver_name] = medians
+        finally:
+            floor.shutdown()
+            floor.server_close()
+
+    print(
+        f"FakeBedrockServer vs stdlib ThreadingHTTPServer floor ({args.rounds} rounds x {args.calls} calls)"
+    )
+    for driver_name, medians in results.items():
+        ratio = medians["fake"] / medians["floor"]
+        verdict = "within target" if ratio <= 1.1 else "OVER the 1.1x target"
+        print(
+            f"  {driver_name:<20} fake {medians['fake'] * 1e6:8.1f} us/call   "
+            f"floor {medians['floor'] * 1e6:8.1f} us/call   ratio {ratio:.3f}x  ({verdict})"
+        )
+
+
+if __name__ == "__main__":
+    main()

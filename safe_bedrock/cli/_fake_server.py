@@ -1,0 +1,148 @@
+"""`safe-bedrock fake-server`: run the fake Bedrock as a local HTTP server until Ctrl-C."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safe_bedrock.cli import EXIT_OK, Command, CommandError
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4010
+DEFAULT_REGION = "us-east-1"
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on; 0 picks a free one (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        type=Path,
+        help="IAM identity policy (JSON) to enforce; calls it does not allow get AccessDeniedException",
+    )
+    parser.add_argument(
+        "--principal",
+        metavar="ARN",
+        help="principal named in AccessDenied messages (default: an assumed role in account 123456789012)",
+    )
+    parser.add_argument(
+        "--region",
+        default=DEFAULT_REGION,
+        help=f"region clients should use; requests' SigV4 scope wins (default {DEFAULT_REGION})",
+    )
+
+
+def _load_policy(path: Path) -> object:
+    from safe_bedrock._policy import PolicyDocument, PolicyError  # noqa: PLC0415 - only with --policy
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CommandError(
+            f"cannot read policy file {str(path)!r}: {reason}", fix="pass a readable JSON file to --policy"
+        ) from None
+    except UnicodeDecodeError:
+        raise CommandError(
+            f"policy file {str(path)!r} is not UTF-8 text", fix="pass an IAM policy JSON document to --policy"
+        ) from None
+    try:
+        return PolicyDocument.from_json(text, source=str(path))
+    except PolicyError as exc:
+        raise CommandError(str(exc), fix="fix the policy file (Condition blocks are not supported)") from None
+    except ValueError as exc:  # JSON syntax errors, when the parser reports them as such
+        raise CommandError(
+            f"policy file {str(path)!r} is not valid JSON: {exc}",
+            fix="check it with `python -m json.tool FILE`",
+        ) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from safe_bedrock._policy import PolicyError  # noqa: PLC0415 - keep `--help` fast
+    from safe_bedrock.testing._server import FakeBedrockServer  # noqa: PLC0415
+
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"port {args.port} is out of range", fix="pass --port between 1 and 65535, or 0")
+    server = FakeBedrockServer(host=args.host, port=args.port, region=args.region)
+    if args.policy is not None:
+        document = _load_policy(args.policy)
+        try:
+            server.set_policy(document, principal=args.principal)
+        except PolicyError as exc:
+            raise CommandError(str(exc), fix="pass an IAM principal ARN to --principal") from None
+    elif args.principal is not None:
+        raise CommandError(
+            "--principal only matters with --policy", fix="add --policy FILE or drop --principal"
+        )
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"port {args.port} on {args.host} is already in use",
+                fix="stop the other process or pick another port with --port (0 picks a free one)",
+            ) from None
+        reason = exc.strerror or str(exc)
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {reason}", fix="pass a local address to --host"
+        ) from None
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        url = server.endpoint_url
+        print(f"Fake Bedrock listening on {url}", flush=True)
+        print(
+            f"Point boto3 at it: boto3.client('bedrock-runtime', endpoint_url='{url}', "
+            f"region_name='{args.region}')  (any credentials; Ctrl-C stops)",
+            flush=True,
+        )
+        if args.policy is not None:
+            print(f"Enforcing IAM policy {args.policy}", flush=True)
+        # Short waits keep the main thread responsive to signals on every platform.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Fake Bedrock stopped.", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="fake-server",
+    help="run the fake Bedrock as a local HTTP server",
+    description=(
+        "Serve the fake Bedrock (bedrock-runtime's real wire protocol: REST-JSON and event streams) on a\n"
+        "local port until Ctrl-C. Optionally enforce an IAM identity policy."
+    ),
+    epilog=(
+        "examples:\n"
+        "  safe-bedrock fake-server --port 4010\n"
+        "  safe-bedrock fake-server --port 0 --policy policy.json\n\n"
+        "exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad input (policy file, port in use)"
+    ),
+    configure=_configure,
+    run=_run,
+)

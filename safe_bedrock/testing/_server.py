@@ -1,0 +1,420 @@
+"""FakeBedrockServer: the fake Bedrock as a real HTTP/1.1 server on the loopback interface.
+
+A thin transport over `FakeBedrockCore`: read the request, build a `FakeRequest`, call `handle`, write the
+`Reply` back (a Content-Length body, or a chunked event stream written as its chunks are produced).
+Everything Bedrock-specific (routing, answers, scripting, IAM) is the core's; this module only speaks HTTP.
+
+Design notes:
+- stdlib `ThreadingHTTPServer`, one thread per connection, HTTP/1.1 keep-alive, so boto3's connection pool
+  reuses sockets exactly as it does against the real endpoint.
+- Replies are written with one `sendall` for plain responses; headers are assembled without
+  `BaseHTTPRequestHandler.send_header` (which buffers line by line and formats a Date every time).
+- Nothing internal ever reaches the client as a traceback: a failure while handling becomes a 500
+  InternalServerException, a failure after a stream started becomes an `internalServerException` frame.
+- `stop()` is prompt: the listening loop polls often, and every open connection (idle keep-alive or
+  mid-stream) is shut down so that its thread wakes and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import struct
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from safe_bedrock._eventstream import exception_frame
+from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, error_reply, request_from_http
+from safe_bedrock.testing._script import ScriptingAPI
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from typing_extensions import Self
+
+__all__ = ["FakeBedrockServer"]
+
+# Bedrock's own limits are far below this; anything bigger is a broken or hostile client.
+_MAX_BODY = 64 * 1024 * 1024
+_POLL_INTERVAL = 0.05  # how quickly serve_forever notices stop()
+_JOIN_TIMEOUT = 2.0
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, an abrupt cut
+_FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
+_FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret
+
+
+class _BadRequestError(Exception):
+    """The bytes on the wire are not a request we can read (answered 400, connection closed)."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() joins the connection threads itself, with a deadline, after waking them.
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], core: FakeBedrockCore) -> None:
+        self.core = core
+        self.connections: set[socket.socket] = set()
+        self.threads: set[threading.Thread] = set()
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"fake-bedrock-conn-{client_address[1]}",
+            daemon=True,
+        )
+        with self.lock:
+            if self.closing.is_set():
+                self.shutdown_request(request)
+                return
+            self.connections.add(request)
+            self.threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
+        # A broken connection must not print a traceback from a thread: its errors are the client's business.
+        try:
+            with contextlib.suppress(Exception):
+                self.finish_request(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self.lock:
+                self.connections.discard(request)
+                self.threads.discard(threading.current_thread())
+
+    def wake_all(self) -> None:
+        """Shut every open connection down so that blocked reads and writes return at once."""
+        self.closing.set()
+        with self.lock:
+            connections = list(self.connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def join_all(self, deadline: float) -> None:
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "safe-bedrock-fake"
+    sys_version = ""
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002 - the stdlib's signature
+        # A test double stays quiet; the request log (`.requests`) is the record.
+        return
+
+    def send_error(
+        self,
+        code: int,
+        message: str | None = None,
+        explain: str | None = None,  # noqa: ARG002 - HTML detail; an AWS-shaped reply has no room for it
+    ) -> None:
+        # Called by the stdlib for malformed request lines and headers: answer in AWS's JSON shape.
+        code_name = "ValidationException" if code < 500 else "InternalServerException"
+        text = message or _REASONS.get(code, "Bad request")
+        reply = error_reply(code_name, text, request_id=self.server.core.next_request_id(), status=code)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._write_plain(reply)
+
+    # Every method goes to the core, which answers unknown routes with UnknownOperationException.
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        core = self.server.core
+        try:
+            body = self._read_body()
+        except _BadRequestError as exc:
+            self.close_connection = True
+            self._write_plain(error_reply("ValidationException", str(exc), request_id=core.next_request_id()))
+            return
+        try:
+            request = request_from_http(
+                method=self.command, raw_path=self.path, headers=dict(self.headers.items()), body=body
+            )
+            reply = core.handle(request)
+        except Exception:  # noqa: BLE001 - any bug in the fake becomes a 500, never a traceback on the wire
+            reply = _internal_error(core)
+        if reply.chunks is None:
+            self._write_plain(reply)
+        else:
+            self._write_stream(reply, reply.chunks)
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BadRequestError(f"Content-Length {length_header!r} is not a number") from None
+        if length < 0 or length > _MAX_BODY:
+            raise _BadRequestError(f"Content-Length {length} is out of range (0 to {_MAX_BODY})")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise _BadRequestError(f"the body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequestError(f"invalid chunk size line {line[:40]!r}") from None
+            if size == 0:
+                break
+            total += size
+            if size < 0 or total > _MAX_BODY:
+                raise _BadRequestError(f"chunked body larger than {_MAX_BODY} bytes")
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
+                raise _BadRequestError("chunked body ended in the middle of a chunk")
+            parts.append(chunk)
+        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+            pass  # trailers: nothing Bedrock defines
+        return b"".join(parts)
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def _head(self, reply: Reply, framing: str) -> bytes:
+        lines = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Unknown')}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+        lines.append(framing)
+        lines.append(f"Date: {_http_date()}\r\n")
+        if self.close_connection:
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+    def _write_plain(self, reply: Reply) -> None:
+        body = reply.body or b""
+        head = self._head(reply, f"Content-Length: {len(body)}\r\n")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
+
+    def _write_stream(self, reply: Reply, chunks: Iterable[bytes]) -> None:
+        write = self.wfile.write
+        iterator = iter(chunks)
+        try:
+            # The head waits for the first chunk, so a drop scripted before any event cuts a silent socket
+            # (the client sees a connection error, as when Bedrock's front door fails) rather than a 200.
+            try:
+                first = next(iterator, b"")
+            except ConnectionDrop:
+                self._cut()
+                return
+            except Exception:  # noqa: BLE001 - nothing written yet: a plain 500 is still possible
+                self._write_plain(_internal_error(self.server.core))
+                return
+            write(self._head(reply, "Transfer-Encoding: chunked\r\n"))
+            try:
+                for chunk in itertools.chain((first,), iterator):
+                    if self.server.closing.is_set():
+                        raise ConnectionDrop  # stop() in progress: end the stream now
+                    if chunk:
+                        write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            except ConnectionDrop:
+                self._cut()
+                return
+            except OSError:
+                raise
+            except Exception:  # noqa: BLE001 - a bug mid-stream: end it the way Bedrock reports a failure
+                frame = exception_frame("internalServerException", "The fake failed while streaming.")
+                write(b"%x\r\n%b\r\n" % (len(frame), frame))
+            write(b"0\r\n\r\n")
+        except OSError:
+            # The client went away (or stop() shut the socket): nothing more to say on this connection.
+            self.close_connection = True
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def _cut(self) -> None:
+        """Abort the connection the way a crashed peer does: an RST, no chunked terminator."""
+        self.close_connection = True
+        conn: socket.socket = self.connection
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    # Formatting a Date header costs more than the rest of a small reply; once per second is enough.
+    global _date_cache  # noqa: PLW0603 - a one-slot cache; a race only formats the same date twice
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
+    return _date_cache[1]
+
+
+def _internal_error(core: FakeBedrockCore) -> Reply:
+    return error_reply(
+        "InternalServerException",
+        "The fake Bedrock failed handling the request (a bug in safe-bedrock's fake: please report it).",
+        request_id=core.next_request_id(),
+        status=500,
+    )
+
+
+class FakeBedrockServer(ScriptingAPI):
+    """The fake Bedrock on a real HTTP port, for any client: boto3 with endpoint_url, other SDKs, curl.
+
+    ```python
+    with FakeBedrockServer() as server:
+        client = boto3.client("bedrock-runtime", endpoint_url=server.endpoint_url, region_name="us-east-1")
+        client.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=[...])
+    ```
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
+        self._core = FakeBedrockCore()
+        self.region = region
+        self._address = (host, port)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind and start serving in a background thread. Raises OSError if the port is taken."""
+        with self._lock:
+            if self._httpd is not None:
+                return self
+            httpd = _HTTPServer(self._address, self._core)
+            thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL},
+                name=f"fake-bedrock-server-{httpd.server_address[1]}",
+                daemon=True,
+            )
+            thread.start()
+            self._httpd, self._thread = httpd, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: close the port, cut open connections (streams in flight included), join threads."""
+        with self._lock:
+            httpd, thread = self._httpd, self._thread
+            self._httpd = self._thread = None
+        if httpd is None or thread is None:
+            return
+        deadline = time.monotonic() + _JOIN_TIMEOUT
+        httpd.closing.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        httpd.wake_all()
+        httpd.join_all(deadline)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    # --- where it listens ----------------------------------------------------------------------------------
+
+    def _bound(self) -> _HTTPServer:
+        httpd = self._httpd
+        if httpd is None:
+            raise RuntimeError(
+                "FakeBedrockServer is not running; use `with FakeBedrockServer() as s:` or .start()"
+            )
+        return httpd
+
+    @property
+    def host(self) -> str:
+        return str(self._bound().server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._bound().server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        host = self.host
+        if ":" in host:  # an IPv6 literal needs brackets in a URL
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def client(self, **kwargs: Any) -> BedrockRuntimeClient:
+        """A real boto3 bedrock-runtime client pointed at this server, with fake credentials.
+
+        Keyword arguments go to `boto3.session.Session.client` (region_name, config, ...) and win over the
+        defaults. The session ignores the environment's AWS profile so tests never pick up real credentials.
+        """
+        import boto3  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
+        import botocore.session  # noqa: PLC0415
+
+        region = kwargs.pop("region_name", self.region)
+        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        kwargs.setdefault("aws_access_key_id", _FAKE_ACCESS_KEY)
+        kwargs.setdefault("aws_secret_access_key", _FAKE_SECRET_KEY)
+        # No profile, config or credentials file from the environment: tests must never reach real AWS.
+        # (A session var with no env var name makes botocore ignore AWS_PROFILE for this session.)
+        isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        isolated.set_config_variable("config_file", os.devnull)
+        isolated.set_config_variable("credentials_file", os.devnull)
+        session = boto3.session.Session(botocore_session=isolated)
+        client: BedrockRuntimeClient = session.client("bedrock-runtime", region_name=region, **kwargs)
+        return client
+
+    def __repr__(self) -> str:
+        where = self.endpoint_url if self.running else "not running"
+        return f"<FakeBedrockServer {where}>"
