@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 else:
     _ClientBase = object
 
-SERVICE = "bedrock-runtime"
+SERVICE: Final = "bedrock-runtime"
 
 
 def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
@@ -169,7 +169,7 @@ class SafeBedrockClient(_ClientBase):
             def call(**kwargs: Any) -> Any:  # noqa: ANN401
                 state = guard.begin(spec, kwargs)
                 try:
-                    response = call_with_retries(
+                    response, _ = call_with_retries(
                         lambda: _attempt(guard, state, operation, kwargs), config=retry
                     )
                 except BaseException as exc:
@@ -184,9 +184,10 @@ class SafeBedrockClient(_ClientBase):
             def call(**kwargs: Any) -> Any:  # noqa: ANN401
                 state = guard.begin(spec, kwargs)
                 try:
-                    return call_with_retries(
+                    response, _ = call_with_retries(
                         lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
                     )
+                    return response
                 except BaseException as exc:
                     guard.record_error(state, exc)
                     raise

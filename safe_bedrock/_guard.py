@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
-from safe_bedrock._observe import CallDetails, emit
+from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of
 from safe_bedrock._translate import CallContext, refused, translate
-from safe_bedrock.errors import BedrockServiceError, ModelNotAllowedError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ class Call:
     first_event_at: float | None = None
     meter: StreamMeter = field(default_factory=StreamMeter)
     recorded: bool = False
+    request_body: object = None  # kept only when the client opted in to body logging
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class Guard:
             return Call(spec=spec, ref=None, model_id=None, started=started)
         raw = kwargs.get(spec.model_member)
         call = Call(spec=spec, ref=None, model_id=raw if isinstance(raw, str) else None, started=started)
+        if self.body_logging is not None:
+            call.request_body = kwargs.get("body", kwargs.get("messages"))
         try:
             ref = parse_model_id(raw, region=self.region, partition=self.partition)
         except Exception as exc:
@@ -76,7 +78,13 @@ class Guard:
         return call
 
     def translate(
-        self, call: Call, exc: BaseException, *, mid_stream: bool = False, events: int = 0
+        self,
+        call: Call,
+        exc: BaseException,
+        *,
+        mid_stream: bool = False,
+        events: int = 0,
+        request_id: str | None = None,
     ) -> BaseException:
         if not isinstance(exc, Exception):
             return exc
@@ -88,6 +96,7 @@ class Guard:
             ref=call.ref,
             mid_stream=mid_stream,
             events_received=events,
+            request_id=request_id,
         )
         return translate(exc, context=context, exceptions=self.exceptions)
 
@@ -95,6 +104,7 @@ class Guard:
         input_tokens, output_tokens = tokens_of(response)
         self._emit(
             call,
+            response_body=response.get("output") if self.body_logging is not None else None,
             outcome="ok",
             request_id=request_id_of(response),
             input_tokens=input_tokens,
@@ -102,19 +112,13 @@ class Guard:
         )
 
     def record_error(self, call: Call, exc: BaseException) -> None:
-        outcome = "refused" if isinstance(exc, ModelNotAllowedError) or call.ref is None else "error"
-        if call.spec.model_member is None:
-            outcome = "error"
-        code = exc.code if isinstance(exc, BedrockServiceError) else None
-        request_id = request_id_of(getattr(exc, "response", None))
         self._emit(
             call,
-            outcome=outcome,
-            error_class=type(exc).__name__,
-            error_code=code,
-            request_id=request_id,
+            outcome=outcome_of(exc),
+            request_id=request_id_of(getattr(exc, "response", None)),
             input_tokens=call.meter.input_tokens,
             output_tokens=call.meter.output_tokens,
+            **error_fields(exc),
         )
 
     def record_stream_end(
@@ -132,19 +136,18 @@ class Guard:
         self._emit(
             call,
             outcome="ok" if error is None else "error",
-            error_class=type(error).__name__ if error is not None else None,
-            error_code=error.code if isinstance(error, BedrockServiceError) else None,
             request_id=request_id,
             input_tokens=meter.input_tokens,
             output_tokens=meter.output_tokens,
             ttft_ms=ttft,
             events=meter.events,
-            bytes=meter.bytes,
+            bytes=meter.payload_bytes,
             closed_early=closed_early,
             stream=True,
+            **(error_fields(error) if error is not None else {}),
         )
 
-    def _emit(self, call: Call, **fields: Any) -> None:
+    def _emit(self, call: Call, *, response_body: object = None, **fields: Any) -> None:
         if call.recorded:  # one event per call, whichever path ends it first
             return
         call.recorded = True
@@ -157,4 +160,10 @@ class Guard:
             attempts=call.attempts,
             **fields,
         )
-        emit(details, hooks=self.hooks)
+        emit(
+            details,
+            hooks=self.hooks,
+            body_logging=self.body_logging,
+            request_body=call.request_body,
+            response_body=response_body,
+        )

@@ -45,7 +45,7 @@ class StreamMeter:
     """Counts one stream's events as they pass, and picks up the totals Bedrock reports at its end."""
 
     events: int = 0
-    bytes: int = 0
+    payload_bytes: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
     service_latency_ms: int | None = None
@@ -55,7 +55,7 @@ class StreamMeter:
         chunk = event.get("chunk")
         if chunk is not None:
             data = chunk.get("bytes") or b""
-            self.bytes += len(data)
+            self.payload_bytes += len(data)
             # Only the last chunk carries the metrics; a substring test keeps the other chunks unparsed.
             if _METRICS_MARK in data:
                 self._read_invocation_metrics(data)
@@ -64,7 +64,7 @@ class StreamMeter:
         if delta is not None:
             text = (delta.get("delta") or {}).get("text")
             if text:
-                self.bytes += len(text.encode())
+                self.payload_bytes += len(text.encode())
             return
         metadata = event.get("metadata")
         if metadata is not None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
-def first_event(guard: Guard, call: Call, stream: EventStream) -> tuple[Iterator[dict[str, Any]], object]:
+def first_event(guard: Guard, call: Call, stream: EventStream[Any]) -> tuple[Iterator[dict[str, Any]], object]:
     """Read the first event inside the retried attempt, so a failure before it reaches the caller retries.
 
     Returns the live iterator and the first event (or `_DONE` for an empty stream). The stream is closed
@@ -46,7 +46,7 @@ class SafeEventStream:
         *,
         guard: Guard,
         call: Call,
-        stream: EventStream,
+        stream: EventStream[Any],
         iterator: Iterator[dict[str, Any]],
         first: object,
         request_id: str | None,
