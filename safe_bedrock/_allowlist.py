@@ -241,12 +241,16 @@ def _arn_rule(entry: str, *, source: str, broad_ok: bool) -> _Rule:
             f"use one of {names}",
         )
     partition, region, account = parts[1], parts[3], parts[4]
+    checked = entry
     if kind is ModelKind.INFERENCE_PROFILE:
-        account = ""  # system profiles are the same in every account: see _ids.match_key
+        # System profiles are the same in every account (see _ids.match_key): any account, "" or "*" will
+        # do, and it is left out of the key.
+        checked = f"arn:{partition}:{service}:{region}:000000000000:{resource}"
+        account = ""
     key = f"arn:{partition}:{service}:{region}:{account}:{resource_type}/{resource_id}"
     if not _is_wild(key):
         try:
-            parse_model_id(entry, region=_PLACEHOLDER_REGION)
+            parse_model_id(checked, region=_PLACEHOLDER_REGION)
         except InvalidModelIdError as exc:
             raise _entry_error(entry, source, exc.problem, exc.fix) from None
     elif not _LITERAL.search(resource_id) and not broad_ok:
