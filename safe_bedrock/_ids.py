@@ -466,16 +466,14 @@ def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
     pattern, _ = _botocore_model_id_rule()
     if pattern is None:  # pragma: no cover - botocore without the service model
         return
-    candidate = model_id
-    if ref.kind is ModelKind.FOUNDATION_MODEL and model_id.startswith("arn:") and not ref.region:
-        # The region-less form (what global profiles route to) is an IAM resource; botocore's pattern
-        # wants a region, so check the rest of it with a placeholder region.
-        candidate = model_id.replace(":bedrock:::", ":bedrock:us-east-1::", 1)
-    elif not model_id.startswith("arn:"):
-        # Bare ids pass botocore's loose bare alternatives; their canonical ARN must pass too, so a ref
-        # never carries an ARN Bedrock would reject (the account is a placeholder when unknown).
-        candidate = ref.arn.replace("::inference-profile/", ":000000000000:inference-profile/", 1)
-    if not pattern.fullmatch(candidate):
+    candidates = [model_id]
+    if ref.kind is ModelKind.FOUNDATION_MODEL and model_id.startswith("arn:"):
+        # botocore's foundation-model ARN alternative is narrower than the ids Bedrock lists (it rejects
+        # "anthropic.claude-v2:0:100k", which its bare-id alternative accepts), and it wants a region,
+        # which the region-less form global profiles route to has not. The model is the same in either
+        # form, so either passing is enough.
+        candidates = [model_id.replace(":bedrock:::", ":bedrock:us-east-1::", 1), ref.resource_id]
+    if not any(pattern.fullmatch(candidate) for candidate in candidates):
         raise _fail(
             model_id,
             "does not match the modelId pattern in botocore's bedrock-runtime service model",

@@ -336,6 +336,6 @@ def test_arbitrary_text_either_parses_to_a_plain_ascii_reference_or_is_refused(t
     assert ".." not in ref.arn
 
 
-def test_a_bare_id_whose_arn_bedrock_would_reject_is_refused() -> None:
-    with pytest.raises(InvalidModelIdError, match="botocore"):
-        parse_model_id("a.b", region="us-east-1")
+def test_context_length_variants_parse_in_both_forms() -> None:
+    bare = parse_model_id("anthropic.claude-v2:0:100k", region="us-east-1")
+    assert parse_model_id(bare.arn, region="us-east-1").resource_id == "anthropic.claude-v2:0:100k"
