@@ -1,0 +1,144 @@
+"""`safe-bedrock chat MODEL`: an interactive conversation, one line of stdin per turn.
+
+Each turn sends the whole conversation through SafeBedrockClient's ConverseStream and streams the answer.
+Ctrl-C while the answer streams closes the stream and returns to the prompt (what arrived stays in the
+conversation); Ctrl-C at the prompt, Ctrl-D (end of input), /exit or /quit leave. /reset forgets the
+conversation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from safe_bedrock.cli import Command
+from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Output, describe, run_command
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+__all__ = ["COMMAND"]
+
+_HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D and Ctrl-C at the prompt)"
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    from safe_bedrock.cli._invoke import add_converse_arguments  # noqa: PLC0415
+
+    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
+    add_converse_arguments(parser)
+
+
+def _reader(out: Output) -> Callable[[], str | None]:
+    interactive = sys.stdin.isatty()
+
+    def read() -> str | None:
+        if interactive and not out.json_mode:
+            out.stderr.write("you> ")
+            out.stderr.flush()
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    return read
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(out: Output) -> int:
+        from safe_bedrock.cli._invoke import (  # noqa: PLC0415
+            aws_session,
+            build_allowlist,
+            converse_turn,
+            safe_client,
+            usage_line,
+        )
+        from safe_bedrock.errors import SafeBedrockError  # noqa: PLC0415
+
+        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+        allowlist = build_allowlist(args.model, args.allow)
+        read = _reader(out)
+        messages: list[dict[str, Any]] = []
+        turn = 0
+        out.note(f"chat with {args.model} in {session.region_name}; {_HELP}")
+        with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
+            while True:
+                try:
+                    line = read()
+                except KeyboardInterrupt:
+                    out.note("")
+                    return EXIT_INTERRUPTED
+                if line is None or line.strip() in {"/exit", "/quit"}:
+                    return EXIT_OK
+                if not line.strip():
+                    continue
+                if line.strip() == "/reset":
+                    messages.clear()
+                    out.note("(conversation forgotten)")
+                    continue
+                if line.strip() == "/help":
+                    out.note(_HELP)
+                    continue
+                messages.append({"role": "user", "content": [{"text": line}]})
+                turn += 1
+                try:
+                    result = converse_turn(
+                        client,
+                        model=args.model,
+                        messages=messages,
+                        system=args.system,
+                        max_tokens=args.max_tokens,
+                        stream=not args.no_stream,
+                        on_text=(lambda _text: None) if out.json_mode else out.write,
+                    )
+                except SafeBedrockError as exc:
+                    # A failed turn is reported and forgotten; the conversation goes on.
+                    messages.pop()
+                    problem = describe(exc)
+                    if out.json_mode:
+                        out.emit({"ok": False, "turn": turn, "error": problem.as_json()}, compact=True)
+                    else:
+                        out.problem(problem)
+                    continue
+                if result.text:
+                    messages.append({"role": "assistant", "content": [{"text": result.text}]})
+                else:  # nothing arrived: drop the question so user and assistant turns still alternate
+                    messages.pop()
+                if out.json_mode:
+                    out.emit(
+                        {
+                            "ok": not result.interrupted,
+                            "turn": turn,
+                            "model_id": args.model,
+                            **result.as_json(),
+                        },
+                        compact=True,
+                    )
+                else:
+                    if result.text and not result.text.endswith("\n"):
+                        out.write("\n")
+                    out.note(usage_line(args.model, result))
+
+    return run_command(args, body, endpoint=args.endpoint_url)
+
+
+COMMAND = Command(
+    name="chat",
+    help="talk with a model interactively (ConverseStream)",
+    description=(
+        "An interactive conversation through SafeBedrockClient: each line you type is a turn, the answer\n"
+        "streams as it arrives, and the conversation is kept between turns. Lines can also come from a\n"
+        "pipe. Ctrl-C while an answer streams stops it and returns to the prompt.\n"
+        f"{_HELP}.\n"
+        "Allowlist: as for `invoke` (--allow; else SAFE_BEDROCK_ALLOWED_MODELS when set; else MODEL)."
+    ),
+    epilog=(
+        "examples:\n"
+        "  safe-bedrock chat anthropic.claude-3-haiku-20240307-v1:0\n"
+        '  safe-bedrock chat us.amazon.nova-pro-v1:0 --system "You are terse." --max-tokens 300\n'
+        "  printf 'Hello\\nAnd again?\\n' | safe-bedrock chat amazon.nova-lite-v1:0 --json\n\n"
+        "With --json each turn prints one JSON object on one line (JSON Lines).\n"
+        "A failed turn prints its error and the chat goes on.\n" + EXIT_CODES_HELP + " at the prompt"
+    ),
+    configure=_configure,
+    run=_run,
+)

@@ -1,0 +1,581 @@
+"""`safe-bedrock check MODEL`: why can (or can't) this app call this model? One step at a time.
+
+The chain, each step printed as soon as it is known with a verdict (ok / denied / unknown / skip):
+
+1. credentials   found locally, and from where (env, profile, SSO, role...)
+2. principal     who they are: sts get-caller-identity
+3. allowlist     SAFE_BEDROCK_ALLOWED_MODELS or --allow-file allows the model (skip when neither is set)
+4. iam policy    iam simulate-principal-policy for the invoke actions on the model ARN (for a cross-Region
+                 profile also the foundation model in every region it routes to); unknown when the caller
+                 may not simulate
+5. model access  bedrock get-foundation-model-availability in the region
+6. call          a minimal real call through SafeBedrockClient: CountTokens (free), or Converse with
+                 maxTokens=1 when the model does not count tokens; --no-call skips it
+
+The answer: denied (exit 1) when any step is denied; else allowed (exit 0) when the real call succeeded or
+every step was ok; else could not tell (exit 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from safe_bedrock.cli import Command, CommandError
+from safe_bedrock.cli._output import (
+    EXIT_DENIED,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    Output,
+    describe,
+    run_command,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    import boto3
+
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._ids import ModelRef
+
+__all__ = ["COMMAND", "Step"]
+
+OK: Final = "ok"
+DENIED: Final = "denied"
+UNKNOWN: Final = "unknown"
+SKIP: Final = "skip"
+ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
+ACTIONS: Final = {"invoke": "bedrock:InvokeModel", "stream": "bedrock:InvokeModelWithResponseStream"}
+_ROLE_SESSION: Final = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
+_IAM_PRINCIPAL: Final = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/.+")
+_CREDENTIAL_FIXES: Final = {
+    "ExpiredToken": "refresh them: `aws sso login`, or assume the role again",
+    "ExpiredTokenException": "refresh them: `aws sso login`, or assume the role again",
+    "InvalidClientTokenId": "the access key is unknown to AWS (deleted, mistyped, or for another partition)",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id, or the clock is off",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    verdict: str  # ok / denied / unknown / skip
+    detail: str
+    fix: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"step": self.name, "verdict": self.verdict, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass
+class _State:
+    out: Output
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, step: Step) -> Step:
+        self.steps.append(step)
+        if not self.out.json_mode:
+            self.out.line(f"  {step.verdict:<8} {step.name:<13} {step.detail}")
+            if step.fix:
+                self.out.line(f"  {'':<8} {'':<13} fix: {step.fix}")
+        return step
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    from safe_bedrock.cli._invoke import add_aws_arguments  # noqa: PLC0415
+
+    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
+    add_aws_arguments(parser)
+    parser.add_argument(
+        "--allow-file", metavar="F", help=f"allowlist file (TOML or JSON) to check instead of {ENV_VAR}"
+    )
+    parser.add_argument(
+        "--actions",
+        default="invoke,stream",
+        metavar="invoke,stream",
+        help="the IAM actions the app needs (default both)",
+    )
+    parser.add_argument("--no-call", action="store_true", help="skip the final real call")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every step")
+
+
+def _client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
+    make: Any = session.client  # boto3-stubs types one overload per service name, not a str variable
+    return make(service, endpoint_url=endpoint_url, config=config)
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _mask(key: str) -> str:
+    return f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "***"
+
+
+# --- the steps ----------------------------------------------------------------------------------------------
+
+
+def _credentials(state: _State, session: boto3.session.Session) -> bool:
+    try:
+        credentials = session.get_credentials()
+    except Exception as exc:  # noqa: BLE001 - a broken profile or SSO cache: report it as this step
+        problem = describe(exc)
+        state.add(Step("credentials", DENIED, problem.summary, problem.fix))
+        return False
+    if credentials is None:
+        problem = describe(_no_credentials())
+        state.add(Step("credentials", DENIED, problem.summary, problem.fix))
+        return False
+    method = getattr(credentials, "method", "") or "unknown source"
+    state.add(Step("credentials", OK, f"found ({method}, access key {_mask(credentials.access_key or '')})"))
+    return True
+
+
+def _no_credentials() -> Exception:
+    from botocore.exceptions import NoCredentialsError  # noqa: PLC0415
+
+    return NoCredentialsError()
+
+
+def _principal(state: _State, session: boto3.session.Session, endpoint: str | None) -> str | None:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        identity = _client(session, "sts", endpoint).get_caller_identity()
+    except ClientError as exc:
+        code = _error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
+        state.add(Step("principal", DENIED, f"STS refused the credentials: {code}: {message}", fix))
+        return None
+    except BotoCoreError as exc:
+        problem = describe(exc, endpoint=endpoint)
+        state.add(
+            Step("principal", UNKNOWN, f"sts get-caller-identity failed: {problem.summary}", problem.fix)
+        )
+        return None
+    arn = str(identity.get("Arn", ""))
+    state.add(Step("principal", OK, f"{arn} (account {identity.get('Account', '?')})"))
+    return arn
+
+
+def _allowlist(
+    state: _State, args: argparse.Namespace, ref: ModelRef, actions: list[str]
+) -> ModelAllowlist | None:
+    """The allowlist the app would use, or None when none is configured; records the step."""
+    import os  # noqa: PLC0415
+
+    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+
+    if args.allow_file:
+        allowlist = ModelAllowlist.from_file(args.allow_file, region=ref.region or None)
+    elif os.environ.get(ENV_VAR, "").strip():
+        allowlist = ModelAllowlist.from_env(region=ref.region or None)
+    else:
+        state.add(
+            Step("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
+        )
+        return None
+    refused = []
+    matched = []
+    for action in actions:
+        decision = allowlist.decide(ref, action=action)
+        if decision.allowed:
+            matched.append(decision.matched or "?")
+        else:
+            refused.append((action, decision))
+    if refused:
+        action, decision = refused[0]
+        reason = f": {decision.reason}" if decision.reason else ""
+        closest = f" (closest: {', '.join(decision.closest)})" if decision.closest else ""
+        state.add(
+            Step(
+                "allowlist",
+                DENIED,
+                f"{allowlist.source} refuses {action}{reason}{closest}",
+                f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else "",
+            )
+        )
+    else:
+        entries = ", ".join(repr(entry) for entry in dict.fromkeys(matched))
+        state.add(Step("allowlist", OK, f"allowed by {entries} ({allowlist.source})"))
+    return allowlist
+
+
+def _policy_source(principal: str) -> str | None:
+    """The IAM entity SimulatePrincipalPolicy takes for an STS/IAM caller ARN (None when none can be)."""
+    match = _ROLE_SESSION.fullmatch(principal)
+    if match:
+        partition, account, role = match.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    if _IAM_PRINCIPAL.fullmatch(principal):
+        return principal
+    return None
+
+
+def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain so far
+    state: _State,
+    session: boto3.session.Session,
+    endpoint: str | None,
+    principal: str,
+    ref: ModelRef,
+    actions: list[str],
+) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from safe_bedrock._ids import ModelKind, profile_routes  # noqa: PLC0415
+
+    source = _policy_source(principal)
+    if source is None:
+        state.add(
+            Step(
+                "iam policy",
+                UNKNOWN,
+                f"IAM cannot simulate policies for {principal} (only users and roles)",
+                "the call below tells",
+            )
+        )
+        return
+    resources = [ref.arn]
+    request: dict[str, Any] = {"PolicySourceArn": source, "ActionNames": actions}
+    if ref.kind is ModelKind.INFERENCE_PROFILE:
+        with contextlib.suppress(LookupError):  # unknown geography: the profile ARN alone is still checked
+            resources.extend(profile_routes(ref))
+        request["ContextEntries"] = [
+            {
+                "ContextKeyName": "bedrock:InferenceProfileArn",
+                "ContextKeyValues": [ref.arn],
+                "ContextKeyType": "string",
+            }
+        ]
+    request["ResourceArns"] = resources
+    try:
+        results = _client(session, "iam", endpoint).simulate_principal_policy(**request)["EvaluationResults"]
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code in {"AccessDenied", "AccessDeniedException"}:
+            state.add(
+                Step(
+                    "iam policy",
+                    UNKNOWN,
+                    f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
+                    f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
+                )
+            )
+        else:
+            message = exc.response.get("Error", {}).get("Message", "")
+            state.add(Step("iam policy", UNKNOWN, f"simulate-principal-policy failed: {code}: {message}"))
+        return
+    except BotoCoreError as exc:
+        problem = describe(exc, endpoint=endpoint)
+        state.add(Step("iam policy", UNKNOWN, f"simulate-principal-policy failed: {problem.summary}"))
+        return
+    pairs: list[tuple[str, str, str, str]] = []
+    for result in results:
+        specific = result.get("ResourceSpecificResults") or []
+        if specific:
+            pairs.extend(
+                (
+                    result.get("EvalActionName", "?"),
+                    item.get("EvalResourceName", "?"),
+                    item.get("EvalResourceDecision", "?"),
+                    _sid(item),
+                )
+                for item in specific
+            )
+        else:
+            pairs.append(
+                (
+                    result.get("EvalActionName", "?"),
+                    result.get("EvalResourceName", "?"),
+                    result.get("EvalDecision", "?"),
+                    _sid(result),
+                )
+            )
+    explicit = [p for p in pairs if p[2] == "explicitDeny"]
+    implicit = [p for p in pairs if p[2] not in {"allowed", "explicitDeny"}]
+    if explicit:
+        action, resource, _, sid = explicit[0]
+        where = f" (statement {sid})" if sid else ""
+        state.add(
+            Step(
+                "iam policy",
+                DENIED,
+                f"explicit deny{where}: {action} on {resource}",
+                "remove or narrow the Deny statement; adding Allow statements does not help",
+            )
+        )
+    elif implicit:
+        action, resource, _, _ = implicit[0]
+        more = f" (and {len(implicit) - 1} more)" if len(implicit) > 1 else ""
+        models = ref.raw
+        state.add(
+            Step(
+                "iam policy",
+                DENIED,
+                f"no policy of {source} allows {action} on {resource}{more}",
+                f"attach the policy from: safe-bedrock policy {models} --region {ref.region or 'REGION'}",
+            )
+        )
+    else:
+        state.add(
+            Step(
+                "iam policy",
+                OK,
+                f"{source} may {', '.join(actions)} on {ref.arn}"
+                + (f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""),
+            )
+        )
+
+
+def _sid(result: dict[str, Any]) -> str:
+    for statement in result.get("MatchedStatements") or []:
+        if statement.get("SourcePolicyId"):
+            return str(statement["SourcePolicyId"])
+    return ""
+
+
+def _model_access(
+    state: _State, session: boto3.session.Session, endpoint: str | None, ref: ModelRef, region: str
+) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from safe_bedrock._ids import base_model_id  # noqa: PLC0415
+
+    model = base_model_id(ref)
+    if not model:
+        state.add(Step("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})"))
+        return
+    console = f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/modelaccess"
+    try:
+        answer = _client(session, "bedrock", endpoint).get_foundation_model_availability(modelId=model)
+    except ClientError as exc:
+        code = _error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in {"AccessDeniedException", "AccessDenied"}:
+            state.add(
+                Step(
+                    "model access",
+                    UNKNOWN,
+                    "this identity may not call bedrock:GetFoundationModelAvailability",
+                    "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
+                )
+            )
+        else:
+            state.add(
+                Step("model access", UNKNOWN, f"get-foundation-model-availability failed: {code}: {message}")
+            )
+        return
+    except BotoCoreError as exc:
+        problem = describe(exc, endpoint=endpoint)
+        state.add(
+            Step("model access", UNKNOWN, f"get-foundation-model-availability failed: {problem.summary}")
+        )
+        return
+    agreement = (answer.get("agreementAvailability") or {}).get("status", "AVAILABLE")
+    if answer.get("regionAvailability") == "NOT_AVAILABLE":
+        state.add(
+            Step(
+                "model access",
+                DENIED,
+                f"{model} is not offered in {region}",
+                "use a region that offers it, or a cross-Region inference profile (us., eu., apac., global.)",
+            )
+        )
+    elif answer.get("authorizationStatus") == "NOT_AUTHORIZED":
+        state.add(
+            Step(
+                "model access",
+                DENIED,
+                f"the account is not authorized to use {model} in {region}",
+                f"submit the use-case details for the provider in the Bedrock console: {console}",
+            )
+        )
+    elif answer.get("entitlementAvailability") == "NOT_AVAILABLE":
+        state.add(
+            Step(
+                "model access",
+                DENIED,
+                f"model access to {model} is not granted in {region}",
+                f"request access in the Bedrock console (Model access): {console}",
+            )
+        )
+    elif agreement != "AVAILABLE":
+        detail = "is still being processed" if agreement == "PENDING" else f"is {agreement}"
+        state.add(
+            Step(
+                "model access",
+                DENIED,
+                f"the Marketplace agreement for {model} {detail}",
+                "wait a few minutes if pending; otherwise accept the offer in the Bedrock console and allow "
+                "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions",
+            )
+        )
+    else:
+        state.add(Step("model access", OK, f"{model} is available and access is granted in {region}"))
+
+
+def _call(
+    state: _State,
+    session: boto3.session.Session,
+    endpoint: str | None,
+    model: str,
+    allowlist: ModelAllowlist | None,
+) -> None:
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+    from safe_bedrock._client import SafeBedrockClient  # noqa: PLC0415
+    from safe_bedrock.errors import (  # noqa: PLC0415
+        AccessDeniedError,
+        BedrockServiceError,
+        InvalidRequestError,
+        TransientError,
+    )
+
+    allow = allowlist if allowlist is not None else ModelAllowlist([model], source="check")
+    messages: list[Any] = [{"role": "user", "content": [{"text": "Hi"}]}]
+    started = time.monotonic()
+    operation = "CountTokens"
+    try:
+        with SafeBedrockClient(
+            allow=allow, session=session, region_name=session.region_name, endpoint_url=endpoint
+        ) as client:
+            try:
+                counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
+                detail = f"{counted.get('inputTokens', '?')} input tokens counted"
+            except (InvalidRequestError, AccessDeniedError) as exc:
+                # CountTokens is not offered for every model, and has its own IAM action: fall back to the
+                # call the app makes, with one output token.
+                if (
+                    isinstance(exc, AccessDeniedError)
+                    and getattr(exc, "action", None) != "bedrock:CountTokens"
+                ):
+                    raise
+                operation = "Converse"
+                answer = client.converse(modelId=model, messages=messages, inferenceConfig={"maxTokens": 1})
+                usage: dict[str, Any] = dict(answer.get("usage", {}))
+                tokens = f"{usage.get('inputTokens', '?')} in / {usage.get('outputTokens', '?')} out"
+                detail = f"answered ({tokens} tokens)"
+    except BedrockServiceError as exc:
+        problem = describe(exc)
+        verdict = UNKNOWN if isinstance(exc, TransientError) else DENIED
+        state.add(Step("call", verdict, f"{operation}: {problem.summary}", problem.fix))
+        return
+    except BotoCoreError as exc:
+        problem = describe(exc, endpoint=endpoint)
+        state.add(Step("call", UNKNOWN, f"{operation}: {problem.summary}", problem.fix))
+        return
+    elapsed = time.monotonic() - started
+    state.add(Step("call", OK, f"{operation} {detail} in {elapsed:.2f} s"))
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+def _verdict(steps: list[Step]) -> tuple[str, int]:
+    verdicts = [step.verdict for step in steps]
+    if DENIED in verdicts:
+        return "denied", EXIT_DENIED
+    call_ok = any(step.name == "call" and step.verdict == OK for step in steps)
+    if call_ok or UNKNOWN not in verdicts:
+        return "allowed", EXIT_OK
+    return "could not tell", EXIT_UNKNOWN
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(out: Output) -> int:
+        from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
+        from safe_bedrock.cli._invoke import aws_session  # noqa: PLC0415
+
+        names = [part.strip().lower() for part in args.actions.split(",") if part.strip()]
+        if not names or any(name not in ACTIONS for name in names):
+            raise CommandError(
+                f"--actions {args.actions!r} is not a list of invoke, stream", fix="--actions invoke,stream"
+            )
+        actions = [ACTIONS[name] for name in dict.fromkeys(names)]
+        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+        region = str(session.region_name)
+        ref = parse_model_id(args.model, region=region)  # bad ids are usage errors, before any call
+        endpoint = args.endpoint_url
+        state = _State(out)
+        if not out.json_mode:
+            where = f" via {endpoint}" if endpoint else ""
+            out.line(f"Checking {args.model} in {region}{where}")
+        principal = None
+        if _credentials(state, session):
+            principal = _principal(state, session, endpoint)
+        if principal is not None:
+            account = principal.split(":")[4]
+            ref = parse_model_id(args.model, region=region, account=account)
+        allowlist = _allowlist(state, args, ref, actions)
+        allowlist_refuses = state.steps[-1].verdict == DENIED
+        if principal is None:
+            for name in ("iam policy", "model access", "call"):
+                state.add(Step(name, SKIP, "needs working credentials"))
+        else:
+            _iam(state, session, endpoint, principal, ref, actions)
+            _model_access(state, session, endpoint, ref, region)
+            if args.no_call:
+                state.add(Step("call", SKIP, "--no-call"))
+            elif allowlist_refuses:
+                state.add(Step("call", SKIP, "the allowlist refuses the model, so the app cannot call it"))
+            else:
+                _call(state, session, endpoint, args.model, allowlist)
+        verdict, code = _verdict(state.steps)
+        if out.json_mode:
+            out.emit(
+                {
+                    "ok": code == EXIT_OK,
+                    "model_id": args.model,
+                    "model_arn": ref.arn,
+                    "region": region,
+                    "verdict": verdict,
+                    "exit_code": code,
+                    "steps": [step.as_json() for step in state.steps],
+                }
+            )
+        else:
+            out.line(f"Answer: {verdict} (exit {code})")
+        return code
+
+    return run_command(args, body, endpoint=args.endpoint_url)
+
+
+COMMAND = Command(
+    name="check",
+    help="diagnose access to a model, step by step",
+    description=(
+        "Walk the chain app -> credentials -> principal -> allowlist -> IAM policy -> model access ->\n"
+        "answer, printing each step with a verdict (ok / denied / unknown / skip) and the fix:\n"
+        "  credentials   found locally, and from where\n"
+        "  principal     sts get-caller-identity\n"
+        f"  allowlist     {ENV_VAR} or --allow-file allows the model\n"
+        "  iam policy    iam simulate-principal-policy for the actions on the model ARN\n"
+        "  model access  bedrock get-foundation-model-availability in the region\n"
+        "  call          a minimal real call through SafeBedrockClient: CountTokens, or Converse with\n"
+        "                maxTokens=1 when the model does not count tokens (--no-call skips it)"
+    ),
+    epilog=(
+        "examples:\n"
+        "  safe-bedrock check anthropic.claude-3-haiku-20240307-v1:0 --region us-east-1\n"
+        "  safe-bedrock check us.anthropic.claude-3-7-sonnet-20250219-v1:0 --no-call --json\n"
+        "  safe-bedrock check amazon.nova-lite-v1:0 --allow-file allowlist.toml --actions invoke\n"
+        "  safe-bedrock check anthropic.claude-3-haiku-20240307-v1:0 --endpoint-url http://127.0.0.1:4010\n\n"
+        "exit codes: 0 allowed; 1 denied (a step said no: the fix is printed under it);\n"
+        "  2 usage or bad input; 3 could not tell (a step could not be checked and no call proved access);\n"
+        "  70 unexpected internal error; 130 interrupted (Ctrl-C)"
+    ),
+    configure=_configure,
+    run=_run,
+)

@@ -1,0 +1,309 @@
+"""`safe-bedrock invoke`: one Converse call through SafeBedrockClient, streamed to the terminal.
+
+Converse/ConverseStream work the same for every model, so any model id, profile or ARN can be tried with one
+command. The call goes through `SafeBedrockClient`: the allowlist, the typed errors and the log event are the
+ones an application gets. The allowlist is, in order: --allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when
+set (so the command refuses what the app would refuse); else the model named on the command line (naming it is
+the explicit permission).
+
+This module also holds what `chat` and `check` share: the AWS arguments, building the client, one turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from safe_bedrock.cli import Command, CommandError
+from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Output, run_command
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import boto3
+
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._client import SafeBedrockClient
+
+__all__ = [
+    "COMMAND",
+    "TurnResult",
+    "add_aws_arguments",
+    "aws_session",
+    "build_allowlist",
+    "converse_turn",
+    "safe_client",
+    "usage_line",
+]
+
+ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
+DEFAULT_MAX_TOKENS: Final = 1024
+_PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
+_PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
+
+
+# --- shared by invoke, chat and check -----------------------------------------------------------------------
+
+
+def add_aws_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration, AWS_REGION)")
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="send every AWS call to this URL instead, e.g. the fake: safe-bedrock fake-server",
+    )
+
+
+def _is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.session.Session:
+    """A boto3 session for the region; placeholder credentials only for a loopback --endpoint-url with none
+    configured (the local fake signs nothing that matters)."""
+    import boto3  # noqa: PLC0415 - slow import, not needed for --help
+
+    from safe_bedrock.cli._policy_cmd import resolve_region  # noqa: PLC0415
+
+    where = resolve_region(region)
+    session = boto3.session.Session(region_name=where)
+    configured = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
+    if _is_loopback(endpoint_url) and not configured and session.get_credentials() is None:
+        session = boto3.session.Session(
+            region_name=where,
+            aws_access_key_id=_PLACEHOLDER_KEY,
+            aws_secret_access_key=_PLACEHOLDER_SECRET,
+        )
+    return session
+
+
+def build_allowlist(model: str, allow: Sequence[str] | None) -> ModelAllowlist:
+    """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set; else the model named on the command line"""
+    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+
+    if allow:
+        entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
+        return ModelAllowlist(entries, source="--allow")
+    if os.environ.get(ENV_VAR, "").strip():
+        return ModelAllowlist.from_env()
+    return ModelAllowlist([model], source="the model named on the command line")
+
+
+def safe_client(
+    *, session: boto3.session.Session, allowlist: ModelAllowlist, endpoint_url: str | None
+) -> SafeBedrockClient:
+    from safe_bedrock._client import SafeBedrockClient  # noqa: PLC0415
+
+    return SafeBedrockClient(
+        allow=allowlist, session=session, region_name=session.region_name, endpoint_url=endpoint_url
+    )
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """One Converse turn as the commands report it."""
+
+    text: str = ""
+    stop_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_ms: int | None = None  # what Bedrock reports
+    elapsed_ms: int = 0  # measured here, end to end
+    first_token_ms: int | None = None
+    request_id: str | None = None
+    events: int = 0
+    interrupted: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage,
+            "latency_ms": self.latency_ms,
+            "elapsed_ms": self.elapsed_ms,
+            "first_token_ms": self.first_token_ms,
+            "request_id": self.request_id,
+            "interrupted": self.interrupted,
+        }
+
+
+def converse_turn(
+    client: Any,
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    system: str | None,
+    max_tokens: int,
+    stream: bool,
+    on_text: Callable[[str], None],
+) -> TurnResult:
+    """One Converse(Stream) call; text goes to `on_text` as it arrives. Ctrl-C closes the stream and returns
+    what arrived with ``interrupted=True``."""
+    kwargs: dict[str, Any] = {
+        "modelId": model,
+        "messages": messages,
+        "inferenceConfig": {"maxTokens": max_tokens},
+    }
+    if system:
+        kwargs["system"] = [{"text": system}]
+    result = TurnResult()
+    started = time.monotonic()
+    if not stream:
+        response = client.converse(**kwargs)
+        for block in response.get("output", {}).get("message", {}).get("content", []):
+            if "text" in block:
+                result.text += block["text"]
+        on_text(result.text)
+        result.stop_reason = response.get("stopReason")
+        result.usage = dict(response.get("usage") or {})
+        result.latency_ms = (response.get("metrics") or {}).get("latencyMs")
+        result.request_id = response.get("ResponseMetadata", {}).get("RequestId")
+        result.elapsed_ms = round((time.monotonic() - started) * 1000)
+        return result
+    response = client.converse_stream(**kwargs)
+    result.request_id = response.get("ResponseMetadata", {}).get("RequestId")
+    events = response["stream"]
+    try:
+        for event in events:
+            result.events += 1
+            if "contentBlockDelta" in event:
+                text = event["contentBlockDelta"].get("delta", {}).get("text")
+                if text:
+                    if result.first_token_ms is None:
+                        result.first_token_ms = round((time.monotonic() - started) * 1000)
+                    result.text += text
+                    on_text(text)
+            elif "messageStop" in event:
+                result.stop_reason = event["messageStop"].get("stopReason")
+            elif "metadata" in event:
+                result.usage = dict(event["metadata"].get("usage") or {})
+                result.latency_ms = (event["metadata"].get("metrics") or {}).get("latencyMs")
+    except KeyboardInterrupt:
+        events.close()  # releases the connection at once; the log event says closed_early
+        result.interrupted = True
+    finally:
+        result.elapsed_ms = round((time.monotonic() - started) * 1000)
+    return result
+
+
+def usage_line(model: str, result: TurnResult) -> str:
+    """`[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop end_turn]`"""
+    parts = [model]
+    if result.usage:
+        parts.append(
+            f"{result.usage.get('inputTokens', '?')} in / {result.usage.get('outputTokens', '?')} out tokens"
+        )
+    timing = f"{result.elapsed_ms / 1000:.2f} s"
+    if result.first_token_ms is not None:
+        timing += f", first token {result.first_token_ms / 1000:.2f} s"
+    parts.append(timing)
+    if result.interrupted:
+        parts.append(f"interrupted after {result.events} events, stream closed")
+    elif result.stop_reason:
+        parts.append(f"stop {result.stop_reason}")
+    return "[" + " · ".join(parts) + "]"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def add_converse_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--system", metavar="S", help="system prompt")
+    parser.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=DEFAULT_MAX_TOKENS,
+        metavar="N",
+        help=f"most tokens to generate (default {DEFAULT_MAX_TOKENS})",
+    )
+    parser.add_argument("--no-stream", action="store_true", help="use Converse and print the answer at once")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        metavar="ENTRY",
+        help=f"allowlist entries (repeatable, comma separated); default: {ENV_VAR} if set, else MODEL",
+    )
+    add_aws_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
+    parser.add_argument("prompt", metavar="PROMPT", help='what to ask ("-" reads it from stdin)')
+    add_converse_arguments(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(out: Output) -> int:
+        import sys  # noqa: PLC0415
+
+        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+        if not prompt.strip():
+            raise CommandError("the prompt is empty", fix='pass the question as PROMPT, e.g. "Hello"')
+        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+        allowlist = build_allowlist(args.model, args.allow)
+        with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
+            result = converse_turn(
+                client,
+                model=args.model,
+                messages=[{"role": "user", "content": [{"text": prompt}]}],
+                system=args.system,
+                max_tokens=args.max_tokens,
+                stream=not args.no_stream,
+                on_text=(lambda _text: None) if out.json_mode else out.write,
+            )
+        if out.json_mode:
+            out.emit({"ok": not result.interrupted, "model_id": args.model, **result.as_json()})
+        else:
+            if result.text and not result.text.endswith("\n"):
+                out.write("\n")
+            out.note(usage_line(args.model, result))
+        return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+    return run_command(args, body, endpoint=args.endpoint_url)
+
+
+COMMAND = Command(
+    name="invoke",
+    help="ask a model once (Converse), streaming the answer",
+    description=(
+        "Send one prompt to a model through SafeBedrockClient (ConverseStream, so any model works) and\n"
+        "print the answer as it arrives; a usage line (tokens, latency) follows on stderr. Ctrl-C closes\n"
+        "the stream (exit 130).\n"
+        f"Allowlist: --allow entries; else {ENV_VAR} when set (the command refuses what your app would\n"
+        "refuse); else the MODEL you named."
+    ),
+    epilog=(
+        "examples:\n"
+        '  safe-bedrock invoke anthropic.claude-3-haiku-20240307-v1:0 "Say hello in French"\n'
+        '  safe-bedrock invoke us.amazon.nova-lite-v1:0 "Summarise:" --system "Be brief" --max-tokens 200\n'
+        '  echo "What is IAM?" | safe-bedrock invoke amazon.nova-micro-v1:0 - --no-stream --json\n'
+        "  safe-bedrock fake-server --port 4010 &   # then, offline:\n"
+        '  safe-bedrock invoke anthropic.claude-3-haiku-20240307-v1:0 "Hi" --endpoint-url http://127.0.0.1:4010\n\n'
+        + EXIT_CODES_HELP
+    ),
+    configure=_configure,
+    run=_run,
+)

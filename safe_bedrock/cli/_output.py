@@ -1,0 +1,316 @@
+"""Output shared by `policy`, `check`, `invoke` and `chat`: human or --json, errors as one line plus the fix.
+
+Every command runs its body through `run_command`, which turns any exception into the same two things: one
+line saying what went wrong (and a ``fix:`` line), or with --json one JSON object on stdout, and an exit
+code. A traceback is never shown; an exception nobody expected is reported as such, with exit code 70.
+
+Exit codes (the same for every command; `check` adds 3):
+  0   success (for `check`: the call is allowed)
+  1   denied or failed: Bedrock, IAM or the allowlist refused, or the call failed (the message says why)
+  2   usage or bad input (arguments, model ids, files)
+  3   `check` only: could not tell (a step could not be checked and no call proved access)
+  70  an unexpected internal error (please report it)
+  130 interrupted by Ctrl-C
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_DENIED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SOFTWARE",
+    "EXIT_UNKNOWN",
+    "EXIT_USAGE",
+    "Output",
+    "Problem",
+    "describe",
+    "run_command",
+]
+
+EXIT_OK: Final = 0
+EXIT_DENIED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_UNKNOWN: Final = 3
+EXIT_SOFTWARE: Final = 70  # sysexits.h EX_SOFTWARE
+EXIT_INTERRUPTED: Final = 130
+
+EXIT_CODES_HELP: Final = (
+    "exit codes: 0 ok; 1 denied or the call failed (refused by Bedrock, IAM or the allowlist);\n"
+    "  2 usage or bad input; 70 unexpected internal error; 130 interrupted (Ctrl-C)"
+)
+REPORT_URL: Final = "https://github.com/safe-bedrock/safe-bedrock/issues"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What went wrong, for a human (summary + fix) and for a script (`details`), with the exit code."""
+
+    kind: str  # "denied", "failed", "usage", "interrupted", "internal"
+    summary: str
+    fix: str
+    exit_code: int
+    error_type: str
+    details: Mapping[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "type": self.error_type,
+            "kind": self.kind,
+            "summary": self.summary,
+            "fix": self.fix,
+            "exit_code": self.exit_code,
+            **self.details,
+        }
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _split_fix(text: str) -> tuple[str, str]:
+    # Several of our messages end in "Fix: ..." (PolicyError, InvalidModelIdError); show it on its own line.
+    head, sep, tail = text.partition(" Fix: ")
+    return (_one_line(head), _one_line(tail)) if sep else (_one_line(text), "")
+
+
+_SERVICE_FIELDS: Final = (
+    "code",
+    "message",
+    "operation",
+    "model_id",
+    "model_arn",
+    "region",
+    "request_id",
+    "http_status",
+    "retryable",
+    "mid_stream",
+    "events_received",
+    "principal",
+    "action",
+    "resource",
+    "policy_type",
+    "policy_arn",
+    "allowlist_source",
+    "closest",
+    "entry_to_add",
+    "suggested_model_id",
+    "suggested_policy",
+)
+
+
+def _service_problem(exc: Any) -> Problem:
+    from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError  # noqa: PLC0415
+
+    details: dict[str, object] = {}
+    for name in _SERVICE_FIELDS:
+        value = getattr(exc, name, None)
+        if value not in (None, "", ()):
+            details[name] = list(value) if isinstance(value, tuple) else value
+    name = type(exc).__name__
+    for klass in type(exc).__mro__:  # per-client translated classes present the public name
+        if klass.__module__ == "safe_bedrock.errors":
+            name = klass.__name__
+            break
+    if isinstance(exc, ModelNotAllowedError):
+        source = f" (allowlist from {exc.allowlist_source})" if exc.allowlist_source else ""
+        summary = f"refused by the allowlist{source}: {exc.model_id or exc.model_arn} is not allowed"
+        if exc.closest:
+            summary += f"; closest allowed: {', '.join(exc.closest[:3])}"
+        fix = exc.fix or (f"add {exc.entry_to_add!r} to the allowlist" if exc.entry_to_add else "")
+    else:
+        where = exc.model_arn or exc.model_id
+        subject = f" for {where}" if where else ""
+        stream = f" (mid-stream, after {exc.events_received} events)" if exc.mid_stream else ""
+        summary = f"{name}: {exc.code} on {exc.operation}{subject}{stream}: {_one_line(exc.message)}"
+        fix = _one_line(exc.fix)
+    denied = isinstance(exc, AccessDeniedError)
+    return Problem("denied" if denied else "failed", _one_line(summary), fix, EXIT_DENIED, name, details)
+
+
+def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
+    """The `Problem` for any exception a command can meet; never raises."""
+    import botocore.exceptions as bce  # noqa: PLC0415 - keep `--help` fast
+
+    from safe_bedrock.cli import CommandError  # noqa: PLC0415
+    from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, SafeBedrockError  # noqa: PLC0415
+
+    name = type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return Problem("interrupted", "interrupted", "", EXIT_INTERRUPTED, name)
+    if isinstance(exc, CommandError):
+        return Problem("usage", _one_line(exc.problem), _one_line(exc.fix), exc.exit_code, name)
+    if isinstance(exc, BedrockServiceError):
+        return _service_problem(exc)
+    if isinstance(exc, InvalidModelIdError):
+        return Problem(
+            "usage",
+            f"invalid model id {exc.model_id!r}: {_one_line(exc.problem)}",
+            _one_line(exc.fix),
+            EXIT_USAGE,
+            name,
+        )
+    if isinstance(exc, SafeBedrockError):
+        summary, fix = _split_fix(str(exc))
+        code = EXIT_USAGE if isinstance(exc, ValueError) else EXIT_DENIED
+        return Problem("usage" if code == EXIT_USAGE else "failed", summary, fix, code, name)
+    if isinstance(exc, bce.NoCredentialsError):
+        return Problem(
+            "denied",
+            "no AWS credentials found",
+            "configure credentials: `aws configure`, `aws sso login`, AWS_PROFILE, or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            EXIT_DENIED,
+            name,
+        )
+    if isinstance(exc, bce.NoRegionError):
+        return Problem(
+            "usage", "no AWS region configured", "pass --region or set AWS_REGION", EXIT_USAGE, name
+        )
+    if isinstance(exc, bce.ProfileNotFound):
+        return Problem(
+            "usage",
+            _one_line(str(exc)),
+            "set AWS_PROFILE to a profile in ~/.aws/config, or unset it",
+            EXIT_USAGE,
+            name,
+        )
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectionClosedError, bce.ConnectTimeoutError)):
+        target = endpoint or "the AWS endpoint"
+        return Problem(
+            "failed",
+            f"could not reach {target}: {_one_line(str(exc))}",
+            "check the network, the region and --endpoint-url (is the fake server running?)",
+            EXIT_DENIED,
+            name,
+        )
+    if isinstance(exc, bce.ReadTimeoutError):
+        return Problem(
+            "failed",
+            f"timed out waiting for an answer: {_one_line(str(exc))}",
+            "try again",
+            EXIT_DENIED,
+            name,
+        )
+    if isinstance(exc, bce.ParamValidationError):
+        return Problem("usage", _one_line(str(exc)), "check the arguments", EXIT_USAGE, name)
+    if isinstance(exc, bce.ClientError):
+        error: Mapping[str, Any] = exc.response.get("Error", {})
+        error_code = str(error.get("Code", "?"))
+        message = _one_line(str(error.get("Message", "")) or str(exc))
+        denied = "denied" in error_code.lower() or "token" in error_code.lower()
+        return Problem(
+            "denied" if denied else "failed",
+            f"{error_code} on {exc.operation_name}: {message}",
+            "",
+            EXIT_DENIED,
+            name,
+            {"code": error_code, "message": message, "operation": exc.operation_name},
+        )
+    if isinstance(exc, bce.BotoCoreError):
+        return Problem("failed", _one_line(str(exc)), "", EXIT_DENIED, name)
+    if isinstance(exc, json.JSONDecodeError):
+        return Problem(
+            "usage",
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            "check the file with `python -m json.tool FILE`",
+            EXIT_USAGE,
+            name,
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return Problem("usage", f"not UTF-8 text: {exc.reason}", "pass a UTF-8 text file", EXIT_USAGE, name)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return Problem(
+            "usage",
+            f"{where}{exc.strerror or _one_line(str(exc))}",
+            "check the path and its permissions",
+            EXIT_USAGE,
+            name,
+        )
+    return Problem(
+        "internal",
+        f"unexpected error: {name}: {_one_line(str(exc))}",
+        f"this is a bug in safe-bedrock; please report it with the command you ran at {REPORT_URL}",
+        EXIT_SOFTWARE,
+        name,
+    )
+
+
+class Output:
+    """Where a command writes: human text (stdout for results, stderr for notes) or one JSON document."""
+
+    def __init__(
+        self, *, command: str, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None
+    ) -> None:
+        self.command = command
+        self.json_mode = json_mode
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+
+    def write(self, text: str) -> None:
+        """Result text on stdout, flushed (streamed tokens appear as they arrive)."""
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def line(self, text: str = "") -> None:
+        self.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        """A human note on stderr (usage lines, progress); silent in --json mode."""
+        if not self.json_mode:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def emit(self, document: object, *, compact: bool = False) -> None:
+        """The --json result: one JSON document on stdout (`compact`: on one line, for JSON Lines)."""
+        text = json.dumps(document, default=str) if compact else json.dumps(document, indent=2, default=str)
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def problem(self, problem: Problem) -> int:
+        """Report a problem (one line plus the fix, or a JSON object) and return its exit code."""
+        if problem.kind == "interrupted":
+            if not self.json_mode:
+                self.stderr.write("\ninterrupted\n")
+                self.stderr.flush()
+            return problem.exit_code
+        if self.json_mode:
+            self.emit({"ok": False, "error": problem.as_json()})
+        else:
+            lines = [f"safe-bedrock {self.command}: {problem.kind}: {problem.summary}"]
+            if problem.fix:
+                lines.append(f"  fix: {problem.fix}")
+            self.stderr.write("\n".join(lines) + "\n")
+            self.stderr.flush()
+        return problem.exit_code
+
+
+def run_command(
+    args: argparse.Namespace, body: Callable[[Output], int], *, endpoint: str | None = None
+) -> int:
+    """Run a command body with every exception turned into one line (or JSON) and an exit code."""
+    out = Output(
+        command=str(getattr(args, "command", "") or ""), json_mode=bool(getattr(args, "json", False))
+    )
+    try:
+        return body(out)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly; point stdout at devnull so the interpreter's final
+        # flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_DENIED
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the one place every error ends up
+        return out.problem(describe(exc, endpoint=endpoint))

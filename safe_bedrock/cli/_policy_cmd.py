@@ -1,0 +1,434 @@
+"""`safe-bedrock policy`: the least-privilege IAM policy for an allowlist.
+
+The allowlist comes from model ids on the command line, SAFE_BEDROCK_ALLOWED_MODELS (--from-env), an allowlist
+file (--file) or an IAM policy already deployed (--from-policy); sources add up. It is parsed by
+`ModelAllowlist` (so anything the client would refuse, such as ``*``, is refused here too, with the same
+message), then written out with `least_privilege_policy`: exact ARNs, a cross-Region profile's destination
+models allowed only through the profile, never ``Resource: "*"`` for invoking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from safe_bedrock.cli import Command, CommandError
+from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_OK, Output, run_command
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._ids import ModelRef
+
+__all__ = ["COMMAND", "READ_ONLY_ACTIONS", "ROLES", "build_policy"]
+
+ROLES: Final = ("app", "auditor", "developer")
+ACTION_NAMES: Final = {
+    "invoke": "bedrock:InvokeModel",
+    "stream": "bedrock:InvokeModelWithResponseStream",
+}
+# Read-only: IAM gives these no resource-level permissions, so "*" is the only valid Resource.
+LIST_ACTIONS: Final = (
+    "bedrock:GetFoundationModelAvailability",
+    "bedrock:ListFoundationModels",
+    "bedrock:ListInferenceProfiles",
+)
+# Read-only with resource-level permissions: scoped to the region's models and the account's profiles.
+GET_ACTIONS: Final = ("bedrock:GetFoundationModel", "bedrock:GetInferenceProfile")
+READ_ONLY_ACTIONS: Final = (*LIST_ACTIONS, *GET_ACTIONS)
+_ACCOUNT: Final = re.compile(r"\d{12}")
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    policy: dict[str, object]
+    role: str
+    region: str
+    account: str
+    actions: tuple[str, ...]
+    entries: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="model ids, inference profile ids or ARNs to allow (IAM wildcards * and ? allowed)",
+    )
+    parser.add_argument(
+        "--from-env", action="store_true", help="add the entries of SAFE_BEDROCK_ALLOWED_MODELS"
+    )
+    parser.add_argument(
+        "--file", metavar="F", help="add the entries of an allowlist file (TOML or JSON: allow = [...])"
+    )
+    parser.add_argument(
+        "--from-policy",
+        metavar="F",
+        help="add what an existing IAM policy (JSON) allows to invoke; its explicit denies are kept",
+    )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="app",
+        help="app: invoke only (default); auditor: read-only list/get of models and profiles, "
+        "no invoke; developer: app plus the read-only set",
+    )
+    parser.add_argument(
+        "--actions",
+        default="invoke,stream",
+        metavar="invoke,stream",
+        help="which invoke actions to allow: invoke (bedrock:InvokeModel, also Converse), stream "
+        "(bedrock:InvokeModelWithResponseStream, also ConverseStream); default both",
+    )
+    parser.add_argument("--region", help="region bare model ids resolve in (default: your AWS configuration)")
+    parser.add_argument(
+        "--account", metavar="A", help="12-digit account id for inference profile ARNs (default '*')"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON object with the policy and notes")
+
+
+def _parse_actions(text: str) -> tuple[str, ...]:
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in ACTION_NAMES]
+    if unknown or not names:
+        raise CommandError(
+            f"--actions {text!r} is not a list of {', '.join(ACTION_NAMES)}",
+            fix="write --actions invoke,stream (or just one of them)",
+        )
+    return tuple(ACTION_NAMES[name] for name in dict.fromkeys(names))
+
+
+def resolve_region(region: str | None) -> str:
+    """--region, else the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile)."""
+    if region:
+        return str(region)
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(var):
+            return os.environ[var]
+    import botocore.session  # noqa: PLC0415 - only when no region was given
+
+    configured = botocore.session.get_session().get_config_variable("region")
+    if configured:
+        return str(configured)
+    raise CommandError("no AWS region given or configured", fix="pass --region (for example us-east-1)")
+
+
+def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
+    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+    from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PolicyDocument  # noqa: PLC0415
+
+    sources: list[ModelAllowlist] = []
+    denied: list[str] = []
+    if args.models:
+        sources.append(ModelAllowlist(list(args.models), region=region, source="command line"))
+    if args.from_env:
+        env = os.environ.get("SAFE_BEDROCK_ALLOWED_MODELS", "")
+        if not env.strip():
+            raise CommandError(
+                "--from-env: SAFE_BEDROCK_ALLOWED_MODELS is not set or empty",
+                fix="set SAFE_BEDROCK_ALLOWED_MODELS=id[,id...], or pass the models as arguments",
+            )
+        sources.append(ModelAllowlist.from_env(region=region))
+    if args.file:
+        sources.append(ModelAllowlist.from_file(args.file, region=region))
+    if args.from_policy:
+        with open(args.from_policy, encoding="utf-8") as handle:  # noqa: PTH123 - OSError names the file
+            text = handle.read()
+        document = PolicyDocument.from_json(text, source=str(args.from_policy))
+        sources.append(
+            ModelAllowlist.from_policy(document, region=region, source=f"policy {args.from_policy}")
+        )
+        denied.extend(
+            dict.fromkeys([*document.denied_resources(INVOKE), *document.denied_resources(INVOKE_STREAM)])
+        )
+    return sources, denied
+
+
+def _bare_kind(text: str) -> str:
+    from safe_bedrock._ids import PROFILE_ROUTES  # noqa: PLC0415
+
+    head = text.split(":", 1)[0]
+    first = head.split(".", 1)[0]
+    if head.count(".") >= 2 or first in PROFILE_ROUTES:
+        return "inference-profile"
+    return "foundation-model"
+
+
+@dataclass
+class _Resources:
+    """Resources for one set of actions: exact model refs, and patterns the user wrote with wildcards."""
+
+    refs: list[ModelRef] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+    routed_patterns: list[str] = field(default_factory=list)
+    profile_patterns: list[str] = field(default_factory=list)
+
+
+def _expand(entry: str, *, region: str, partition: str, account: str, into: _Resources) -> None:
+    from safe_bedrock._allowlist import PROFILES_PREFIX  # noqa: PLC0415
+    from safe_bedrock._ids import PROFILE_ROUTES, parse_model_id  # noqa: PLC0415
+
+    if entry.startswith(PROFILES_PREFIX):
+        # A model and its cross-Region profiles: the profiles callable from this region are the
+        # geographies that route from it, and global.
+        model = entry[len(PROFILES_PREFIX) :]
+        _expand(model, region=region, partition=partition, account=account, into=into)
+        for geo, regions in sorted(PROFILE_ROUTES.items()):
+            if geo == "global" or region in regions:
+                _expand(f"{geo}.{model}", region=region, partition=partition, account=account, into=into)
+        return
+    if "*" not in entry and "?" not in entry:
+        into.refs.append(parse_model_id(entry, region=region, partition=partition, account=account))
+        return
+    if entry.startswith("arn:"):
+        into.patterns.append(entry)
+        return
+    kind = _bare_kind(entry)
+    if kind == "foundation-model":
+        into.patterns.append(f"arn:{partition}:bedrock:{region}::foundation-model/{entry}")
+        return
+    geo, _, model = entry.partition(".")
+    if geo not in PROFILE_ROUTES:
+        raise CommandError(
+            f"cannot tell where the inference profiles {entry!r} route requests (geography {geo!r})",
+            fix="list the inference profiles exactly, for example us.anthropic.claude-3-haiku-20240307-v1:0",
+        )
+    pattern = f"arn:{partition}:bedrock:{region}:{account or '*'}:inference-profile/{entry}"
+    into.patterns.append(pattern)
+    into.profile_patterns.append(pattern)
+    for destination in sorted({*PROFILE_ROUTES[geo], region}):
+        into.routed_patterns.append(f"arn:{partition}:bedrock:{destination}::foundation-model/{model}")
+    if geo == "global":
+        into.routed_patterns.append(f"arn:{partition}:bedrock:::foundation-model/{model}")
+
+
+def _statements_for(
+    resources: _Resources, actions: Sequence[str], *, account: str, prefix: str
+) -> list[dict[str, Any]]:
+    from safe_bedrock._policy import PROFILE_ARN_KEY, least_privilege_policy  # noqa: PLC0415
+
+    statements: list[dict[str, Any]] = []
+    action_value: str | list[str] = actions[0] if len(actions) == 1 else sorted(actions)
+    if resources.refs:
+        policy = least_privilege_policy(resources.refs, actions=actions, account=account)
+        statements.extend(policy["Statement"])  # type: ignore[arg-type]
+    if resources.patterns:
+        statements.append(
+            {
+                "Sid": "InvokeModelPatterns",
+                "Effect": "Allow",
+                "Action": action_value,
+                "Resource": sorted(dict.fromkeys(resources.patterns)),
+            }
+        )
+    if resources.routed_patterns:
+        statements.append(
+            {
+                "Sid": "InvokeModelPatternsThroughProfiles",
+                "Effect": "Allow",
+                "Action": action_value,
+                "Resource": sorted(dict.fromkeys(resources.routed_patterns)),
+                "Condition": {
+                    "StringLike": {PROFILE_ARN_KEY: sorted(dict.fromkeys(resources.profile_patterns))}
+                },
+            }
+        )
+    for statement in statements:
+        statement["Sid"] = prefix + str(statement["Sid"])
+    return statements
+
+
+def _read_only_statements(*, region: str, partition: str, account: str) -> list[dict[str, Any]]:
+    owner = account or "*"
+    return [
+        {
+            # These actions take no resource ARN in IAM: "*" is the only valid Resource, and grants no invoke.
+            "Sid": "ListBedrockModels",
+            "Effect": "Allow",
+            "Action": list(LIST_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "ReadBedrockModels",
+            "Effect": "Allow",
+            "Action": list(GET_ACTIONS),
+            "Resource": [
+                f"arn:{partition}:bedrock:{region}::foundation-model/*",
+                f"arn:{partition}:bedrock:{region}:{owner}:application-inference-profile/*",
+                f"arn:{partition}:bedrock:{region}:{owner}:inference-profile/*",
+            ],
+        },
+    ]
+
+
+def _entries_of(sources: Iterable[ModelAllowlist]) -> tuple[list[str], list[str]]:
+    invoke: dict[str, None] = {}
+    stream: dict[str, None] = {}
+    for allowlist in sources:
+        invoke.update(dict.fromkeys(allowlist.invoke_entries))
+        stream.update(dict.fromkeys(allowlist.stream_entries))
+    return list(invoke), list(stream)
+
+
+def build_policy(
+    *,
+    models: Sequence[str] = (),
+    from_env: bool = False,
+    file: str | None = None,
+    from_policy: str | None = None,
+    role: str = "app",
+    actions: str = "invoke,stream",
+    region: str | None = None,
+    account: str | None = None,
+) -> Built:
+    """The policy `safe-bedrock policy` prints, as data (raises CommandError / SafeBedrockError)."""
+    from safe_bedrock._ids import partition_of  # noqa: PLC0415
+
+    if role not in ROLES:
+        raise CommandError(f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app")
+    if account is not None and not _ACCOUNT.fullmatch(account):
+        raise CommandError(f"--account {account!r} is not a 12-digit AWS account id", fix="e.g. 123456789012")
+    wanted = _parse_actions(actions)
+    where = resolve_region(region)
+    partition = partition_of(where)
+    owner = account or ""
+    args = argparse.Namespace(models=list(models), from_env=from_env, file=file, from_policy=from_policy)
+    sources, denied = _gather(args, where)
+    notes: list[str] = []
+    statements: list[dict[str, Any]] = []
+    invoke_entries, stream_entries = _entries_of(sources)
+    if role in {"app", "developer"}:
+        if not invoke_entries and not stream_entries:
+            raise CommandError(
+                "no models to allow",
+                fix="pass model ids (safe-bedrock policy anthropic.claude-3-haiku-20240307-v1:0), "
+                "--from-env, --file F or --from-policy F",
+            )
+        invoke_action, stream_action = ACTION_NAMES["invoke"], ACTION_NAMES["stream"]
+        both = [e for e in invoke_entries if e in stream_entries]
+        groups: list[tuple[list[str], list[str], str]] = [
+            (both, list(wanted), ""),
+            (
+                [e for e in invoke_entries if e not in both],
+                [a for a in wanted if a == invoke_action],
+                "InvokeOnly",
+            ),
+            (
+                [e for e in stream_entries if e not in both],
+                [a for a in wanted if a == stream_action],
+                "StreamOnly",
+            ),
+        ]
+        for entries, group_actions, prefix in groups:
+            if not entries or not group_actions:
+                continue
+            resources = _Resources()
+            for entry in entries:
+                _expand(entry, region=where, partition=partition, account=owner, into=resources)
+            statements.extend(_statements_for(resources, group_actions, account=owner, prefix=prefix))
+        if denied:
+            statements.append(
+                {
+                    "Sid": "DenyFromSourcePolicy",
+                    "Effect": "Deny",
+                    "Action": sorted(wanted),
+                    "Resource": denied,
+                }
+            )
+        if not statements:
+            raise CommandError(
+                f"nothing to allow for --actions {actions}: the models are allowed only for the other action",
+                fix="pass --actions invoke,stream",
+            )
+        if not owner and any("inference-profile/" in str(s.get("Resource")) for s in statements):
+            notes.append("inference profile ARNs use '*' for the account; pass --account to name yours")
+    elif invoke_entries or stream_entries:
+        notes.append("--role auditor allows no invoke: the models given are not part of the policy")
+    if role in {"auditor", "developer"}:
+        statements.extend(_read_only_statements(region=where, partition=partition, account=owner))
+    for statement in statements:
+        actions_of = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Resource"] == "*" and any("Invoke" in a for a in actions_of):  # pragma: no cover
+            raise AssertionError("an invoke statement with Resource '*' must never be written")
+    policy: dict[str, object] = {"Version": "2012-10-17", "Statement": statements}
+    return Built(
+        policy=policy,
+        role=role,
+        region=where,
+        account=owner,
+        actions=wanted if role != "auditor" else (),
+        entries=tuple(dict.fromkeys([*invoke_entries, *stream_entries])),
+        notes=tuple(notes),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(out: Output) -> int:
+        import json  # noqa: PLC0415
+
+        built = build_policy(
+            models=args.models,
+            from_env=args.from_env,
+            file=args.file,
+            from_policy=args.from_policy,
+            role=args.role,
+            actions=args.actions,
+            region=args.region,
+            account=args.account,
+        )
+        if out.json_mode:
+            out.emit(
+                {
+                    "ok": True,
+                    "policy": built.policy,
+                    "role": built.role,
+                    "region": built.region,
+                    "account": built.account or None,
+                    "actions": list(built.actions),
+                    "models": list(built.entries),
+                    "notes": list(built.notes),
+                }
+            )
+            return EXIT_OK
+        out.line(json.dumps(built.policy, indent=2))
+        count = len(built.policy["Statement"])  # type: ignore[arg-type]
+        what = f"{len(built.entries)} model entr{'y' if len(built.entries) == 1 else 'ies'}"
+        out.note(f"# role {built.role}: {count} statements, {what}, region {built.region}")
+        for note in built.notes:
+            out.note(f"# note: {note}")
+        return EXIT_OK
+
+    return run_command(args, body)
+
+
+COMMAND = Command(
+    name="policy",
+    help="write the least-privilege IAM policy for an allowlist",
+    description=(
+        "Write the least-privilege IAM policy (JSON, on stdout) that allows exactly the models of an\n"
+        "allowlist: bedrock:InvokeModel and/or bedrock:InvokeModelWithResponseStream on their exact ARNs.\n"
+        "A cross-Region inference profile gets its own ARN plus the foundation model in every region it\n"
+        "routes to (the region-less ARN for global.* profiles), allowed only through the profile. Invoking\n"
+        'is never allowed on Resource "*": entries that cover every model are refused.\n'
+        "Model sources add up: arguments, --from-env, --file, --from-policy."
+    ),
+    epilog=(
+        "examples:\n"
+        "  safe-bedrock policy anthropic.claude-3-haiku-20240307-v1:0 --region us-east-1 > policy.json\n"
+        "  safe-bedrock policy us.anthropic.claude-3-7-sonnet-20250219-v1:0 --account 123456789012\n"
+        "  export SAFE_BEDROCK_ALLOWED_MODELS=amazon.nova-lite-v1:0\n"
+        "  safe-bedrock policy --from-env --actions invoke\n"
+        "  safe-bedrock policy --from-policy deployed.json --role developer\n"
+        "  safe-bedrock policy --role auditor --region eu-west-1\n"
+        "  aws iam put-role-policy --role-name app --policy-name bedrock \\\n"
+        "      --policy-document file://policy.json\n\n" + EXIT_CODES_HELP
+    ),
+    configure=_configure,
+    run=_run,
+)
