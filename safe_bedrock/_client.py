@@ -46,13 +46,13 @@ def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
 
 def build_client(
     *,
-    client: Any,  # noqa: ANN401 - any boto3 bedrock-runtime client
+    client: Any,
     session: boto3.session.Session | None,
     region_name: str | None,
     config: Config | None,
     endpoint_url: str | None,
     stacklevel: int,
-) -> Any:  # noqa: ANN401
+) -> Any:
     """The boto3 client to wrap: the caller's, or one built with botocore's own retries off."""
     if client is not None:
         if session is not None or region_name is not None or config is not None or endpoint_url:
@@ -93,7 +93,7 @@ class SafeBedrockClient(_ClientBase):
         self,
         *,
         allow: ModelAllowlist | Iterable[str],
-        client: Any = None,  # noqa: ANN401 - a boto3 bedrock-runtime client
+        client: Any = None,
         session: boto3.session.Session | None = None,
         region_name: str | None = None,
         config: Config | None = None,
@@ -114,7 +114,10 @@ class SafeBedrockClient(_ClientBase):
         self._client = inner
         self._retry = retry if retry is not None else RetryConfig()
         meta = inner.meta
-        self._specs = operation_specs(meta.service_model)
+        # Only what this botocore exposes as methods (it models operations it cannot call, such as
+        # bidirectional streams, without a method).
+        specs = operation_specs(meta.service_model)
+        self._specs = {name: spec for name, spec in specs.items() if hasattr(type(inner), name)}
         self._guard = Guard(
             allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
             region=meta.region_name,
@@ -129,11 +132,11 @@ class SafeBedrockClient(_ClientBase):
         return self._guard.allowlist
 
     @property
-    def client(self) -> Any:  # noqa: ANN401
+    def client(self) -> Any:
         """The wrapped boto3 client; calls made on it directly bypass the guard."""
         return self._client
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # never recurse through a half-built instance
             raise AttributeError(name)
         spec = self._specs.get(name)
@@ -166,7 +169,7 @@ class SafeBedrockClient(_ClientBase):
 
         if spec.stream_member is None:
 
-            def call(**kwargs: Any) -> Any:  # noqa: ANN401
+            def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
                     response, _ = call_with_retries(
@@ -181,7 +184,7 @@ class SafeBedrockClient(_ClientBase):
         else:
             member = spec.stream_member
 
-            def call(**kwargs: Any) -> Any:  # noqa: ANN401
+            def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
                     response, _ = call_with_retries(
@@ -198,7 +201,7 @@ class SafeBedrockClient(_ClientBase):
         return call
 
 
-def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:  # noqa: ANN401
+def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     state.attempts += 1
     try:
         return operation(**kwargs)
@@ -211,7 +214,7 @@ def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: d
 
 def _attempt_stream(
     guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any], member: str
-) -> Any:  # noqa: ANN401
+) -> Any:
     response = _attempt(guard, state, operation, kwargs)
     stream = response[member]
     iterator, first = first_event(guard, state, stream)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
-def first_event(guard: Guard, call: Call, stream: EventStream[Any]) -> tuple[Iterator[dict[str, Any]], object]:
+def first_event(
+    guard: Guard, call: Call, stream: EventStream[Any]
+) -> tuple[Iterator[dict[str, Any]], object]:
     """Read the first event inside the retried attempt, so a failure before it reaches the caller retries.
 
     Returns the live iterator and the first event (or `_DONE` for an empty stream). The stream is closed
@@ -111,10 +114,8 @@ class SafeEventStream:
     def __del__(self) -> None:
         # An abandoned stream must not pin a pooled connection until the interpreter exits.
         if not getattr(self, "_done", True):
-            try:
+            with contextlib.suppress(Exception):  # nothing may escape a finalizer
                 self._finish(error=None, closed_early=True)
-            except Exception:  # noqa: BLE001, S110 - nothing may escape a finalizer
-                pass
 
-    def get_initial_response(self) -> Any:  # noqa: ANN401 - botocore's own return type is untyped
+    def get_initial_response(self) -> Any:
         return self._stream.get_initial_response()
