@@ -74,6 +74,7 @@ PROFILES_PREFIX: Final = "profiles+"
 _STREAM_ACTIONS: Final = frozenset(a.lower() for a in (INVOKE_STREAM, INVOKE_BIDI_STREAM))
 _FILE_KEYS: Final = ("allow", "invoke_only", "stream_only")
 _MAX_FILE_BYTES: Final = 1 << 20
+_REFUSAL_CACHE: Final = 1024
 _PLACEHOLDER_REGION: Final = "us-east-1"  # validates bare entries before any region is known
 
 _ARN_TYPES: Final[Mapping[tuple[str, str], ModelKind]] = {
@@ -374,6 +375,7 @@ class ModelAllowlist:
         "_invoke",
         "_invoke_rules",
         "_lock",
+        "_refusals",
         "_stream",
         "_stream_rules",
         "allow_any",
@@ -431,6 +433,7 @@ class ModelAllowlist:
         self._lock = threading.Lock()
         self._bound = False
         self._display: dict[bool, tuple[list[str], list[str]]] = {}
+        self._refusals: dict[tuple[str, ModelKind, bool], Decision] = {}
         if not self.entries and not allow_any:
             warnings.warn(
                 f"the model allowlist from {source} is empty: every model-addressed call will be refused. "
@@ -588,6 +591,7 @@ class ModelAllowlist:
         clone._by_region = {}
         clone._lock = threading.Lock()
         clone._display = {}
+        clone._refusals = {}
         clone._bound = False
         return clone
 
@@ -611,6 +615,19 @@ class ModelAllowlist:
         return self._refuse(ref, stream=stream, reason="")
 
     def _refuse(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
+        # Refusals repeat (a misconfigured app asks for the same model again and again) and explaining one
+        # costs difflib: remember the last ones. Plain dict operations keep this safe across threads.
+        cache_key = (ref.arn, ref.kind, stream)
+        cached = self._refusals.get(cache_key)
+        if cached is not None:
+            return cached
+        decision = self._explain(ref, stream=stream, reason=reason)
+        if len(self._refusals) >= _REFUSAL_CACHE:
+            self._refusals.clear()
+        self._refusals[cache_key] = decision
+        return decision
+
+    def _explain(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
         to_add = self._entry_to_add(ref)
         if not reason:
             reason = self._why(ref, stream=stream)
@@ -651,7 +668,7 @@ class ModelAllowlist:
         found: dict[str, None] = {}
         for query in dict.fromkeys((ref.resource_id, base_model_id(ref) or ref.resource_id)):
             index = bisect.bisect_left(names, query)
-            window = range(max(0, index - 8), min(len(names), index + 8))
+            window = range(max(0, index - 5), min(len(names), index + 5))
             candidates = {names[i]: entries[i] for i in window}
             for name in difflib.get_close_matches(query, list(candidates), n=3, cutoff=0.6):
                 found[candidates[name]] = None

@@ -598,3 +598,10 @@ def test_warnings_from_binding_do_not_repeat() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ModelAllowlist([HAIKU]).bind(region="us-east-1")
+
+
+def test_a_repeated_refusal_is_remembered() -> None:
+    allowlist = ModelAllowlist([HAIKU]).bind(region="us-east-1")
+    first = allowlist.decide(ref(OPUS), action=INVOKE)
+    assert allowlist.decide(ref(OPUS), action=INVOKE) is first
+    assert allowlist.decide(ref(OPUS), action=INVOKE_STREAM) is not first
