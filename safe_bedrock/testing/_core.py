@@ -148,6 +148,10 @@ def _caller(headers: Mapping[str, str]) -> tuple[str | None, str]:
     return None, DEFAULT_REGION
 
 
+def _text(value: object) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
 def request_from_http(
     *,
     method: str,
@@ -160,7 +164,7 @@ def request_from_http(
 
     `headers_lowered=True` says the header names are already lower-case strings (saves a copy).
     """
-    lowered = headers if headers_lowered else {str(k).lower(): str(v) for k, v in headers.items()}
+    lowered = headers if headers_lowered else {str(k).lower(): _text(v) for k, v in headers.items()}
     data = body or b""
     found = route(method, raw_path)
     operation, params = found if found is not None else ("", {})

@@ -175,10 +175,15 @@ def _lowered(headers: Any) -> dict[str, str]:
     store = getattr(headers, "_dict", None)
     if isinstance(store, dict):
         try:
-            return {key._lower: str(value) for key, value in store.items()}
+            return {key._lower: _text(value) for key, value in store.items()}
         except AttributeError:
             pass
-    return {str(key).lower(): str(value) for key, value in headers.items()}
+    return {str(key).lower(): _text(value) for key, value in headers.items()}
+
+
+def _text(value: object) -> str:
+    # botocore keeps some header values as bytes after signing.
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def _headers(headers: dict[str, str]) -> HTTPHeaders:

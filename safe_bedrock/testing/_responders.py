@@ -259,7 +259,7 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
 
 
 _TEMPLATE_MARKS = re.compile(
-    r"<\|[^|]*\|>|\[/?INST\]|</?s>|\n\nHuman:|\n\nAssistant:|^Human:|Assistant:\s*$|<<SYS>>|<</SYS>>"
+    r"<\|start_header_id\|>\w*<\|end_header_id\|>|<\|[^|]*\|>|\[/?INST\]|</?s>|\n\nHuman:|\n\nAssistant:|^Human:|Assistant:\s*$|<<SYS>>|<</SYS>>"
 )
 
 
