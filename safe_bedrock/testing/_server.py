@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._eventstream import exception_frame
 from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, error_reply, request_from_http
+from safe_bedrock.testing._fake import _FAKE_SECRET_KEY, FAKE_ACCESS_KEY
 from safe_bedrock.testing._script import ScriptingAPI
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ _POLL_INTERVAL = 0.05  # how quickly serve_forever notices stop()
 _JOIN_TIMEOUT = 2.0
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, an abrupt cut
-_FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
-_FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret
 
 
 class _BadRequestError(Exception):
@@ -115,6 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "safe-bedrock-fake"
     sys_version = ""
+    # Streams are many small writes; with Nagle's algorithm each would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002 - the stdlib's signature
@@ -393,18 +394,19 @@ class FakeBedrockServer(ScriptingAPI):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def client(self, **kwargs: Any) -> BedrockRuntimeClient:
+    def client(self, region_name: str | None = None, **kwargs: Any) -> BedrockRuntimeClient:
         """A real boto3 bedrock-runtime client pointed at this server, with fake credentials.
 
-        Keyword arguments go to `boto3.session.Session.client` (region_name, config, ...) and win over the
-        defaults. The session ignores the environment's AWS profile so tests never pick up real credentials.
+        `region_name` defaults to the server's `region`. Other keyword arguments go to
+        `boto3.session.Session.client` (config, aws_access_key_id, ...) and win over the defaults. The session
+        ignores the environment's AWS profile and files, so tests never pick up real credentials.
         """
         import boto3  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
         import botocore.session  # noqa: PLC0415
 
-        region = kwargs.pop("region_name", self.region)
+        region = region_name or self.region
         kwargs.setdefault("endpoint_url", self.endpoint_url)
-        kwargs.setdefault("aws_access_key_id", _FAKE_ACCESS_KEY)
+        kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
         kwargs.setdefault("aws_secret_access_key", _FAKE_SECRET_KEY)
         # No profile, config or credentials file from the environment: tests must never reach real AWS.
         # (A session var with no env var name makes botocore ignore AWS_PROFILE for this session.)

@@ -14,6 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, EventStreamError
 from urllib3.exceptions import ProtocolError
 
+from safe_bedrock._eventstream import event_frame
+from safe_bedrock.testing._core import Reply
 from safe_bedrock.testing._server import FakeBedrockServer
 
 if TYPE_CHECKING:
@@ -443,3 +445,59 @@ def test_start_and_stop_are_idempotent() -> None:
 def test_port_in_use_raises_os_error() -> None:
     with FakeBedrockServer() as first, pytest.raises(OSError, match="in use"):
         FakeBedrockServer(port=first.port).start()
+
+
+# --- a bug inside the fake never reaches the client as a traceback -----------------------------------------
+
+
+def _crash(request: object) -> Reply:
+    raise RuntimeError("a bug in the fake")
+
+
+def _crash_mid_stream(request: object) -> Reply:
+    def chunks() -> Iterator[bytes]:
+        yield event_frame("messageStart", b'{"role":"assistant"}')
+        raise RuntimeError("a bug in the fake while streaming")
+
+    return Reply(status=200, headers={"Content-Type": "application/vnd.amazon.eventstream"}, chunks=chunks())
+
+
+def test_internal_failure_is_a_500_internal_server_exception(
+    server: FakeBedrockServer, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the core itself fails, as a bug would make it.
+    monkeypatch.setattr(server._core, "handle", _crash)
+    with pytest.raises(client.exceptions.InternalServerException) as info:
+        client.converse(modelId=HAIKU, messages=MESSAGES)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "Traceback" not in info.value.response["Error"]["Message"]
+
+
+def test_internal_failure_mid_stream_is_an_exception_frame(
+    server: FakeBedrockServer, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server._core, "handle", _crash_mid_stream)
+    stream = client.converse_stream(modelId=HAIKU, messages=MESSAGES)["stream"]
+    received = []
+    with pytest.raises(EventStreamError) as info:
+        received.extend(stream)
+    assert received == [{"messageStart": {"role": "assistant"}}]
+    assert info.value.response["Error"]["Code"] == "internalServerException"
+    # The connection stays usable: the stream ended with a proper terminator.
+    monkeypatch.undo()
+    assert client.converse(modelId=HAIKU, messages=MESSAGES)["output"]
+
+
+def test_errors_do_not_leak_connections(server: FakeBedrockServer, client: Any) -> None:
+    server.add_client_error("ThrottlingException", operation="converse", times=5)
+    server.add_stream_error("ThrottlingException", after=1, operation="converse_stream", times=5)
+    for _ in range(5):
+        with pytest.raises(client.exceptions.ThrottlingException):
+            client.converse(modelId=HAIKU, messages=MESSAGES)
+        stream = client.converse_stream(modelId=HAIKU, messages=MESSAGES)["stream"]
+        with pytest.raises(EventStreamError):
+            list(stream)
+        stream.close()
+    httpd = server._httpd
+    assert httpd is not None
+    assert len(httpd.connections) <= 2
