@@ -106,6 +106,17 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
     return typed
 
 
+def _allowlist_home(source: str) -> str:
+    kind, _, where = source.partition(" ")
+    if kind == "env":
+        return f"the {where} environment variable (comma separated)"
+    if kind == "file":
+        return f"the allowlist file {where}"
+    if kind == "policy":
+        return f"the IAM policy {where} (an Allow of the invoke actions on the model's ARN)"
+    return "the allow= list the client was built with"
+
+
 def refused(
     ref: ModelRef,
     *,
@@ -121,7 +132,7 @@ def refused(
     nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
     message = (
         f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist from {source}, so {operation} was refused "
-        f"before anything was sent.{nearby} To allow it, add {entry}."
+        f"before anything was sent.{nearby}"
     )
     response: dict[str, Any] = {
         "Error": {"Code": "AccessDeniedException", "Message": message},
@@ -137,7 +148,7 @@ def refused(
         region=ref.region or None,
         http_status=403,
         retryable=False,
-        fix=f"add `{entry}` to {source}",
+        fix=f"add `{entry}` to {_allowlist_home(source)}",
         action=action,
         resource=ref.arn,
         allowlist_source=source,

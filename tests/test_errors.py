@@ -171,7 +171,7 @@ def test_refused_says_what_was_refused_what_is_close_and_what_to_add(client: Any
         ref,
         operation="ConverseStream",
         decision=decision(),
-        source="SAFE_BEDROCK_ALLOWED_MODELS",
+        source="env SAFE_BEDROCK_ALLOWED_MODELS",
         exceptions=client.exceptions,
     )
     assert isinstance(error, errors.ModelNotAllowedError)
@@ -183,7 +183,7 @@ def test_refused_says_what_was_refused_what_is_close_and_what_to_add(client: Any
     assert error.action == "bedrock:InvokeModelWithResponseStream"
     assert error.resource == ref.arn
     assert error.model_arn == ref.arn
-    assert error.allowlist_source == "SAFE_BEDROCK_ALLOWED_MODELS"
+    assert error.allowlist_source == "env SAFE_BEDROCK_ALLOWED_MODELS"
     assert error.closest == ("anthropic.claude-3-5-haiku-20241022-v1:0",)
     assert error.entry_to_add == "anthropic.claude-3-haiku-20240307-v1:0"
     for part in (
@@ -194,7 +194,10 @@ def test_refused_says_what_was_refused_what_is_close_and_what_to_add(client: Any
         "anthropic.claude-3-5-haiku",
     ):
         assert part in error.message
-    assert error.fix == "add `anthropic.claude-3-haiku-20240307-v1:0` to SAFE_BEDROCK_ALLOWED_MODELS"
+    assert error.fix == (
+        "add `anthropic.claude-3-haiku-20240307-v1:0` to the SAFE_BEDROCK_ALLOWED_MODELS environment "
+        "variable (comma separated)"
+    )
     with pytest.raises(client.exceptions.AccessDeniedException):
         raise error
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
