@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock._allowlist import ModelAllowlist
+from safe_bedrock._allowlist import AllowlistError, EmptyAllowlistWarning, ModelAllowlist
 from safe_bedrock._client import SafeBedrockClient
 from safe_bedrock._observe import BodyLogging, CallDetails, CallHook
+from safe_bedrock._policy import PolicyError
 from safe_bedrock._retry import RetryConfig
 from safe_bedrock.errors import (
     AccessDeniedError,
@@ -45,11 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccessDeniedError",
+    "AllowlistError",
     "AsyncSafeBedrockClient",
     "BedrockServiceError",
     "BodyLogging",
     "CallDetails",
     "CallHook",
+    "EmptyAllowlistWarning",
     "ExpiredCredentialsError",
     "ExplicitDenyError",
     "InferenceProfileRequiredError",
@@ -68,6 +71,7 @@ __all__ = [
     "ModelRetiredError",
     "ModelStreamError",
     "ModelTimeoutError",
+    "PolicyError",
     "QuotaExceededError",
     "RetryConfig",
     "SafeBedrockClient",
@@ -78,7 +82,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
+def __getattr__(name: str) -> Any:
     # The async client needs the optional `aio` extra (aiobotocore); importing safe_bedrock must not.
     if name == "AsyncSafeBedrockClient":
         from safe_bedrock._aio import AsyncSafeBedrockClient  # noqa: PLC0415

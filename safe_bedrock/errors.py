@@ -32,6 +32,10 @@ The class names the cause, read from Bedrock's error code *and* message (one cod
 with the original `code` kept. Every `BedrockServiceError` has `fix`: what to change, in plain words, for
 this very call (the IAM action, the ARNs, the region), and `str(error)` is one line of cause and fix.
 
+Configuration mistakes are refused when the client or allowlist is built, also as `SafeBedrockError`s and
+`ValueError`s: `AllowlistError` (a bad or too-broad allowlist entry or file) and `PolicyError` (an IAM
+policy document safe-bedrock will not guess about), both exported from `safe_bedrock`.
+
 Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
 `.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
 botocore exception is its `__cause__`. Errors raised by a `SafeBedrockClient` are also instances of that

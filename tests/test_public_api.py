@@ -1,0 +1,75 @@
+"""The public surface is a contract: these names, exactly, and nothing private leaks into it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import safe_bedrock
+import safe_bedrock.errors
+import safe_bedrock.testing
+
+PUBLIC = [
+    "AccessDeniedError",
+    "AllowlistError",
+    "AsyncSafeBedrockClient",
+    "BedrockServiceError",
+    "BodyLogging",
+    "CallDetails",
+    "CallHook",
+    "EmptyAllowlistWarning",
+    "ExpiredCredentialsError",
+    "ExplicitDenyError",
+    "InferenceProfileRequiredError",
+    "InternalServerError",
+    "InvalidCredentialsError",
+    "InvalidModelIdError",
+    "InvalidRequestError",
+    "MarketplaceSubscriptionError",
+    "MissingPermissionError",
+    "ModelAccessNotEnabledError",
+    "ModelAllowlist",
+    "ModelError",
+    "ModelNotAllowedError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+    "ModelRetiredError",
+    "ModelStreamError",
+    "ModelTimeoutError",
+    "PolicyError",
+    "QuotaExceededError",
+    "RetryConfig",
+    "SafeBedrockClient",
+    "SafeBedrockError",
+    "ServiceUnavailableError",
+    "ThrottlingError",
+    "TransientError",
+]
+
+
+def test_the_exported_names_are_exactly_all() -> None:
+    assert safe_bedrock.__all__ == PUBLIC
+    exported = {name for name in dir(safe_bedrock) if name[0].isalpha()}
+    modules = {"errors", "testing", "cli"}
+    assert exported - modules - {"annotations", "TYPE_CHECKING", "Any"} <= set(PUBLIC)
+
+
+def test_every_error_is_reexported_from_the_package() -> None:
+    for name in safe_bedrock.errors.__all__:
+        assert getattr(safe_bedrock, name) is getattr(safe_bedrock.errors, name)
+
+
+def test_the_errors_module_documents_every_class_in_its_tree() -> None:
+    doc = safe_bedrock.errors.__doc__ or ""
+    for name in safe_bedrock.errors.__all__:
+        assert name in doc, name
+
+
+def test_the_testing_module_exposes_the_doubles() -> None:
+    assert {"FakeBedrock", "FakeBedrockServer", "ANY"} <= set(safe_bedrock.testing.__all__)
+
+
+def test_importing_the_package_does_not_import_the_async_extra() -> None:
+    code = "import sys, safe_bedrock; print('aiobotocore' in sys.modules, 'safe_bedrock._aio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
