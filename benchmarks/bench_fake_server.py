@@ -1,11 +1,13 @@
 """FakeBedrockServer against the floor: a minimal stdlib ThreadingHTTPServer serving the same bytes.
 
-Both servers answer POST /model/{id}/invoke with the exact status, headers and body the fake produces
-for the same request. Two drivers run against each, interleaved round by round in one process so that
-machine noise hits both sides alike:
+Both servers answer POST /model/{id}/invoke (and /invoke-with-response-stream) with the exact status,
+headers and body the fake produces for the same request. Drivers run against each, interleaved round by
+round in one process so that machine noise hits both sides alike:
 
+- raw: an http.client keep-alive loop sending the same request bytes (the server cost alone, magnified);
 - boto3: a real bedrock-runtime client calling invoke_model (what users run);
-- raw: an http.client keep-alive loop sending the same request bytes (the server cost alone, magnified).
+- boto3 stream: invoke_model_with_response_stream, 50 text events plus start/stop, read to the end
+  (the floor writes the same frames one write per event).
 
 Prints the median time per call for each and the ratio fake/floor. Target (issue 2): within 1.1x.
 Run: .venv/bin/python benchmarks/bench_fake_server.py [--rounds N] [--calls N]
@@ -17,6 +19,7 @@ import argparse
 import http.client
 import json
 import statistics
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
 PATH = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"
+STREAM_PATH = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke-with-response-stream"
+STREAM_EVENTS = 50
 BODY = json.dumps(
     {
         "anthropic_version": "bedrock-2023-05-31",
@@ -42,10 +47,13 @@ BODY = json.dumps(
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-def capture(endpoint_port: int) -> tuple[int, list[tuple[str, str]], bytes]:
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+def capture(endpoint_port: int, path: str) -> Answer:
     """The fake's exact answer to the benchmark request, for the floor server to replay."""
     conn = http.client.HTTPConnection("127.0.0.1", endpoint_port)
-    conn.request("POST", PATH, body=BODY, headers=HEADERS)
+    conn.request("POST", path, body=BODY, headers=HEADERS)
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -54,7 +62,21 @@ def capture(endpoint_port: int) -> tuple[int, list[tuple[str, str]], bytes]:
     return response.status, headers, body
 
 
-def floor_server(status: int, headers: list[tuple[str, str]], body: bytes) -> ThreadingHTTPServer:
+def split_frames(stream: bytes) -> list[bytes]:
+    """Event-stream frames, each prefixed by its total length (first 4 bytes, big-endian)."""
+    frames = []
+    while stream:
+        size = struct.unpack(">I", stream[:4])[0]
+        frames.append(stream[:size])
+        stream = stream[size:]
+    return frames
+
+
+def floor_server(plain: Answer, streamed: Answer) -> ThreadingHTTPServer:
+    status, headers, body = plain
+    stream_status, stream_headers, stream_body = streamed
+    frames = split_frames(stream_body)
+
     class Floor(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Without this the stdlib writes headers and body in two segments and Nagle + delayed ACK add
@@ -66,6 +88,16 @@ def floor_server(status: int, headers: list[tuple[str, str]], body: bytes) -> Th
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.path == STREAM_PATH:
+                self.send_response(stream_status)
+                for name, value in stream_headers:
+                    self.send_header(name, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for frame in frames:  # one write per event, as a service streams them
+                    self.wfile.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+                self.wfile.write(b"0\r\n\r\n")
+                return
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
@@ -92,6 +124,24 @@ def boto3_driver(port: int) -> Callable[[int], None]:
     def run(calls: int) -> None:
         for _ in range(calls):
             client.invoke_model(modelId=MODEL_ID, body=BODY)["body"].read()
+
+    return run
+
+
+def boto3_stream_driver(port: int) -> Callable[[int], None]:
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIAFAKEBEDROCK00000",
+        aws_secret_access_key="fake",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+    def run(calls: int) -> None:
+        for _ in range(calls):
+            events = list(client.invoke_model_with_response_stream(modelId=MODEL_ID, body=BODY)["body"])
+            assert len(events) >= STREAM_EVENTS
 
     return run
 
@@ -133,19 +183,21 @@ def main() -> None:
     args = parser.parse_args()
 
     with FakeBedrockServer() as fake:
-        status, headers, body = capture(fake.port)
-        floor = floor_server(status, headers, body)
+        # A fixed answer long enough to stream STREAM_EVENTS text deltas (plus start/stop events).
+        fake.route("anthropic.*", text=" ".join(f"w{i}" for i in range(STREAM_EVENTS)))
+        floor = floor_server(capture(fake.port, PATH), capture(fake.port, STREAM_PATH))
         floor_port = floor.server_address[1]
         try:
             results = {}
-            for driver_name, factory in (
-                ("raw http.client", raw_driver),
-                ("boto3 invoke_model", boto3_driver),
+            for driver_name, factory, calls in (
+                ("raw http.client", raw_driver, args.calls),
+                ("boto3 invoke_model", boto3_driver, args.calls),
+                (f"boto3 stream {STREAM_EVENTS} ev", boto3_stream_driver, max(1, args.calls // 10)),
             ):
                 medians = measure(
                     {"fake": factory(fake.port), "floor": factory(floor_port)},
                     rounds=args.rounds,
-                    calls=args.calls,
+                    calls=calls,
                 )
                 results[driver_name] = medians
         finally:
