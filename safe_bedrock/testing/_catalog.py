@@ -371,6 +371,15 @@ def _stream_exceptions() -> dict[str, str]:
 STREAM_EXCEPTIONS: tuple[str, ...] = tuple(sorted(_stream_exceptions()))
 
 
+def stream_exceptions_of(operation: str) -> tuple[str, ...]:
+    """The mid-stream exception members (lowerCamel) one streaming operation can send."""
+    stream = service_model().operation_model(operation).get_event_stream_output()
+    if stream is None:
+        return ()
+    members = stream.members.items()  # type: ignore[attr-defined]  # a StructureShape
+    return tuple(sorted(name for name, shape in members if shape.metadata.get("exception")))
+
+
 def http_status(code: str) -> int:
     """HTTP status for an error code: from the service model's error shapes, else the AWS front door's."""
     return _modeled_status().get(code) or _FRONT_DOOR_STATUS.get(code, 400)

@@ -567,6 +567,12 @@ class FakeBedrockCore:
         if ending == "exception":
             code = scripted.code or "InternalServerException"
             member = _catalog.stream_exception_name(code)
+            valid = _catalog.stream_exceptions_of(operation)
+            if member not in valid:
+                raise _ScriptFailureError(
+                    f"{scripted.origin}: {operation} cannot send {member} (botocore would not even know its"
+                    f" code); the mid-stream errors of {operation} are: {', '.join(valid)}"
+                )
             frames.append(exception_frame(member, self._message(request, scripted, code)))
         return Reply(
             status=200,

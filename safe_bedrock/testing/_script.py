@@ -403,6 +403,10 @@ class ScriptingAPI:
         """
         member = _catalog.stream_exception_name(code)
         code_name = _catalog._stream_exceptions()[member]
+        op = _operation(operation)
+        if op is not None and op in stream_operations() and member not in _catalog.stream_exceptions_of(op):
+            valid = ", ".join(_catalog.stream_exceptions_of(op))
+            raise ValueError(f"{op} cannot send {member} mid-stream; its mid-stream errors are: {valid}")
         _error_fields(code_name, message, variant)
         self._queue_stream(
             "add_stream_error",

@@ -3,7 +3,6 @@ realistic headers, deterministic text derived from the prompt, and Bedrock's ans
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -362,8 +361,8 @@ def test_attach_answers_an_existing_clients_calls_until_close(attached: tuple[Fa
     assert fake.requests[0].access_key == "AKIDEXISTING"
     assert fake.requests[0].region == "us-west-2"
     fake.close()
+    # A detached client goes to its own endpoint, which for a fake's client cannot even resolve.
     with pytest.raises(EndpointConnectionError):
-        client.meta.config.retries  # noqa: B018 - a detached client goes to its (unresolvable) endpoint
         client.converse(modelId=HAIKU, messages=MESSAGES)
 
 
