@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from safe_bedrock.cli import main
+from safe_bedrock import cli
+from safe_bedrock.cli import Command, main
 from safe_bedrock.testing._server import FakeBedrockServer
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ def client_for(url: str) -> Any:
 @pytest.fixture
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], str]]:
     extra: list[str] = getattr(request, "param", [])
-    process = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
+    process = subprocess.Popen(
         [*COMMAND, "fake-server", "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -112,7 +114,7 @@ def test_policy_file_is_enforced(tmp_path: Path) -> None:
             }
         )
     )
-    process = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
+    process = subprocess.Popen(
         [*COMMAND, "fake-server", "--port", "0", "--policy", str(policy)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -135,7 +137,7 @@ def test_policy_file_is_enforced(tmp_path: Path) -> None:
 def test_bad_policy_file_is_one_line_exit_2_without_traceback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    result = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+    result = subprocess.run(
         [*COMMAND, "fake-server", "--port", "0", "--policy", str(broken)],
         capture_output=True,
         text=True,
@@ -221,3 +223,30 @@ def test_help_lists_the_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_points_at_main() -> None:
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "safe-bedrock"]
     assert script.value == "safe_bedrock.cli:main"
+
+
+def test_every_registered_command_is_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("fake-server", "policy", "check", "invoke", "chat"):
+        assert name in out
+
+
+def test_a_bug_in_a_command_is_one_line_exit_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def explode(args: object) -> int:
+        raise RuntimeError("boom\nwith a second line")
+
+    module = types.ModuleType("broken_command")
+    module.COMMAND = Command(  # type: ignore[attr-defined]
+        name="broken", help="fails", description="fails", configure=lambda parser: None, run=explode
+    )
+    monkeypatch.setitem(sys.modules, "broken_command", module)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("broken_command",))
+    assert main(["broken"]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "internal error: RuntimeError: boom with a second line" in err
+    assert "Traceback" not in err

@@ -4,8 +4,9 @@ Each subcommand lives in its own module and exposes a module-level ``COMMAND`` (
 subcommand is adding its module path to `COMMAND_MODULES`. Modules are imported only when the parser is
 built, and heavy imports (boto3) belong inside a command's ``run`` so that ``--help`` stays fast.
 
-Exit codes shared by every command: 0 success, 2 bad input or usage (argparse's own convention), 130
-interrupted by Ctrl-C. Commands may define more (documented in their help).
+Exit codes shared by every command: 0 success, 2 bad input or usage (argparse's own convention), 70 an
+internal error (a bug: one line, please report), 130 interrupted by Ctrl-C. Commands may define more
+(documented in their help).
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ __all__ = ["COMMAND_MODULES", "Command", "CommandError", "build_parser", "main"]
 PROG = "safe-bedrock"
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: a bug in safe-bedrock itself
 EXIT_INTERRUPTED = 130
 
 # The registration seam: one module per subcommand, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("safe_bedrock.cli._fake_server",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "safe_bedrock.cli._fake_server",
+    "safe_bedrock.cli._policy_cmd",
+    "safe_bedrock.cli._check",
+    "safe_bedrock.cli._invoke",
+    "safe_bedrock.cli._chat",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +73,15 @@ def _load_commands(modules: Sequence[str]) -> list[Command]:
     return commands
 
 
-def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
-    """The full parser, one subparser per registered command."""
+def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, one subparser per registered command (default: `COMMAND_MODULES`)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Guard, test and diagnose Amazon Bedrock calls.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in _load_commands(modules):
+    for command in _load_commands(COMMAND_MODULES if modules is None else modules):
         sub = subparsers.add_parser(
             command.name,
             help=command.help,
@@ -99,3 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - last resort: a command line never shows a traceback
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {detail}; this is a bug in "
+            "safe-bedrock, please report it with the command you ran",
+            file=sys.stderr,
+        )
+        return EXIT_SOFTWARE

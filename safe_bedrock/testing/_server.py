@@ -18,6 +18,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import socket
@@ -29,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._eventstream import exception_frame
+from safe_bedrock.testing._control_plane import ControlPlane
 from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, error_reply, request_from_http
 from safe_bedrock.testing._fake import _FAKE_SECRET_KEY, FAKE_ACCESS_KEY
 from safe_bedrock.testing._script import ScriptingAPI
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
+    import boto3.session
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
 
@@ -60,8 +63,11 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], core: FakeBedrockCore) -> None:
+    def __init__(
+        self, address: tuple[str, int], core: FakeBedrockCore, control_plane: ControlPlane | None
+    ) -> None:
         self.core = core
+        self.control_plane = control_plane
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
@@ -164,10 +170,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_plain(error_reply("ValidationException", str(exc), request_id=core.next_request_id()))
             return
         try:
-            request = request_from_http(
-                method=self.command, raw_path=self.path, headers=dict(self.headers.items()), body=body
-            )
-            reply = core.handle(request)
+            headers = dict(self.headers.items())
+            request = request_from_http(method=self.command, raw_path=self.path, headers=headers, body=body)
+            reply = None
+            if not request.operation and self.server.control_plane is not None:
+                # Not a bedrock-runtime route: maybe STS, IAM or the Bedrock control plane (for `check`).
+                # Asked only now, so bedrock-runtime calls never pay for the control plane's routing.
+                answer = self.server.control_plane.handle(self.command, self.path, headers, body)
+                if answer is not None:
+                    status, answer_headers, payload = answer
+                    reply = Reply(status=status, headers=answer_headers, body=payload)
+            if reply is None:
+                reply = core.handle(request)
         except Exception:  # noqa: BLE001 - any bug in the fake becomes a 500, never a traceback on the wire
             reply = _internal_error(core)
         if reply.chunks is None:
@@ -294,6 +308,30 @@ def _http_date() -> str:
     return _date_cache[1]
 
 
+_session_lock = threading.Lock()
+
+
+@functools.cache
+def _isolated_session_cached() -> boto3.session.Session:
+    import boto3  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
+    import botocore.session  # noqa: PLC0415
+
+    # No profile, config or credentials file from the environment: tests must never reach real AWS.
+    # (A session var with no env var name makes botocore ignore AWS_PROFILE for this session.)
+    isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    isolated.set_config_variable("config_file", os.devnull)
+    isolated.set_config_variable("credentials_file", os.devnull)
+    return boto3.session.Session(botocore_session=isolated)
+
+
+def _isolated_client(**kwargs: Any) -> BedrockRuntimeClient:
+    # One shared session: its loader caches the service model, so every client after the first is built in
+    # milliseconds instead of a tenth of a second. boto3 sessions are not thread-safe: creation is serialised.
+    with _session_lock:
+        client: BedrockRuntimeClient = _isolated_session_cached().client("bedrock-runtime", **kwargs)
+    return client
+
+
 def _internal_error(core: FakeBedrockCore) -> Reply:
     return error_reply(
         "InternalServerException",
@@ -313,8 +351,18 @@ class FakeBedrockServer(ScriptingAPI):
     ```
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        control_plane: ControlPlane | None = None,
+    ) -> None:
         self._core = FakeBedrockCore()
+        # STS, IAM and Bedrock control-plane answers (what `safe-bedrock check` asks), following this fake's
+        # principal and policy; script them through `server.control_plane`.
+        self.control_plane = control_plane if control_plane is not None else ControlPlane(core=self._core)
         self.region = region
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
@@ -328,7 +376,7 @@ class FakeBedrockServer(ScriptingAPI):
         with self._lock:
             if self._httpd is not None:
                 return self
-            httpd = _HTTPServer(self._address, self._core)
+            httpd = _HTTPServer(self._address, self._core, self.control_plane)
             thread = threading.Thread(
                 target=httpd.serve_forever,
                 kwargs={"poll_interval": _POLL_INTERVAL},
@@ -401,21 +449,11 @@ class FakeBedrockServer(ScriptingAPI):
         `boto3.session.Session.client` (config, aws_access_key_id, ...) and win over the defaults. The session
         ignores the environment's AWS profile and files, so tests never pick up real credentials.
         """
-        import boto3  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
-        import botocore.session  # noqa: PLC0415
-
         region = region_name or self.region
         kwargs.setdefault("endpoint_url", self.endpoint_url)
         kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
         kwargs.setdefault("aws_secret_access_key", _FAKE_SECRET_KEY)
-        # No profile, config or credentials file from the environment: tests must never reach real AWS.
-        # (A session var with no env var name makes botocore ignore AWS_PROFILE for this session.)
-        isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        isolated.set_config_variable("config_file", os.devnull)
-        isolated.set_config_variable("credentials_file", os.devnull)
-        session = boto3.session.Session(botocore_session=isolated)
-        client: BedrockRuntimeClient = session.client("bedrock-runtime", region_name=region, **kwargs)
-        return client
+        return _isolated_client(region_name=region, **kwargs)
 
     def __repr__(self) -> str:
         where = self.endpoint_url if self.running else "not running"

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, EventStreamError
@@ -501,3 +502,17 @@ def test_errors_do_not_leak_connections(server: FakeBedrockServer, client: Any) 
     httpd = server._httpd
     assert httpd is not None
     assert len(httpd.connections) <= 2
+
+
+def test_control_plane_calls_are_answered_beside_bedrock_runtime(server: FakeBedrockServer) -> None:
+    session = boto3.session.Session(
+        aws_access_key_id="AKIAEXAMPLE123", aws_secret_access_key="fake", region_name="us-east-1"
+    )
+    sts = session.client("sts", endpoint_url=server.endpoint_url, config=NO_RETRIES)
+    try:
+        identity = sts.get_caller_identity()
+    finally:
+        sts.close()
+    assert identity["Arn"] == PRINCIPAL
+    assert server.control_plane.calls[0].operation == "GetCallerIdentity"
+    assert server.requests == []  # control-plane calls are not bedrock-runtime requests
