@@ -43,6 +43,16 @@ def _reader(out: Output) -> Callable[[], str | None]:
     return read
 
 
+def _slash_command(line: str, messages: list[dict[str, Any]], out: Output) -> bool:
+    """Handle an empty line, /reset or /help; False for a line to send."""
+    if line == "/reset":
+        messages.clear()
+        out.note("(conversation forgotten)")
+    elif line == "/help":
+        out.note(_HELP)
+    return line in {"", "/reset", "/help"}
+
+
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
         from safe_bedrock.cli._invoke import (  # noqa: PLC0415
@@ -69,14 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                     return EXIT_INTERRUPTED
                 if line is None or line.strip() in {"/exit", "/quit"}:
                     return EXIT_OK
-                if not line.strip():
-                    continue
-                if line.strip() == "/reset":
-                    messages.clear()
-                    out.note("(conversation forgotten)")
-                    continue
-                if line.strip() == "/help":
-                    out.note(_HELP)
+                if _slash_command(line.strip(), messages, out):
                     continue
                 messages.append({"role": "user", "content": [{"text": line}]})
                 turn += 1
@@ -90,6 +93,11 @@ def _run(args: argparse.Namespace) -> int:
                         stream=not args.no_stream,
                         on_text=(lambda _text: None) if out.json_mode else out.write,
                     )
+                except KeyboardInterrupt:
+                    # Ctrl-C before the answer started: forget the question, back to the prompt.
+                    messages.pop()
+                    out.note("\n(stopped)")
+                    continue
                 except SafeBedrockError as exc:
                     # A failed turn is reported and forgotten; the conversation goes on.
                     messages.pop()

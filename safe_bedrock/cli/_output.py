@@ -298,10 +298,14 @@ class Output:
 
 
 def run_command(
-    args: argparse.Namespace, body: Callable[[Output], int], *, endpoint: str | None = None
+    args: argparse.Namespace,
+    body: Callable[[Output], int],
+    *,
+    endpoint: str | None = None,
+    output: Output | None = None,
 ) -> int:
     """Run a command body with every exception turned into one line (or JSON) and an exit code."""
-    out = Output(
+    out = output or Output(
         command=str(getattr(args, "command", "") or ""), json_mode=bool(getattr(args, "json", False))
     )
     try:

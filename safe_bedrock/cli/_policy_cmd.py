@@ -255,11 +255,16 @@ def _read_only_statements(*, region: str, partition: str, account: str) -> list[
             "Resource": "*",
         },
         {
-            "Sid": "ReadBedrockModels",
+            "Sid": "ReadFoundationModels",
             "Effect": "Allow",
-            "Action": list(GET_ACTIONS),
+            "Action": "bedrock:GetFoundationModel",
+            "Resource": f"arn:{partition}:bedrock:{region}::foundation-model/*",
+        },
+        {
+            "Sid": "ReadInferenceProfiles",
+            "Effect": "Allow",
+            "Action": "bedrock:GetInferenceProfile",
             "Resource": [
-                f"arn:{partition}:bedrock:{region}::foundation-model/*",
                 f"arn:{partition}:bedrock:{region}:{owner}:application-inference-profile/*",
                 f"arn:{partition}:bedrock:{region}:{owner}:inference-profile/*",
             ],
