@@ -16,7 +16,7 @@ from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_
 from safe_bedrock._stream import SafeEventStream, first_event
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from botocore.config import Config
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
@@ -44,6 +44,31 @@ def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
     return ModelAllowlist(list(allow), _stacklevel=4)
 
 
+def check_wrapped_client(client: Any, *, building: object, kind: str, stacklevel: int) -> Any:
+    """A client handed in as client= (boto3 or aiobotocore): the right service; warns if it retries.
+
+    `stacklevel` counts from the caller of this function, as if it called `warnings.warn` itself.
+    """
+    if building:
+        raise TypeError(
+            f"pass either client= (an existing {kind} client) or session=/region_name=/config=/"
+            "endpoint_url= to build one, not both"
+        )
+    meta = getattr(client, "meta", None)
+    service = getattr(getattr(meta, "service_model", None), "service_name", None)
+    if service != SERVICE:
+        raise TypeError(f"client= must be a {kind} {SERVICE!r} client, got {client!r}")
+    if botocore_retries_active(client):
+        warnings.warn(
+            "the bedrock-runtime client passed as client= still retries on its own, so each of "
+            "safe-bedrock's attempts may be several; build it with "
+            "Config(retries={'total_max_attempts': 1}) or let safe-bedrock build it",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return client
+
+
 def build_client(
     *,
     client: Any,
@@ -55,32 +80,88 @@ def build_client(
 ) -> Any:
     """The boto3 client to wrap: the caller's, or one built with botocore's own retries off."""
     if client is not None:
-        if session is not None or region_name is not None or config is not None or endpoint_url:
-            raise TypeError(
-                "pass either client= (an existing boto3 client) or session=/region_name=/config=/"
-                "endpoint_url= to build one, not both"
-            )
-        if client.meta.service_model.service_name != SERVICE:
-            raise TypeError(
-                f"client= must be a boto3 {SERVICE!r} client, got one for "
-                f"{client.meta.service_model.service_name!r}"
-            )
-        if botocore_retries_active(client):
-            warnings.warn(
-                "the bedrock-runtime client passed as client= still retries on its own, so each of "
-                "safe-bedrock's attempts may be several; build it with "
-                "Config(retries={'total_max_attempts': 1}) or let SafeBedrockClient build it",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-        return client
+        return check_wrapped_client(
+            client,
+            building=session is not None or region_name is not None or config is not None or endpoint_url,
+            kind="boto3",
+            stacklevel=stacklevel,
+        )
     session = session or boto3.session.Session()
     return session.client(
         SERVICE, region_name=region_name, config=no_retry_config(config), endpoint_url=endpoint_url
     )
 
 
-class SafeBedrockClient(_ClientBase):
+class GuardedShell:
+    """What the sync and the async shell share: the wrapped client, its guard, and method lookup.
+
+    A shell supplies `_guarded(spec)`, the callable that runs one operation under the guard.
+    """
+
+    _client: Any
+    _guard: Guard
+    _retry: RetryConfig
+    _specs: Mapping[str, OperationSpec]
+
+    def _wrap(
+        self,
+        inner: Any,
+        *,
+        allowlist: ModelAllowlist,
+        retry: RetryConfig | None,
+        hooks: Sequence[CallHook],
+        body_logging: BodyLogging | None,
+    ) -> None:
+        self._client = inner
+        self._retry = retry if retry is not None else RetryConfig()
+        meta = inner.meta
+        # Only what this botocore exposes as methods (it models operations it cannot call, such as
+        # bidirectional streams, without a method).
+        specs = operation_specs(meta.service_model)
+        self._specs = {name: spec for name, spec in specs.items() if hasattr(type(inner), name)}
+        self._guard = Guard(
+            allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
+            region=meta.region_name,
+            partition=meta.partition,
+            exceptions=inner.exceptions,
+            hooks=tuple(hooks),
+            body_logging=body_logging,
+        )
+
+    def _inner(self) -> Any:
+        return self._client
+
+    @property
+    def allowlist(self) -> ModelAllowlist:
+        self._inner()
+        return self._guard.allowlist
+
+    @property
+    def client(self) -> Any:
+        """The wrapped client; calls made on it directly bypass the guard."""
+        return self._inner()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never recurse through a half-built instance
+            raise AttributeError(name)
+        inner = self._inner()
+        spec = self._specs.get(name)
+        if spec is None:
+            return getattr(inner, name)
+        method = self._guarded(spec)
+        # Cached on the instance: later lookups skip __getattr__ (a benign race between threads).
+        object.__setattr__(self, name, method)
+        return method
+
+    def __dir__(self) -> Iterable[str]:
+        inner = getattr(self, "_client", None)
+        return sorted({*super().__dir__(), *(dir(inner) if inner is not None else ())})
+
+    def _guarded(self, spec: OperationSpec) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class SafeBedrockClient(GuardedShell, _ClientBase):
     """A drop-in for `boto3.client("bedrock-runtime")` that only calls allowlisted models.
 
     Every operation of the service is here with boto3's arguments and return values. Calls that address
@@ -111,44 +192,7 @@ class SafeBedrockClient(_ClientBase):
             endpoint_url=endpoint_url,
             stacklevel=3,
         )
-        self._client = inner
-        self._retry = retry if retry is not None else RetryConfig()
-        meta = inner.meta
-        # Only what this botocore exposes as methods (it models operations it cannot call, such as
-        # bidirectional streams, without a method).
-        specs = operation_specs(meta.service_model)
-        self._specs = {name: spec for name, spec in specs.items() if hasattr(type(inner), name)}
-        self._guard = Guard(
-            allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
-            region=meta.region_name,
-            partition=meta.partition,
-            exceptions=inner.exceptions,
-            hooks=tuple(hooks),
-            body_logging=body_logging,
-        )
-
-    @property
-    def allowlist(self) -> ModelAllowlist:
-        return self._guard.allowlist
-
-    @property
-    def client(self) -> Any:
-        """The wrapped boto3 client; calls made on it directly bypass the guard."""
-        return self._client
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # never recurse through a half-built instance
-            raise AttributeError(name)
-        spec = self._specs.get(name)
-        if spec is None:
-            return getattr(self._client, name)
-        method = self._guarded(spec)
-        # Cached on the instance: later lookups skip __getattr__ (a benign race between threads).
-        object.__setattr__(self, name, method)
-        return method
-
-    def __dir__(self) -> Iterable[str]:
-        return sorted({*super().__dir__(), *dir(self._client)})
+        self._wrap(inner, allowlist=allowlist, retry=retry, hooks=hooks, body_logging=body_logging)
 
     def __repr__(self) -> str:
         return f"<SafeBedrockClient region={self._guard.region!r} allow={self._guard.allowlist!r}>"

@@ -1,4 +1,10 @@
-"""The stream wrapper: boto3's iteration shape, typed mid-stream errors, measurement, release on exit."""
+"""The stream wrapper: boto3's iteration shape, typed mid-stream errors, measurement, release on exit.
+
+Two faces over one state: `SafeEventStream` iterates botocore's `EventStream` (sync client),
+`AsyncSafeEventStream` iterates aiobotocore's `AioEventStream` (async client). What an event, an error,
+the end or an early exit means (measure, translate, close, record) lives once, in `_StreamBase`; the faces
+only differ in how they read the next event.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
     from types import TracebackType
-
-    from botocore.eventstream import EventStream
 
     from safe_bedrock._guard import Call, Guard
 
 _DONE = object()
 
 
-def first_event(
-    guard: Guard, call: Call, stream: EventStream[Any]
-) -> tuple[Iterator[dict[str, Any]], object]:
+def _first_failed(guard: Guard, call: Call, stream: Any, exc: BaseException) -> BaseException:
+    # A failed first read abandons this attempt: close it so the retry does not hold two connections.
+    stream.close()
+    return guard.translate(call, exc, mid_stream=True, events=0)
+
+
+def first_event(guard: Guard, call: Call, stream: Any) -> tuple[Iterator[dict[str, Any]], object]:
     """Read the first event inside the retried attempt, so a failure before it reaches the caller retries.
 
     Returns the live iterator and the first event (or `_DONE` for an empty stream). The stream is closed
@@ -29,63 +37,72 @@ def first_event(
     try:
         event: object = next(iterator, _DONE)
     except Exception as exc:
-        stream.close()
-        raise guard.translate(call, exc, mid_stream=True, events=0) from exc
+        raise _first_failed(guard, call, stream, exc) from exc
     call.first_event_at = time.monotonic()
     return iterator, event
 
 
-class SafeEventStream:
-    """Iterates the same event dicts as botocore's EventStream; also a context manager with `close()`.
+async def afirst_event(
+    guard: Guard,
+    call: Call,
+    stream: Any,
+) -> tuple[AsyncIterator[dict[str, Any]], object]:
+    """`first_event` for aiobotocore: the first event is awaited inside the retried attempt.
 
-    Leaving early (break, an exception in the consumer, `close()`, garbage collection) closes the HTTP
-    response at once, and the call's log event says `closed_early`.
+    Cancellation while waiting for it closes the stream too, so a cancelled task holds no connection.
     """
+    iterator = aiter(stream)
+    try:
+        event: object = await anext(iterator, _DONE)
+    except BaseException as exc:
+        error = _first_failed(guard, call, stream, exc)
+        if error is exc:
+            raise
+        raise error from exc
+    call.first_event_at = time.monotonic()
+    return iterator, event
 
-    __slots__ = ("_call", "_done", "_guard", "_iterator", "_pending", "_request_id", "_stream")
+
+class _StreamBase:
+    """What both faces share: the pending first event, measuring, translating, closing, recording once."""
+
+    __slots__ = ("_call", "_done", "_guard", "_pending", "_request_id", "_stream")
 
     def __init__(
         self,
         *,
         guard: Guard,
         call: Call,
-        stream: EventStream[Any],
-        iterator: Iterator[dict[str, Any]],
+        stream: Any,
         first: object,
         request_id: str | None,
     ) -> None:
         self._guard = guard
         self._call = call
         self._stream = stream
-        self._iterator = iterator
         self._pending = first
         self._request_id = request_id
         self._done = False
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        if self._done:
-            raise StopIteration
+    def _take_pending(self) -> object:
         event = self._pending
-        if event is not None:
-            self._pending = None
-        else:
-            try:
-                event = next(self._iterator, _DONE)
-            except Exception as exc:
-                error = self._guard.translate(
-                    self._call, exc, mid_stream=True, events=self._call.meter.events
-                )
-                self._finish(error=error, closed_early=False)
-                raise error from exc
+        self._pending = None
+        return event
+
+    def _accept(self, event: object) -> dict[str, Any] | None:
+        """The event to hand to the caller, or None at the end of the stream (which is then recorded)."""
         if event is _DONE:
             self._finish(error=None, closed_early=False)
-            raise StopIteration
+            return None
         assert isinstance(event, dict)  # noqa: S101 - botocore yields dicts; narrows the type for mypy
         self._call.meter.observe(event)
         return event
+
+    def _failed(self, exc: Exception) -> BaseException:
+        """The typed error for a failure while reading; the stream is closed and the call recorded."""
+        error = self._guard.translate(self._call, exc, mid_stream=True, events=self._call.meter.events)
+        self._finish(error=error, closed_early=False)
+        return error
 
     def close(self) -> None:
         """Stop reading and release the connection; harmless when the stream already ended."""
@@ -95,10 +112,58 @@ class SafeEventStream:
         if self._done:
             return
         self._done = True
+        self._pending = None
+        # botocore's and aiobotocore's (aiohttp) close are both synchronous: drop the HTTP response now.
         self._stream.close()
         self._guard.record_stream_end(
             self._call, request_id=self._request_id, error=error, closed_early=closed_early
         )
+
+    def __del__(self) -> None:
+        # An abandoned stream must not pin a pooled connection until the interpreter exits.
+        if not getattr(self, "_done", True):
+            with contextlib.suppress(Exception):  # nothing may escape a finalizer
+                self._finish(error=None, closed_early=True)
+
+
+class SafeEventStream(_StreamBase):
+    """Iterates the same event dicts as botocore's EventStream; also a context manager with `close()`.
+
+    Leaving early (break, an exception in the consumer, `close()`, garbage collection) closes the HTTP
+    response at once, and the call's log event says `closed_early`.
+    """
+
+    __slots__ = ("_iterator",)
+
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        call: Call,
+        stream: Any,
+        iterator: Iterator[dict[str, Any]],
+        first: object,
+        request_id: str | None,
+    ) -> None:
+        super().__init__(guard=guard, call=call, stream=stream, first=first, request_id=request_id)
+        self._iterator = iterator
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._done:
+            raise StopIteration
+        event = self._take_pending()
+        if event is None:
+            try:
+                event = next(self._iterator, _DONE)
+            except Exception as exc:
+                raise self._failed(exc) from exc
+        accepted = self._accept(event)
+        if accepted is None:
+            raise StopIteration
+        return accepted
 
     def __enter__(self) -> SafeEventStream:
         return self
@@ -111,11 +176,73 @@ class SafeEventStream:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        # An abandoned stream must not pin a pooled connection until the interpreter exits.
-        if not getattr(self, "_done", True):
-            with contextlib.suppress(Exception):  # nothing may escape a finalizer
-                self._finish(error=None, closed_early=True)
-
     def get_initial_response(self) -> Any:
         return self._stream.get_initial_response()
+
+
+class AsyncSafeEventStream(_StreamBase):
+    """The async face: `async for` over the same event dicts as aiobotocore's AioEventStream.
+
+    Also an async context manager, with `aclose()` (and a synchronous `close()`: releasing the connection
+    needs no I/O). Leaving early (break, an exception, cancellation of the consuming task, `aclose()`,
+    garbage collection) closes the HTTP response at once, and the call's log event says `closed_early`.
+    """
+
+    __slots__ = ("_iterator",)
+
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        call: Call,
+        stream: Any,
+        iterator: AsyncIterator[dict[str, Any]],
+        first: object,
+        request_id: str | None,
+    ) -> None:
+        super().__init__(guard=guard, call=call, stream=stream, first=first, request_id=request_id)
+        self._iterator = iterator
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._done:
+            raise StopAsyncIteration
+        event = self._take_pending()
+        if event is None:
+            try:
+                event = await anext(self._iterator, _DONE)
+            except Exception as exc:
+                raise self._failed(exc) from exc
+            except BaseException:
+                # Task cancellation (or KeyboardInterrupt) while waiting for the next event: the consumer is
+                # gone, so release the connection now rather than when the stream object is collected.
+                self.close()
+                raise
+        accepted = self._accept(event)
+        if accepted is None:
+            raise StopAsyncIteration
+        return accepted
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection; harmless when the stream already ended."""
+        self.close()
+        # Finalise aiobotocore's event generator here rather than from the garbage collector's hook.
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> AsyncSafeEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def get_initial_response(self) -> Any:
+        return await self._stream.get_initial_response()
