@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
-from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of
+from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
 from safe_bedrock._translate import CallContext, refused, translate
 
 if TYPE_CHECKING:
@@ -151,6 +151,8 @@ class Guard:
         if call.recorded:  # one event per call, whichever path ends it first
             return
         call.recorded = True
+        if not self.hooks and not would_log(fields["outcome"], fields.get("error_category")):
+            return  # the default: logging not configured and no hooks, so nobody would see the details
         details = CallDetails(
             operation=call.spec.name,
             model_id=call.model_id,

@@ -220,11 +220,23 @@ _QUIET_CATEGORIES = frozenset({"transient", "connection"})
 
 def level_of(details: CallDetails) -> int:
     """The stdlib level of the call's event (see the module docstring for the rule)."""
-    if details.outcome == "ok":
+    return _level(details.outcome, details.error_category)
+
+
+def _level(outcome: str, error_category: str | None) -> int:
+    if outcome == "ok":
         return logging.INFO
-    if details.outcome == "refused" or details.error_category in _QUIET_CATEGORIES:
+    if outcome == "refused" or error_category in _QUIET_CATEGORIES:
         return logging.WARNING
     return logging.ERROR
+
+
+def would_log(outcome: str, error_category: str | None = None) -> bool:
+    """Whether the default routing would keep an event of this kind (cheap: callers skip building it).
+
+    An app that configured structlog decides in its own pipeline, so that always counts as kept.
+    """
+    return structlog.is_configured() or _stdlib_logger.isEnabledFor(_level(outcome, error_category))
 
 
 def _short(value: str | None) -> str | None:
