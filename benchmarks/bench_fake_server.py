@@ -184,7 +184,12 @@ def main() -> None:
 
     with FakeBedrockServer() as fake:
         # A fixed answer long enough to stream STREAM_EVENTS text deltas (plus start/stop events).
-        fake.route("anthropic.*", text=" ".join(f"w{i}" for i in range(STREAM_EVENTS)))
+        # invoke_model keeps the default answer.
+        fake.route(
+            "anthropic.*",
+            text=" ".join(f"w{i}" for i in range(STREAM_EVENTS)),
+            operation="InvokeModelWithResponseStream",
+        )
         floor = floor_server(capture(fake.port, PATH), capture(fake.port, STREAM_PATH))
         floor_port = floor.server_address[1]
         try:
