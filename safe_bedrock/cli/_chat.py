@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         from safe_bedrock.errors import SafeBedrockError  # noqa: PLC0415
 
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-        allowlist = build_allowlist(args.model, args.allow)
+        allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
         read = _reader(out)
         messages: list[dict[str, Any]] = []
         turn = 0

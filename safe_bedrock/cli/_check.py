@@ -136,8 +136,14 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
         problem = describe(_no_credentials())
         state.add(Step("credentials", DENIED, problem.summary, problem.fix))
         return False
+    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY  # noqa: PLC0415
+
+    key = credentials.access_key or ""
+    if key == PLACEHOLDER_KEY:
+        state.add(Step("credentials", OK, "none configured: placeholders for the local endpoint (the fake)"))
+        return True
     method = getattr(credentials, "method", "") or "unknown source"
-    state.add(Step("credentials", OK, f"found ({method}, access key {_mask(credentials.access_key or '')})"))
+    state.add(Step("credentials", OK, f"found ({method}, access key {_mask(key)})"))
     return True
 
 
@@ -332,7 +338,7 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
             Step(
                 "iam policy",
                 OK,
-                f"{source} may {', '.join(actions)} on {ref.arn}"
+                f"allows {', '.join(actions)} on {ref.arn}"
                 + (f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""),
             )
         )
@@ -453,7 +459,7 @@ def _call(
         ) as client:
             try:
                 counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
-                detail = f"{counted.get('inputTokens', '?')} input tokens counted"
+                detail = f"answered ({counted.get('inputTokens', '?')} input tokens)"
             except (InvalidRequestError, AccessDeniedError) as exc:
                 # CountTokens is not offered for every model, and has its own IAM action: fall back to the
                 # call the app makes, with one output token.

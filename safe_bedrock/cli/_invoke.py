@@ -43,7 +43,7 @@ __all__ = [
 
 ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
 DEFAULT_MAX_TOKENS: Final = 1024
-_PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
+PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
 _PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
 
 
@@ -84,15 +84,18 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     if _is_loopback(endpoint_url) and not configured and session.get_credentials() is None:
         session = boto3.session.Session(
             region_name=where,
-            aws_access_key_id=_PLACEHOLDER_KEY,
+            aws_access_key_id=PLACEHOLDER_KEY,
             aws_secret_access_key=_PLACEHOLDER_SECRET,
         )
     return session
 
 
-def build_allowlist(model: str, allow: Sequence[str] | None) -> ModelAllowlist:
+def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
     """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set; else the model named on the command line"""
     from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+    from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
+
+    parse_model_id(model, region=region)  # a malformed id is named as such, before any allowlist is built
 
     if allow:
         entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
@@ -263,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
         if not prompt.strip():
             raise CommandError("the prompt is empty", fix='pass the question as PROMPT, e.g. "Hello"')
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-        allowlist = build_allowlist(args.model, args.allow)
+        allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
         with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
             result = converse_turn(
                 client,

@@ -289,7 +289,8 @@ class Output:
         if self.json_mode:
             self.emit({"ok": False, "error": problem.as_json()})
         else:
-            lines = [f"safe-bedrock {self.command}: {problem.kind}: {problem.summary}"]
+            label = {"usage": "error", "internal": "internal error"}.get(problem.kind, problem.kind)
+            lines = [f"safe-bedrock {self.command}: {label}: {problem.summary}"]
             if problem.fix:
                 lines.append(f"  fix: {problem.fix}")
             self.stderr.write("\n".join(lines) + "\n")

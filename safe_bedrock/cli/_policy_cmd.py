@@ -120,6 +120,19 @@ def resolve_region(region: str | None) -> str:
 
 
 def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
+    from safe_bedrock._allowlist import AllowlistError  # noqa: PLC0415
+
+    try:
+        return _read_sources(args, region)
+    except AllowlistError as exc:
+        fix = exc.fix
+        if "allow_any" in fix:  # the library's escape hatch; a least-privilege policy has none
+            fix = "list the models you call (exact ids, or a prefix such as 'anthropic.claude-3-haiku*')"
+        subject = f"entry {exc.entry!r} ({exc.source})" if exc.entry is not None else exc.source
+        raise CommandError(f"{subject}: {exc.problem}", fix=fix) from None
+
+
+def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
     from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
     from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PolicyDocument  # noqa: PLC0415
 

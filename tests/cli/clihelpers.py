@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from safe_bedrock.testing import FakeBedrockServer
 from safe_bedrock.testing._control_plane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30
-
-_OUR_COMMANDS = (
-    "safe_bedrock.cli._policy_cmd",
-    "safe_bedrock.cli._check",
-    "safe_bedrock.cli._invoke",
-    "safe_bedrock.cli._chat",
-)
-# The same as `python -m safe_bedrock.cli`, and it also registers the commands if the registry does not list
-# them yet, so the tests run the real entry point either way.
-BOOT = (
-    "import safe_bedrock.cli as cli\n"
-    f"ours = {_OUR_COMMANDS!r}\n"
-    "missing = tuple(m for m in ours if m not in cli.COMMAND_MODULES)\n"
-    "if missing:\n"
-    "    build = cli.build_parser\n"
-    "    every = tuple(cli.COMMAND_MODULES) + missing\n"
-    "    cli.build_parser = lambda modules=every: build(modules)\n"
-    "raise SystemExit(cli.main())\n"
-)
 
 
 @dataclass(frozen=True)
@@ -70,7 +47,7 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-c", BOOT, *args]
+    return [sys.executable, "-m", "safe_bedrock.cli", *args]
 
 
 def run(
@@ -97,53 +74,6 @@ def control_plane(server: FakeBedrockServer) -> ControlPlane:
     plane = getattr(server, "control_plane", None)
     assert isinstance(plane, ControlPlane), "FakeBedrockServer has no control_plane hook"
     return plane
-
-
-class FrontDoor:
-    """An HTTP front for servers without the control-plane hook: ControlPlane first, else relay to the fake.
-
-    Only plain (non-streaming) replies are relayed, which is all `check` needs.
-    """
-
-    def __init__(self, server: FakeBedrockServer, plane: ControlPlane) -> None:
-        target = urlsplit(server.endpoint_url)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return
-
-            def do_any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = plane.handle(self.command, self.path, dict(self.headers.items()), body)
-                if answer is None:
-                    conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
-                    conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
-                    reply = conn.getresponse()
-                    answer = (reply.status, dict(reply.getheaders()), reply.read())
-                    conn.close()
-                status, headers, payload = answer
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in {"transfer-encoding", "content-length", "connection"}:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_any  # noqa: N815 - the stdlib's method names
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.endpoint_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 def endpoint_args(server: FakeBedrockServer) -> Sequence[str]:

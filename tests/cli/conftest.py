@@ -7,7 +7,7 @@ import pytest
 
 from safe_bedrock.testing import FakeBedrockServer
 from safe_bedrock.testing._control_plane import ControlPlane
-from tests.cli.clihelpers import FrontDoor
+from tests.cli.clihelpers import control_plane
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def server() -> Iterator[FakeBedrockServer]:
 
 @dataclass
 class Aws:
-    """The fake Bedrock server and its control plane, and the one URL every client is pointed at."""
+    """The fake Bedrock server and its control plane (fake STS, IAM, Bedrock control plane), one URL."""
 
     server: FakeBedrockServer
     plane: ControlPlane
@@ -26,15 +26,5 @@ class Aws:
 
 
 @pytest.fixture
-def aws(server: FakeBedrockServer) -> Iterator[Aws]:
-    plane = getattr(server, "control_plane", None)
-    if isinstance(plane, ControlPlane):
-        yield Aws(server, plane, server.endpoint_url)
-        return
-    # The server does not dispatch control-plane calls itself (yet): put a front door before it.
-    plane = ControlPlane(core=getattr(server, "_core", None))
-    front = FrontDoor(server, plane)
-    try:
-        yield Aws(server, plane, front.endpoint_url)
-    finally:
-        front.close()
+def aws(server: FakeBedrockServer) -> Aws:
+    return Aws(server, control_plane(server), server.endpoint_url)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from safe_bedrock.testing import FakeBedrockServer
 from tests.cli.clihelpers import cli_env, command, endpoint_args, run
 
@@ -87,12 +89,13 @@ def test_access_denied_in_json_carries_the_typed_fields(server: FakeBedrockServe
     assert "us-east-1" in error["fix"]
 
 
-def test_an_invalid_model_id_is_a_usage_error_without_a_request(server: FakeBedrockServer) -> None:
-    result = run(
-        "invoke", "foo bar/../x", "Hi", *endpoint_args(server), env={"SAFE_BEDROCK_ALLOWED_MODELS": NOVA}
-    )
+@pytest.mark.parametrize("env", [{}, {"SAFE_BEDROCK_ALLOWED_MODELS": NOVA}])
+def test_an_invalid_model_id_is_a_usage_error_without_a_request(
+    server: FakeBedrockServer, env: dict[str, str]
+) -> None:
+    result = run("invoke", "foo bar/../x", "Hi", *endpoint_args(server), env=env)
     assert result.code == 2
-    assert "invalid model id" in result.stderr
+    assert result.stderr.startswith("safe-bedrock invoke: error: invalid model id 'foo bar/../x'")
     assert "fix:" in result.stderr
     assert server.requests == []
 

@@ -144,7 +144,7 @@ def test_run_command_turns_an_unexpected_exception_into_one_line_and_exit_70(
     code = run_command(argparse.Namespace(command="chat", json=False), body)
     captured = capsys.readouterr()
     assert code == EXIT_SOFTWARE
-    assert captured.err.startswith("safe-bedrock chat: internal: unexpected error: ZeroDivisionError")
+    assert captured.err.startswith("safe-bedrock chat: internal error: unexpected error: ZeroDivisionError")
     assert "please report" in captured.err
     assert len(captured.err.splitlines()) == 2
 

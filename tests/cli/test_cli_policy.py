@@ -14,6 +14,7 @@ import pytest
 from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import parse_model_id
 from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PolicyDocument
+from safe_bedrock.cli import CommandError
 from safe_bedrock.cli._policy_cmd import READ_ONLY_ACTIONS, build_policy
 from safe_bedrock.testing import FakeBedrockServer
 from tests.cli.clihelpers import endpoint_args, run
@@ -87,8 +88,9 @@ def test_an_entry_covering_every_model_is_refused_with_the_fix(entry: str) -> No
         assert result.stdout == ""
         assert "allows every model" in result.stderr
         assert "fix: list the models you call" in result.stderr
-    with pytest.raises(ValueError, match="every"):
+    with pytest.raises(CommandError, match="every") as caught:
         build_policy(models=[entry], region="us-east-1")
+    assert "allow_any" not in caught.value.fix
 
 
 def test_actions_option_limits_the_policy_to_invoke() -> None:
