@@ -308,8 +308,7 @@ async def test_a_stream_failing_after_its_first_event_raises_and_is_not_retried(
     response = await client.invoke_model_with_response_stream(modelId=HAIKU, body=anthropic_body())
     received: list[object] = []
     with capture_logs() as logs, pytest.raises(ThrottlingError) as caught:
-        async for event in response["body"]:
-            received.append(event)  # noqa: PERF401 - the events before the error must be kept
+        await _collect(response["body"], into=received)
     assert len(received) == 2
     assert caught.value.mid_stream is True
     assert caught.value.events_received == 2
@@ -317,6 +316,11 @@ async def test_a_stream_failing_after_its_first_event_raises_and_is_not_retried(
     assert len(server.requests) == 1
     (log,) = logs
     assert (log["outcome"], log["error_class"], log["events"]) == ("error", "ThrottlingError", 2)
+
+
+async def _collect(events: AsyncIterator[object], *, into: list[object]) -> None:
+    async for event in events:
+        into.append(event)  # noqa: PERF401 - the events before an error must be kept
 
 
 async def test_a_connection_cut_mid_stream_is_a_typed_error_not_a_retry(
