@@ -476,7 +476,7 @@ def least_privilege_policy(
                 "Effect": "Allow",
                 "Action": action_value,
                 "Resource": sorted(routed),
-                "Condition": {"StringLike": {PROFILE_ARN_KEY: sorted(profiles)}},
+                "Condition": {"ArnLike": {PROFILE_ARN_KEY: sorted(profiles)}},
             }
         )
     for statement in statements:

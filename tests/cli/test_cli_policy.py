@@ -70,7 +70,7 @@ def test_profile_gets_its_arn_plus_the_model_in_every_region_it_routes_to_only_t
     # A global profile routes anywhere: the region-less foundation-model ARN.
     assert f"arn:aws:bedrock:::foundation-model/{GLOBAL_SONNET.removeprefix('global.')}" in routed["Resource"]
     # ... allowed only when the call comes through one of the profiles (no direct calls in other regions).
-    assert routed["Condition"]["StringLike"]["bedrock:InferenceProfileArn"] == profiles
+    assert routed["Condition"]["ArnLike"]["bedrock:InferenceProfileArn"] == profiles
 
 
 def test_invoke_is_never_allowed_on_resource_star() -> None:
@@ -195,8 +195,7 @@ def _parliament() -> ModuleType:
 #   lists, while bedrock:InvokeModel takes one of them per call; and it rejects ':' in resource ids, which
 #   every versioned model id has ("...-v1:0"). The resource types are checked below with parliament's
 #   own ARN formats instead.
-# - MISMATCHED_TYPE_BUT_USABLE: StringLike on bedrock:InferenceProfileArn (an ARN key); usable, as it says.
-_KNOWN_FALSE_POSITIVES = {"RESOURCE_MISMATCH", "MISMATCHED_TYPE_BUT_USABLE"}
+_KNOWN_FALSE_POSITIVES = {"RESOURCE_MISMATCH"}
 
 
 @pytest.mark.parametrize("role", ["app", "auditor", "developer"])
