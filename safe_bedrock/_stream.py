@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,9 +22,24 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
+def _release(stream: Any) -> None:
+    """Close the HTTP response and give its pool slot back now, not at the next garbage collection.
+
+    botocore's EventStream keeps its reader generator in a reference cycle with itself. While suspended,
+    that generator holds urllib3's response, which hands its connection back to the pool only when the
+    generator is finalised: until the cyclic collector runs, the pool is one slot short (it opens extra
+    connections) and urllib3 logs "Connection pool is full" when the late slots come back. aiobotocore's
+    reader is an async generator, finalised by `aclose()` instead.
+    """
+    stream.close()
+    reader = getattr(stream, "_event_generator", None)
+    if isinstance(reader, types.GeneratorType):
+        reader.close()
+
+
 def _first_failed(guard: Guard, call: Call, stream: Any, exc: BaseException) -> BaseException:
     # A failed first read abandons this attempt: close it so the retry does not hold two connections.
-    stream.close()
+    _release(stream)
     return guard.translate(call, exc, mid_stream=True, events=0)
 
 
@@ -114,7 +130,7 @@ class _StreamBase:
         self._done = True
         self._pending = None
         # botocore's and aiobotocore's (aiohttp) close are both synchronous: drop the HTTP response now.
-        self._stream.close()
+        _release(self._stream)
         self._guard.record_stream_end(
             self._call, request_id=self._request_id, error=error, closed_early=closed_early
         )
