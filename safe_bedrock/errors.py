@@ -175,14 +175,20 @@ class BedrockServiceError(SafeBedrockError, ClientError):
             }
         ClientError.__init__(self, response, operation)  # type: ignore[arg-type]
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the code, the operation, the model and Bedrock's message (no fix)."""
         where = self.model_arn or self.model_id
         subject = f" for {where}" if where else ""
         stream = f" mid-stream after {self.events_received} events" if self.mid_stream else ""
-        line = f"{self.code} on {self.operation}{subject}{stream}: {self.message}"
-        if self.fix:
-            line = f"{line} Fix: {self.fix}"
-        return " ".join(line.split())
+        return " ".join(f"{self.code} on {self.operation}{subject}{stream}: {self.message}".split())
+
+    def __str__(self) -> str:
+        return f"{self.summary} Fix: {' '.join(self.fix.split())}" if self.fix else self.summary
+
+    def fields(self) -> dict[str, Any]:
+        """Every field by name (the raw botocore response left out), for JSON output or structured logs."""
+        return {name: value for name, value in self._kwargs().items() if name != "response"}
 
     def _kwargs(self) -> dict[str, Any]:
         names: list[str] = []

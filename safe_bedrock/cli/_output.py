@@ -85,44 +85,14 @@ def _split_fix(text: str) -> tuple[str, str]:
     return (_one_line(head), _one_line(tail)) if sep else (_one_line(text), "")
 
 
-_SERVICE_FIELDS: Final = (
-    "code",
-    "message",
-    "operation",
-    "model_id",
-    "model_arn",
-    "region",
-    "request_id",
-    "http_status",
-    "retryable",
-    "mid_stream",
-    "events_received",
-    "principal",
-    "action",
-    "resource",
-    "policy_type",
-    "policy_arn",
-    "allowlist_source",
-    "closest",
-    "entry_to_add",
-    "suggested_model_id",
-    "suggested_policy",
-)
-
-
 def _service_problem(exc: Any) -> Problem:
     from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError  # noqa: PLC0415
 
     details: dict[str, object] = {}
-    for name in _SERVICE_FIELDS:
-        value = getattr(exc, name, None)
-        if value not in (None, "", ()):
-            details[name] = list(value) if isinstance(value, tuple) else value
-    name = type(exc).__name__
-    for klass in type(exc).__mro__:  # per-client translated classes present the public name
-        if klass.__module__ == "safe_bedrock.errors":
-            name = klass.__name__
-            break
+    for key, value in exc.fields().items():
+        if key != "fix" and value not in (None, "", ()):
+            details[key] = list(value) if isinstance(value, tuple) else value
+    name = type(exc).__name__  # per-client translated classes carry the public class name
     if isinstance(exc, ModelNotAllowedError):
         source = f" (allowlist from {exc.allowlist_source})" if exc.allowlist_source else ""
         summary = f"refused by the allowlist{source}: {exc.model_id or exc.model_arn} is not allowed"
@@ -130,10 +100,7 @@ def _service_problem(exc: Any) -> Problem:
             summary += f"; closest allowed: {', '.join(exc.closest[:3])}"
         fix = exc.fix or (f"add {exc.entry_to_add!r} to the allowlist" if exc.entry_to_add else "")
     else:
-        where = exc.model_arn or exc.model_id
-        subject = f" for {where}" if where else ""
-        stream = f" (mid-stream, after {exc.events_received} events)" if exc.mid_stream else ""
-        summary = f"{name}: {exc.code} on {exc.operation}{subject}{stream}: {_one_line(exc.message)}"
+        summary = f"{name}: {exc.summary}"
         fix = _one_line(exc.fix)
     denied = isinstance(exc, AccessDeniedError)
     return Problem("denied" if denied else "failed", _one_line(summary), fix, EXIT_DENIED, name, details)
