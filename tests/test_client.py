@@ -138,6 +138,9 @@ def test_every_model_operation_refuses_models_off_the_allowlist_and_sends_nothin
     error = caught.value
     assert error.model_arn == f"arn:aws:bedrock:us-east-1::foundation-model/{LLAMA}"
     assert error.entry_to_add == LLAMA
+    assert error.fields()["entry_to_add"] == LLAMA
+    assert "response" not in error.fields()
+    assert str(error) == f"{error.summary} Fix: {error.fix}"
     assert error.http_status == 403
     assert error.response["Error"]["Code"] == "AccessDeniedException"
 
