@@ -1,0 +1,218 @@
+"""200 concurrent chat streams: the async client on one thread vs the sync client on a thread pool.
+
+A chat backend holds one Bedrock stream open per conversation. This benchmark opens N (default 200)
+converse_stream calls at once against the fake Bedrock server, each answer paced like a model (30 tokens,
+20 ms apart), and reports side by side for AsyncSafeBedrockClient (asyncio tasks) and SafeBedrockClient
+(a ThreadPoolExecutor with one worker per stream, what a sync backend needs to hold them all):
+
+- time to first token (call start -> first event in the consumer's hands), p50 and p99
+- wall time for all streams, and every stream's answer checked complete
+- threads alive in this process during the run (sampled; the peak), against the baseline before it
+
+The fake server runs in a child process, so its own per-connection threads are not counted here.
+
+    .venv-aio/bin/python benchmarks/bench_chat_load.py [--streams 200] [--tokens 30] [--delay 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+KEY, SECRET = "AKIAFAKEBEDROCK00000", "fake-secret-access-key-for-safe-bedrock"
+
+
+def _serve(conn: Any, answers: int, tokens: int, delay: float) -> None:
+    from safe_bedrock.testing import FakeBedrockServer  # noqa: PLC0415 - in the child process only
+
+    with FakeBedrockServer() as server:
+        server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)
+        conn.send(server.endpoint_url)
+        conn.recv()  # until the parent is done
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    name: str
+    ttft: list[float]
+    wall: float
+    peak_threads: int
+    baseline_threads: int
+    complete: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_async(endpoint: str, streams: int, tokens: int) -> Result:
+    from aiobotocore.config import AioConfig  # noqa: PLC0415
+    from aiobotocore.session import AioSession  # noqa: PLC0415
+
+    from safe_bedrock import AsyncSafeBedrockClient  # noqa: PLC0415
+
+    session = AioSession(session_vars={"profile": (None, None, None, None)})
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    session.set_credentials(KEY, SECRET)
+    baseline = threading.active_count()
+    peak = baseline
+    ttfts: list[float] = []
+    complete = 0
+
+    async with AsyncSafeBedrockClient(
+        allow=[MODEL],
+        session=session,
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        config=AioConfig(max_pool_connections=streams, read_timeout=60, connect_timeout=30),
+    ) as client:
+        await client.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "warm"}]}])
+        baseline = peak = threading.active_count()
+
+        async def one() -> None:
+            nonlocal complete
+            started = time.perf_counter()
+            response = await client.converse_stream(
+                modelId=MODEL, messages=[{"role": "user", "content": [{"text": "hi"}]}]
+            )
+            got = 0
+            async with response["stream"] as events:
+                async for event in events:
+                    if "contentBlockDelta" in event:
+                        if got == 0:
+                            ttfts.append(time.perf_counter() - started)
+                        got += 1
+            complete += got == tokens
+
+        async def sample(stop: asyncio.Event) -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, threading.active_count())
+                await asyncio.sleep(0.01)
+
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample(stop))
+        began = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(streams)))
+        wall = time.perf_counter() - began
+        stop.set()
+        await sampler
+    return Result("async (AsyncSafeBedrockClient)", ttfts, wall, peak, baseline, complete)
+
+
+def run_sync(endpoint: str, streams: int, tokens: int) -> Result:
+    import boto3  # noqa: PLC0415
+    import botocore.session  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    from safe_bedrock import SafeBedrockClient  # noqa: PLC0415
+
+    isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    isolated.set_config_variable("config_file", os.devnull)
+    isolated.set_config_variable("credentials_file", os.devnull)
+    isolated.set_credentials(KEY, SECRET)
+    client = SafeBedrockClient(
+        allow=[MODEL],
+        session=boto3.session.Session(botocore_session=isolated),
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        config=Config(max_pool_connections=streams, read_timeout=60, connect_timeout=30),
+    )
+    client.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "warm"}]}])
+    baseline = threading.active_count()
+    peak = baseline
+    ttfts: list[float] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def one() -> bool:
+        started = time.perf_counter()
+        response = client.converse_stream(
+            modelId=MODEL, messages=[{"role": "user", "content": [{"text": "hi"}]}]
+        )
+        got = 0
+        with response["stream"] as events:
+            for event in events:
+                if "contentBlockDelta" in event:
+                    if got == 0:
+                        with lock:
+                            ttfts.append(time.perf_counter() - started)
+                    got += 1
+        return got == tokens
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, threading.active_count() - 1)  # not counting the sampler itself
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=streams) as pool:
+        results = list(pool.map(lambda _: one(), range(streams)))
+    wall = time.perf_counter() - began
+    done.set()
+    sampler.join()
+    client.close()
+    return Result("sync (SafeBedrockClient + threads)", ttfts, wall, peak, baseline, sum(results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=30)
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds between a stream's tokens")
+    args = parser.parse_args()
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=_serve, args=(child, 2 * args.streams + 2, args.tokens, args.delay))
+    server.start()
+    try:
+        endpoint = parent.recv()
+        results = [
+            asyncio.run(run_async(endpoint, args.streams, args.tokens)),
+            run_sync(endpoint, args.streams, args.tokens),
+        ]
+    finally:
+        parent.send("stop")
+        server.join(10)
+
+    ideal = args.tokens * args.delay
+    print(
+        f"{args.streams} concurrent converse_stream calls, {args.tokens} tokens each,"
+        f" {args.delay * 1000:.0f} ms apart (one stream alone: ~{ideal:.2f} s),"
+        f" fake Bedrock server in a child process, {os.cpu_count()} cores\n"
+    )
+    columns = ("TTFT p50", 9), ("TTFT p99", 9), ("wall", 7), ("complete", 9), ("threads (peak/base)", 20)
+    header = f"{'client':38} " + " ".join(f"{name:>{width}}" for name, width in columns)
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        p50, p99 = statistics.median(r.ttft) * 1000, _percentile(r.ttft, 0.99) * 1000
+        print(
+            f"{r.name:38} {p50:7.1f}ms {p99:7.1f}ms {r.wall:6.2f}s {r.complete:>4}/{args.streams:<4}"
+            f" {r.peak_threads:>11} / {r.baseline_threads:<6}"
+        )
+    a, s = results
+    print(
+        f"\nthreads added while holding the streams: async +{a.peak_threads - a.baseline_threads},"
+        f" sync +{s.peak_threads - s.baseline_threads}"
+        f"; TTFT p99 ratio async/sync {_percentile(a.ttft, 0.99) / _percentile(s.ttft, 0.99):.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
