@@ -11,10 +11,13 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from safe_bedrock import ModelNotAllowedError, SafeBedrockClient
 from safe_bedrock.testing import FakeBedrock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 MODEL = os.environ.get("SAFE_BEDROCK_MODEL", "anthropic.claude-3-haiku-20240307-v1:0")
 REFUSED = "meta.llama3-70b-instruct-v1:0"
@@ -29,7 +32,10 @@ def bedrock_client() -> Iterator[SafeBedrockClient]:
             yield client
         return
     print("# offline: the built-in fake Bedrock (set SAFE_BEDROCK_LIVE=1 for the real one)")
-    with FakeBedrock() as fake, SafeBedrockClient(allow=[MODEL], session=fake.session(), region_name=region) as client:
+    with (
+        FakeBedrock() as fake,
+        SafeBedrockClient(allow=[MODEL], session=fake.session(), region_name=region) as client,
+    ):
         yield client
 
 

@@ -102,7 +102,7 @@ def test_every_service_error_is_a_botocore_client_error_with_a_response(
 @pytest.mark.parametrize("klass", SERVICE_ERRORS, ids=lambda klass: klass.__name__)
 def test_every_service_error_pickles_with_all_its_fields(klass: type[errors.BedrockServiceError]) -> None:
     error = build(klass)
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is klass
     assert state(copy) == state(error)
     assert str(copy) == str(error)
@@ -121,7 +121,7 @@ def test_every_per_client_subclass_pickles_as_its_public_class(
             assert issubclass(dynamic, EventStreamError) is stream
             assert dynamic.__name__ == klass.__name__
             error = build(dynamic)
-            copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+            copy = pickle.loads(pickle.dumps(error))
             assert type(copy) is klass
             assert state(copy) == state(error)
 
@@ -129,7 +129,7 @@ def test_every_per_client_subclass_pickles_as_its_public_class(
 def test_invalid_model_id_error_is_a_value_error_and_pickles() -> None:
     error = errors.InvalidModelIdError(model_id="bad id", problem="contains a space", fix="remove it")
     assert isinstance(error, ValueError)
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is errors.InvalidModelIdError
     assert (copy.model_id, copy.problem, copy.fix) == ("bad id", "contains a space", "remove it")
 
@@ -200,7 +200,7 @@ def test_refused_says_what_was_refused_what_is_close_and_what_to_add(client: Any
     )
     with pytest.raises(client.exceptions.AccessDeniedException):
         raise error
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is errors.ModelNotAllowedError
     assert copy.entry_to_add == error.entry_to_add
 

@@ -138,7 +138,7 @@ def test_every_translated_error_prints_one_line_with_its_cause_and_fix(case: Cas
 @pytest.mark.parametrize("case", CORPUS, ids=[case.id for case in CORPUS])
 def test_every_translated_error_pickles_as_its_public_class(case: Case, client: Any) -> None:
     error = translated(case, client)
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is case.expected
     assert copy.code == error.code
     assert copy.fix == error.fix
