@@ -116,7 +116,13 @@ class _StreamBase:
 
     def _failed(self, exc: Exception) -> BaseException:
         """The typed error for a failure while reading; the stream is closed and the call recorded."""
-        error = self._guard.translate(self._call, exc, mid_stream=True, events=self._call.meter.events)
+        error = self._guard.translate(
+            self._call,
+            exc,
+            mid_stream=True,
+            events=self._call.meter.events,
+            request_id=self._request_id,  # a stream's exception frame carries none of its own
+        )
         self._finish(error=error, closed_early=False)
         return error
 

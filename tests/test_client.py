@@ -323,6 +323,7 @@ def test_a_stream_failing_after_its_first_event_raises_and_is_not_retried(
     assert caught.value.mid_stream is True
     assert caught.value.events_received == 2
     assert caught.value.response["Error"]["Code"] == "throttlingException"
+    assert caught.value.request_id == response["ResponseMetadata"]["RequestId"]
     assert len(fake.requests) == 1
 
 
