@@ -313,7 +313,7 @@ def classify(code: object, message: object, *, http_status: int | None = None) -
     """The cause of a Bedrock error and the fields its message names; never raises."""
     key = normalize_code(code)
     text = message[:MAX_MESSAGE_SCAN] if isinstance(message, str) else ""
-    if http_status is None and key.isdigit():
+    if http_status is None and key.isascii() and key.isdigit():  # not "²", which int() refuses
         # botocore uses the status as the code when the service sent none.
         http_status = int(key)
     cause = _cause(key, text, http_status)
