@@ -33,8 +33,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy safe_bedrock
 
 # Coverage is measured over both environments and checked once, against a floor that only rises.
+# `coverage run` starts before pytest loads our pytest11 plugin, so import-time lines count as run.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report= -p no:cacheprovider
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -p no:cacheprovider
 
 # The end-to-end chat test drives the system Chromium (never a downloaded browser).
 browser:
@@ -42,9 +44,10 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
 
 test-aio: $(STAMP_AIO) browser
-	$(BIN_AIO)/python -m pytest --cov --cov-append --cov-report= -p no:cacheprovider tests/aio examples/chat_server/tests
+	$(BIN_AIO)/coverage run --append -m pytest -p no:cacheprovider tests/aio examples/chat_server/tests
 
 coverage: $(STAMP)
+	$(BIN)/coverage combine --append --quiet 2>/dev/null || true
 	$(BIN)/coverage report --fail-under=$$(cat .coverage-floor)
 
 test: lint typecheck pytest test-aio coverage
@@ -52,15 +55,16 @@ test: lint typecheck pytest test-aio coverage
 chat: $(STAMP_AIO)
 	$(BIN_AIO)/python examples/chat_server/app.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(STAMP_AIO)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 bench-chat: $(STAMP_AIO)
 	$(BIN_AIO)/python benchmarks/bench_chat_load.py
 
-soak: $(STAMP)
+soak: $(STAMP) $(STAMP_AIO)
 	SAFE_BEDROCK_SOAK=10 $(BIN)/python -m pytest -p no:cacheprovider tests/reliability
+	SAFE_BEDROCK_SOAK=10 $(BIN_AIO)/python -m pytest -p no:cacheprovider tests/aio/test_soak_async.py
 
 fake-server: $(STAMP)
 	$(BIN)/safe-bedrock fake-server --host 127.0.0.1 --port 4010
