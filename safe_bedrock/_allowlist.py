@@ -57,7 +57,15 @@ from safe_bedrock._ids import (
     parse_model_id,
     partition_of,
 )
-from safe_bedrock._policy import INVOKE, INVOKE_BIDI_STREAM, INVOKE_STREAM, PolicyDocument, PolicyError
+from safe_bedrock._policy import (
+    INVOKE,
+    INVOKE_BIDI_STREAM,
+    INVOKE_STREAM,
+    DuplicateKeyError,
+    PolicyDocument,
+    PolicyError,
+    strict_object,
+)
 from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
 
 __all__ = [
@@ -722,7 +730,13 @@ def _read_structured(file: Path, source: str) -> Mapping[str, object]:
     data: object
     if suffix == ".json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=strict_object)
+        except DuplicateKeyError as exc:
+            raise AllowlistError(
+                source=source,
+                problem=f"{exc} in one JSON object (JSON keeps only the last)",
+                fix="write each key once, with every entry in its one list",
+            ) from None
         except (json.JSONDecodeError, RecursionError) as exc:
             raise AllowlistError(
                 source=source, problem=f"invalid JSON ({exc})", fix="fix the JSON syntax"

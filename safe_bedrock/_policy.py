@@ -252,6 +252,28 @@ def _error(source: str, problem: str, statement: str | None = None) -> PolicyErr
     return PolicyError(where + problem, source=source, problem=problem, statement=statement)
 
 
+class DuplicateKeyError(ValueError):
+    """Raised by `strict_object` for a key written twice in one JSON object."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"duplicate key {key!r}")
+
+
+def strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """`object_pairs_hook` refusing duplicate keys.
+
+    `json` silently keeps the last of two equal keys, so `{"Effect": "Deny", "Effect": "Allow"}` would be
+    read as an Allow: what a reviewer reads must be what is enforced.
+    """
+    obj: dict[str, object] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
 def _load_json(text: str | bytes | bytearray, source: str) -> object:
     if len(text) > _MAX_POLICY_CHARS:
         raise _error(source, f"policy is {len(text)} characters, over the {_MAX_POLICY_CHARS} limit")
@@ -261,7 +283,9 @@ def _load_json(text: str | bytes | bytearray, source: str) -> object:
         except UnicodeDecodeError as exc:
             raise _error(source, f"policy is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=strict_object)
+    except DuplicateKeyError as exc:
+        raise _error(source, f"{exc} in one JSON object (JSON keeps only the last): write it once") from None
     except RecursionError:
         raise _error(source, f"policy JSON is nested too deeply (more than {_MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as exc:

@@ -146,11 +146,6 @@ def test_a_hostile_policy_is_refused_naming_the_problem(
     assert len(message) < 2_000
 
 
-@pytest.mark.xfail(
-    reason="requested (see /work/requests/reliability.md): a JSON object with a duplicate key is read as its"
-    " last value, so a statement showing both Deny and Allow allows; refuse duplicate keys instead",
-    strict=True,
-)
 def test_a_policy_statement_with_a_duplicate_key_is_refused_rather_than_read_as_its_last_value() -> None:
     text = (
         '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Effect": "Allow", '
@@ -160,11 +155,6 @@ def test_a_policy_statement_with_a_duplicate_key_is_refused_rather_than_read_as_
         ModelAllowlist.from_policy(text)
 
 
-@pytest.mark.xfail(
-    reason="requested (see /work/requests/reliability.md): an allowlist file with a duplicate key keeps only"
-    " the last list; refuse it so what a reviewer reads is what is allowed",
-    strict=True,
-)
 def test_an_allowlist_file_with_a_duplicate_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "models.json"
     path.write_text(f'{{"allow": ["{HAIKU}"], "allow": ["{LLAMA}"]}}')
