@@ -143,6 +143,7 @@ class Guard:
             events=meter.events,
             bytes=meter.payload_bytes,
             closed_early=closed_early,
+            complete=meter.complete,
             stream=True,
             **(error_fields(error) if error is not None else {}),
         )
@@ -151,7 +152,10 @@ class Guard:
         if call.recorded:  # one event per call, whichever path ends it first
             return
         call.recorded = True
-        if not self.hooks and not would_log(fields["outcome"], fields.get("error_category")):
+        outcome, category = fields["outcome"], fields.get("error_category")
+        if fields.get("complete") is False and not fields.get("closed_early"):
+            outcome, category = "error", "transient"  # a stream cut short logs as a warning
+        if not self.hooks and not would_log(outcome, category):
             return  # the default: logging not configured and no hooks, so nobody would see the details
         details = CallDetails(
             operation=call.spec.name,

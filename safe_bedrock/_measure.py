@@ -49,6 +49,7 @@ class StreamMeter:
     input_tokens: int | None = None
     output_tokens: int | None = None
     service_latency_ms: int | None = None
+    complete: bool = False  # the closing event arrived (the metrics chunk, or Converse's metadata)
 
     def observe(self, event: dict[str, Any]) -> None:
         self.events += 1
@@ -72,6 +73,7 @@ class StreamMeter:
             self.input_tokens = _int_or_none(usage.get("inputTokens"))
             self.output_tokens = _int_or_none(usage.get("outputTokens"))
             self.service_latency_ms = _int_or_none((metadata.get("metrics") or {}).get("latencyMs"))
+            self.complete = True
 
     def _read_invocation_metrics(self, data: bytes) -> None:
         try:
@@ -81,3 +83,4 @@ class StreamMeter:
         self.input_tokens = _int_or_none(metrics.get("inputTokenCount"))
         self.output_tokens = _int_or_none(metrics.get("outputTokenCount"))
         self.service_latency_ms = _int_or_none(metrics.get("invocationLatency"))
+        self.complete = True

@@ -95,7 +95,9 @@ class CallDetails:
 
     Durations are milliseconds. Token counts are what Bedrock reported (None when it did not). The stream
     fields are set only for streaming calls: `ttft_ms` is the time to the first event, `events` and
-    `bytes` what was read, `closed_early` whether the caller left before the end.
+    `bytes` what was read, `closed_early` whether the caller left before the end, and `complete` whether
+    the stream ended with the closing event Bedrock sends last (False: the answer was cut short, e.g. by a
+    proxy or a dropped connection that still ended cleanly; such a stream is logged as a warning).
     """
 
     operation: str
@@ -117,6 +119,7 @@ class CallDetails:
     events: int | None = None
     bytes: int | None = None
     closed_early: bool | None = None
+    complete: bool | None = None
 
 
 class CallHook(Protocol):
@@ -220,6 +223,8 @@ _QUIET_CATEGORIES = frozenset({"transient", "connection"})
 
 def level_of(details: CallDetails) -> int:
     """The stdlib level of the call's event (see the module docstring for the rule)."""
+    if details.stream and details.complete is False and not details.closed_early:
+        return logging.WARNING
     return _level(details.outcome, details.error_category)
 
 
@@ -268,6 +273,7 @@ def event_from(details: CallDetails) -> dict[str, Any]:
         event["events"] = details.events
         event["bytes"] = details.bytes
         event["closed_early"] = details.closed_early
+        event["complete"] = details.complete
     return event
 
 

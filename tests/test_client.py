@@ -403,3 +403,16 @@ def test_one_client_serves_many_threads(fake: FakeBedrock, client: SafeBedrockCl
     assert failures == []
     assert len(fake.requests) == 160
     assert {request.model_id for request in fake.requests} == {HAIKU}
+
+
+def test_a_stream_cut_short_still_ends_like_boto3_but_logs_a_warning(
+    fake: FakeBedrock, client: SafeBedrockClient
+) -> None:
+    fake.add_truncated_stream(after=3)
+    with capture_logs() as logs:
+        events = list(client.converse_stream(modelId=HAIKU, messages=messages("a b c d e f"))["stream"])
+        list(client.converse_stream(modelId=HAIKU, messages=messages("whole"))["stream"])
+    assert len(events) == 3
+    cut, whole = logs
+    assert (cut["complete"], cut["log_level"], cut["outcome"]) == (False, "warning", "ok")
+    assert (whole["complete"], whole["log_level"]) == (True, "info")

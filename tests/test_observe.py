@@ -48,7 +48,7 @@ BASE_KEYS = {
     "output_tokens",
 }
 ERROR_KEYS = {"error_class", "error_code", "error_category", "cause"}
-STREAM_KEYS = {"stream", "ttft_ms", "events", "bytes", "closed_early"}
+STREAM_KEYS = {"stream", "ttft_ms", "events", "bytes", "closed_early", "complete"}
 
 
 @pytest.fixture(autouse=True)
