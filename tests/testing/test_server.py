@@ -391,7 +391,10 @@ def test_stop_is_fast_with_a_stream_in_flight_and_leaves_no_threads() -> None:
     def consume() -> None:
         try:
             stream = client.converse_stream(modelId=HAIKU, messages=MESSAGES)["stream"]
-            outcome.extend(stream)
+            try:
+                outcome.extend(stream)
+            finally:
+                stream.close()
         except Exception as exc:  # noqa: BLE001 - the test inspects what the client saw
             outcome.append(exc)
 
@@ -482,6 +485,9 @@ def test_internal_failure_mid_stream_is_an_exception_frame(
     received = []
     with pytest.raises(EventStreamError) as info:
         received.extend(stream)
+    # botocore stops reading at the exception event: until closed, the stream holds its connection, and
+    # `info`'s traceback keeps the stream alive until a garbage collection, which then warns about the socket.
+    stream.close()
     assert received == [{"messageStart": {"role": "assistant"}}]
     assert info.value.response["Error"]["Code"] == "internalServerException"
     # The connection stays usable: the stream ended with a proper terminator.
