@@ -11,13 +11,13 @@ import types
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore.config import Config
 
 from safe_bedrock import cli
 from safe_bedrock.cli import Command, main
 from safe_bedrock.testing._server import FakeBedrockServer
+from safe_bedrock.testing._session import isolated_session
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,13 +31,9 @@ COMMAND = [sys.executable, "-c", "import sys; from safe_bedrock.cli import main;
 
 
 def client_for(url: str) -> Any:
-    return boto3.client(
-        "bedrock-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIAFAKE",
-        aws_secret_access_key="fake",
-        config=Config(retries={"total_max_attempts": 1}),
+    # An isolated session: the environment's AWS profile (even a missing one) plays no part.
+    return isolated_session(region_name="us-east-1").client(
+        "bedrock-runtime", endpoint_url=url, config=Config(retries={"total_max_attempts": 1})
     )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4010
 DEFAULT_REGION = "us-east-1"
+_MAX_REQUESTS = 10_000  # requests kept in the fake's log; the oldest go first
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise CommandError(f"port {args.port} is out of range", fix="pass --port between 1 and 65535, or 0")
-    server = FakeBedrockServer(host=args.host, port=args.port, region=args.region)
+    # Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
+    server = FakeBedrockServer(host=args.host, port=args.port, region=args.region, max_requests=_MAX_REQUESTS)
     if args.policy is not None:
         document = _load_policy(args.policy)
         try:

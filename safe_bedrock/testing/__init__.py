@@ -6,7 +6,8 @@ Two transports over one core, scripted the same way:
   requests are answered by the fake (botocore's serialisation, signing, retries and parsing all run).
 - `FakeBedrockServer`: a real HTTP server on 127.0.0.1 for any client or language (`.endpoint_url`).
 
-With pytest, the `fake_bedrock` fixture (installed with the package) gives each test a fresh `FakeBedrock`.
+With pytest, the `fake_bedrock` fixture (installed with the package) gives each test a fresh `FakeBedrock`
+and turns the retry policy's testing mode on (`set_testing`: no waiting between attempts) for that test.
 
 ```python
 def test_answer_is_shown(fake_bedrock):
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from safe_bedrock._retry import set_testing
 from safe_bedrock.testing._core import ConnectionDrop, FakeRequest
 from safe_bedrock.testing._fake import FakeBedrock
 from safe_bedrock.testing._script import ANY, ScriptingAPI
@@ -29,7 +31,15 @@ from safe_bedrock.testing._script import ANY, ScriptingAPI
 if TYPE_CHECKING:
     from safe_bedrock.testing._server import FakeBedrockServer
 
-__all__ = ["ANY", "ConnectionDrop", "FakeBedrock", "FakeBedrockServer", "FakeRequest", "ScriptingAPI"]
+__all__ = [
+    "ANY",
+    "ConnectionDrop",
+    "FakeBedrock",
+    "FakeBedrockServer",
+    "FakeRequest",
+    "ScriptingAPI",
+    "set_testing",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,8 +15,7 @@ import string
 from dataclasses import dataclass
 from functools import lru_cache
 
-from botocore.loaders import Loader
-from botocore.model import ServiceModel
+from safe_bedrock._botocore_data import service_model
 
 __all__ = [
     "ERRORS",
@@ -334,15 +333,6 @@ _FRONT_DOOR_STATUS = {
 _FIELDS = frozenset(
     ("principal", "action", "resource", "model_id", "region", "account", "policy_arn", "detail")
 )
-
-
-@lru_cache(maxsize=1)
-def service_model() -> ServiceModel:
-    """bedrock-runtime's model as botocore ships it, shared by the fake (loaded once, milliseconds).
-
-    Loaded without a botocore session so that an AWS_PROFILE naming a missing profile cannot break tests.
-    """
-    return ServiceModel(Loader().load_service_model("bedrock-runtime", "service-2"), "bedrock-runtime")
 
 
 @lru_cache(maxsize=1)

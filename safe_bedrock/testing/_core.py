@@ -14,12 +14,12 @@ import base64
 import json
 import re
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import unquote
 
+from safe_bedrock._botocore_data import service_model
 from safe_bedrock._eventstream import event_frame, exception_frame
 from safe_bedrock.testing import _catalog, _responders
 from safe_bedrock.testing._script import Script, Scripted, stream_operations
@@ -30,6 +30,7 @@ __all__ = [
     "ConnectionDrop",
     "FakeBedrockCore",
     "FakeRequest",
+    "ReadTimeout",
     "Reply",
     "error_reply",
     "request_from_http",
@@ -46,6 +47,13 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 class ConnectionDrop(Exception):  # noqa: N818 - names what happens on the wire, not an error of the caller
     """Raised from `Reply.chunks`: the transport must cut the connection without finishing the response."""
+
+
+class ReadTimeout(ConnectionDrop):
+    """A scripted delay outlasts the client's read timeout (known in-process only): the client gives up.
+
+    A transport that does not know it treats it as the drop it subclasses.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +112,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _routes() -> tuple[tuple[str, re.Pattern[str], str], ...]:
-    model = _catalog.service_model()
+    model = service_model()
     table: list[tuple[str, re.Pattern[str], str, int]] = []
     for name in model.operation_names:
         http = model.operation_model(name).http
@@ -249,15 +257,38 @@ def action_for(operation: str) -> str:
     )
 
 
-def _drop_now() -> Iterator[bytes]:
+def _drop_now(exc: ConnectionDrop | None = None) -> Iterator[bytes]:
     yield from ()
-    raise ConnectionDrop("the fake Bedrock dropped the connection before answering")
+    raise exc or ConnectionDrop("the fake Bedrock dropped the connection before answering")
 
 
-def _paced(frames: list[bytes], delay: float, tail: bytes, *, drop: bool) -> Iterator[bytes]:
+def pause(closing: threading.Event, seconds: float, *, read_timeout: float | None = None) -> None:
+    """Wait out a scripted delay, cut short when the transport stops (`closing` set) or the client times out.
+
+    Raises ConnectionDrop when `closing` is set meanwhile (so `FakeBedrockServer.stop()` never waits for a
+    long scripted delay), ReadTimeout when `read_timeout` (the client's) is shorter than the delay.
+    """
+    limit = seconds if read_timeout is None else min(seconds, read_timeout)
+    if closing.wait(limit):
+        raise ConnectionDrop("the fake Bedrock is stopping")
+    if limit < seconds:
+        raise ReadTimeout(
+            f"the scripted delay of {seconds:g} s outlasts the client's read_timeout of {limit:g} s"
+        )
+
+
+def _paced(
+    frames: list[bytes],
+    delay: float,
+    tail: bytes,
+    *,
+    drop: bool,
+    closing: threading.Event,
+    read_timeout: float | None,
+) -> Iterator[bytes]:
     for i, frame in enumerate(frames):
         if delay > 0 and i:
-            time.sleep(delay)
+            pause(closing, delay, read_timeout=read_timeout)
         yield frame
     if tail:
         yield tail
@@ -275,6 +306,8 @@ class FakeBedrockCore:
     """One fake Bedrock: the script, the request log and the optional IAM policy. Thread-safe.
 
     `handle` never raises for anything a client can send: bad input becomes the error Bedrock would answer.
+    Every scripted delay waits on `closing`: a transport sets it when it stops, which cuts the delay short
+    (the reply then drops its connection). `max_requests` bounds the request log (the newest are kept).
     """
 
     script: Script = field(default_factory=Script)
@@ -283,12 +316,19 @@ class FakeBedrockCore:
     principal: str = DEFAULT_PRINCIPAL
     policy_arn: str | None = None
     account: str = DEFAULT_ACCOUNT
+    max_requests: int | None = None
+    closing: threading.Event = field(default_factory=threading.Event, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _failures: list[str] = field(default_factory=list, repr=False)
     _cache: dict[
         tuple[str, str | None, bytes], tuple[dict[str, str], bytes | None, tuple[bytes, ...] | None]
     ] = field(default_factory=dict, repr=False)
     _counter: int = 0
+
+    def __post_init__(self) -> None:
+        bound = self.max_requests
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 1):
+            raise ValueError(f"max_requests must be an int >= 1 or None (no bound), got {bound!r}")
 
     # --- configuration -------------------------------------------------------------------------------
 
@@ -335,7 +375,9 @@ class FakeBedrockCore:
 
     # --- answering -------------------------------------------------------------------------------------
 
-    def handle(self, request: FakeRequest) -> Reply:
+    def handle(self, request: FakeRequest, *, read_timeout: float | None = None) -> Reply:
+        """The reply to one request. `read_timeout`: the client's, when the transport knows it (in-process),
+        so that a scripted delay longer than it ends as a read timeout."""
         request_id = self.next_request_id()
         if not request.operation:
             return error_reply(
@@ -347,6 +389,8 @@ class FakeBedrockCore:
             )
         with self.lock:
             self.requests.append(request)
+            if self.max_requests is not None and len(self.requests) > self.max_requests:
+                del self.requests[: len(self.requests) - self.max_requests]
             policy = self.policy
         if policy is not None:
             from safe_bedrock.testing import _iam  # noqa: PLC0415
@@ -365,7 +409,7 @@ class FakeBedrockCore:
         try:
             if scripted is None and request.operation in _CACHEABLE:
                 return self._default(request, request_id)
-            return self._answer(request, scripted, request_id)
+            return self._answer(request, scripted, request_id, read_timeout=read_timeout)
         except _responders.BadRequest as exc:
             return error_reply("ValidationException", str(exc), request_id=request_id)
         except _ScriptFailureError as exc:
@@ -398,9 +442,19 @@ class FakeBedrockCore:
         reply.failure = failure
         return reply
 
-    def _answer(self, request: FakeRequest, scripted: Scripted | None, request_id: str) -> Reply:
+    def _answer(
+        self,
+        request: FakeRequest,
+        scripted: Scripted | None,
+        request_id: str,
+        *,
+        read_timeout: float | None = None,
+    ) -> Reply:
         if scripted is not None and scripted.delay > 0:
-            time.sleep(scripted.delay)
+            try:
+                pause(self.closing, scripted.delay, read_timeout=read_timeout)
+            except ConnectionDrop as exc:
+                return Reply(status=200, headers={"x-amzn-RequestId": request_id}, chunks=_drop_now(exc))
         kind = scripted.kind if scripted is not None else None
         if scripted is not None and kind == "error":
             return self._error(request, scripted, request_id)
@@ -408,7 +462,7 @@ class FakeBedrockCore:
             return Reply(status=200, headers={"x-amzn-RequestId": request_id}, chunks=_drop_now())
         operation = request.operation
         if operation in _STREAM_OPS:
-            return self._stream(request, scripted, request_id)
+            return self._stream(request, scripted, request_id, read_timeout=read_timeout)
         if scripted is not None and kind == "body":
             return self._json(scripted.body, request_id, scripted.headers, status=scripted.status)
         text, body = self._scripted_text(request, scripted)
@@ -528,7 +582,14 @@ class FakeBedrockCore:
             extra_headers=extra,
         )
 
-    def _stream(self, request: FakeRequest, scripted: Scripted | None, request_id: str) -> Reply:
+    def _stream(
+        self,
+        request: FakeRequest,
+        scripted: Scripted | None,
+        request_id: str,
+        *,
+        read_timeout: float | None,
+    ) -> Reply:
         operation = request.operation
         invoke = operation == "InvokeModelWithResponseStream"
         frames: list[bytes]
@@ -577,7 +638,14 @@ class FakeBedrockCore:
         return Reply(
             status=200,
             headers=headers,
-            chunks=_paced(frames, scripted.event_delay, tail, drop=ending == "drop"),
+            chunks=_paced(
+                frames,
+                scripted.event_delay,
+                tail,
+                drop=ending == "drop",
+                closing=self.closing,
+                read_timeout=read_timeout,
+            ),
         )
 
     @staticmethod

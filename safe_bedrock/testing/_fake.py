@@ -9,31 +9,28 @@ through botocore's real serialisation, signing, retries, parsing and event-strea
 from __future__ import annotations
 
 import itertools
-import os
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import boto3
-import botocore.session
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ConnectionClosedError
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
-from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, request_from_http
+from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, ReadTimeout, Reply, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI, stream_operations
+from safe_bedrock.testing._session import FAKE_ACCESS_KEY, isolated_client, isolated_session
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from types import TracebackType
 
+    import boto3.session
     from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
 
 __all__ = ["FAKE_ACCESS_KEY", "FakeBedrock"]
-
-FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
-_FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret
 # Requests never leave the process; should a client outlive its fake, this host cannot resolve either.
 _UNUSED_ENDPOINT = "https://bedrock-runtime.{region}.fake-bedrock.invalid"
 _ids = itertools.count(1)
@@ -42,15 +39,19 @@ _ids = itertools.count(1)
 class _Body:
     """The `raw` of an AWSResponse: what botocore reads a body or an event stream from."""
 
-    __slots__ = ("_chunks", "_url")
+    __slots__ = ("_chunks", "_source", "_url")
 
-    def __init__(self, chunks: Iterable[bytes], url: str) -> None:
+    def __init__(self, chunks: Iterable[bytes], url: str, *, source: object = None) -> None:
         self._chunks = chunks
         self._url = url
+        self._source = chunks if source is None else source  # what close() closes (a reply's generator)
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         try:
             yield from self._chunks
+        except ReadTimeout as exc:
+            # What urllib3 raises when no byte arrives within read_timeout; botocore lets it through.
+            raise Urllib3ReadTimeoutError(None, self._url, f"Read timed out. ({exc})") from exc  # type: ignore[arg-type]
         except ConnectionDrop as exc:
             # What urllib3 raises when the peer closes mid-body; botocore lets it through while iterating.
             raise ProtocolError(f"Connection broken: {exc}", exc) from exc
@@ -59,9 +60,7 @@ class _Body:
         return b"".join(self.stream())
 
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        _close(self._source)
 
 
 class FakeBedrock(ScriptingAPI):
@@ -74,14 +73,19 @@ class FakeBedrock(ScriptingAPI):
     client.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=[...])
     fake.requests[0].json                              # what the code under test sent
     fake.close()                                       # or `with FakeBedrock() as fake:`
+
+    # code that builds its own client from a session (SafeBedrockClient, an app's factory):
+    SafeBedrockClient(allow=[...], session=fake.session(), region_name="us-east-1")
     ```
     """
 
-    def __init__(self) -> None:
-        self._core = FakeBedrockCore()
+    def __init__(self, *, max_requests: int | None = None) -> None:
+        """`max_requests`: keep only the newest N requests in `.requests` (default: all of them)."""
+        self._core = FakeBedrockCore(max_requests=max_requests)
         self._unique = f"safe-bedrock-fake-{next(_ids)}"
         self._clients: list[Any] = []
         self._allow_pending = False
+        self._closed = False
 
     # --- clients -----------------------------------------------------------------------------------------
 
@@ -93,16 +97,22 @@ class FakeBedrock(ScriptingAPI):
         credentials.
         """
         kwargs.setdefault("endpoint_url", _UNUSED_ENDPOINT.format(region=region_name))
-        kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
-        kwargs.setdefault("aws_secret_access_key", _FAKE_SECRET_KEY)
-        # No AWS_PROFILE, config or credentials file from the environment: tests must never see real AWS.
-        isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        isolated.set_config_variable("config_file", os.devnull)
-        isolated.set_config_variable("credentials_file", os.devnull)
-        session = boto3.session.Session(botocore_session=isolated)
-        client: BedrockRuntimeClient = session.client("bedrock-runtime", region_name=region_name, **kwargs)
+        client = isolated_client(region_name=region_name, **kwargs)
         self.attach(client)
         return client
+
+    def session(self, region_name: str = "us-east-1") -> boto3.session.Session:
+        """A boto3 Session (fake credentials, no AWS profile or files) whose bedrock-runtime clients this fake
+        answers: for code that builds its own client, such as `SafeBedrockClient(session=...)`.
+
+        Every bedrock-runtime client created from the session, now or later, is answered in-process (botocore
+        copies a session's event handlers into each client it creates). After `close()` those clients raise
+        RuntimeError instead of reaching out to the real endpoint.
+        """
+        session = isolated_session(region_name=region_name)
+        handler: Any = self._session_send  # botocore's stubs type handlers as returning None
+        session.events.register_first("before-send.bedrock-runtime", handler, unique_id=self._unique)
+        return session
 
     def attach(self, client: Any) -> Any:
         """Answer this existing bedrock-runtime client's calls from the fake (until close/detach)."""
@@ -120,7 +130,12 @@ class FakeBedrock(ScriptingAPI):
             self._clients.remove(client)
 
     def close(self) -> None:
-        """Detach every client; the fake's script and request log stay readable."""
+        """Detach every client; the fake's script and request log stay readable.
+
+        Clients made from `session()` cannot be detached (each holds its own copy of the session's handlers):
+        from now on their calls raise RuntimeError.
+        """
+        self._closed = True
         for client in list(self._clients):
             self.detach(client)
 
@@ -138,6 +153,14 @@ class FakeBedrock(ScriptingAPI):
 
     # --- the hook ------------------------------------------------------------------------------------------
 
+    def _session_send(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
+        if self._closed:
+            raise RuntimeError(
+                f"{self!r} was closed: the clients made from its session() cannot reach it any more (and"
+                " are not sent to real AWS); make and use the client within the fake's lifetime"
+            )
+        return self._before_send(request, **kwargs)
+
     def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         url = request.url or ""
         parts = urlsplit(url)
@@ -149,7 +172,13 @@ class FakeBedrock(ScriptingAPI):
             body=_bytes(request.body),
             headers_lowered=True,
         )
-        reply = self._core.handle(fake_request)
+        # The client's read timeout, so a scripted delay longer than it times out here as it would over HTTP.
+        context = getattr(request, "context", None) or {}
+        config = context.get("client_config")
+        read_timeout = getattr(config, "read_timeout", None)
+        reply = self._core.handle(
+            fake_request, read_timeout=float(read_timeout) if isinstance(read_timeout, (int, float)) else None
+        )
         if reply.failure is not None:
             raise AssertionError(reply.failure)
         return _response(url, reply, stream=fake_request.operation in stream_operations())
@@ -194,12 +223,24 @@ def _headers(headers: dict[str, str]) -> HTTPHeaders:
 def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
     if reply.chunks is None:
         return AWSResponse(url, reply.status, _headers(reply.headers), _Body((reply.body or b"",), url))
-    if not stream:
-        try:
-            body = b"".join(reply.chunks)
-        except ConnectionDrop as exc:
-            # What botocore raises when the connection closes before a response: it retries it as a
-            # connection error, exactly as against the real endpoint.
-            raise ConnectionClosedError(endpoint_url=url) from exc
-        return AWSResponse(url, reply.status, _headers(reply.headers), _Body((body,), url))
-    return AWSResponse(url, reply.status, _headers(reply.headers), _Body(reply.chunks, url))
+    iterator = iter(reply.chunks)
+    try:
+        # Nothing reaches the client before the first chunk, as over HTTP (where the head waits for it): a
+        # drop or a timeout before it is an error of the call itself, which botocore may retry.
+        first = [b"".join(iterator)] if not stream else list(itertools.islice(iterator, 1))
+    except ReadTimeout as exc:
+        _close(iterator)
+        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
+    except ConnectionDrop as exc:
+        # What botocore raises when the connection closes before a response: it retries it as a connection
+        # error, exactly as against the real endpoint.
+        _close(iterator)
+        raise ConnectionClosedError(endpoint_url=url) from exc
+    body = _Body(itertools.chain(first, iterator), url, source=iterator)
+    return AWSResponse(url, reply.status, _headers(reply.headers), body)
+
+
+def _close(chunks: object) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()

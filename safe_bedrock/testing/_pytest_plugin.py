@@ -9,7 +9,9 @@ def test_summary_uses_the_model(fake_bedrock):
 ```
 
 Each test gets a fresh `FakeBedrock`; its clients are detached at teardown, and a test that passed fails if
-an answer it scripted was never used (call `fake_bedrock.allow_pending_responses()` to opt out).
+an answer it scripted was never used (call `fake_bedrock.allow_pending_responses()` to opt out). While the
+test runs, safe-bedrock's retry policy is in testing mode (`set_testing(True)`): retries happen, without
+waiting between attempts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from safe_bedrock._retry import set_testing
 from safe_bedrock.testing._fake import FakeBedrock
 
 if TYPE_CHECKING:
@@ -41,9 +44,15 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 def fake_bedrock(request: pytest.FixtureRequest) -> Iterator[FakeBedrock]:
-    """A fresh in-process fake Bedrock; `fake_bedrock.client()` gives a boto3 client answered by it."""
+    """A fresh in-process fake Bedrock; `fake_bedrock.client()` gives a boto3 client answered by it.
+
+    For the test's duration safe-bedrock's retry policy is in testing mode (`set_testing(True)`: attempts
+    as configured, no waiting between them), so a scripted throttle costs no time; the previous mode is
+    restored afterwards. Use `with set_testing(True, attempts=1):` inside a test to turn retries off.
+    """
     fake = FakeBedrock()
-    yield fake
+    with set_testing(True):
+        yield fake
     fake.close()
     if not fake._allow_pending and not request.node.stash.get(_CALL_FAILED, False):
         fake.assert_no_pending_responses()

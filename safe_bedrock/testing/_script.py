@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from botocore import xform_name
 
+from safe_bedrock._botocore_data import service_model
 from safe_bedrock.testing import _catalog
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class Scripted:
 @lru_cache(maxsize=1)
 def _operations() -> dict[str, str]:
     """Every accepted spelling of an operation -> botocore name (InvokeModel and invoke_model alike)."""
-    model = _catalog.service_model()
+    model = service_model()
     names: dict[str, str] = {}
     for name in model.operation_names:
         names[name] = name
@@ -139,7 +140,7 @@ def _operations() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def stream_operations() -> frozenset[str]:
-    model = _catalog.service_model()
+    model = service_model()
     return frozenset(
         name
         for name in model.operation_names

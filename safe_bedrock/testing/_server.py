@@ -18,9 +18,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-import os
 import socket
 import struct
 import threading
@@ -32,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from safe_bedrock._eventstream import exception_frame
 from safe_bedrock.testing._control_plane import ControlPlane
 from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, error_reply, request_from_http
-from safe_bedrock.testing._fake import _FAKE_SECRET_KEY, FAKE_ACCESS_KEY
 from safe_bedrock.testing._script import ScriptingAPI
+from safe_bedrock.testing._session import isolated_client, isolated_session
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -308,30 +306,6 @@ def _http_date() -> str:
     return _date_cache[1]
 
 
-_session_lock = threading.Lock()
-
-
-@functools.cache
-def _isolated_session_cached() -> boto3.session.Session:
-    import boto3  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
-    import botocore.session  # noqa: PLC0415
-
-    # No profile, config or credentials file from the environment: tests must never reach real AWS.
-    # (A session var with no env var name makes botocore ignore AWS_PROFILE for this session.)
-    isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    isolated.set_config_variable("config_file", os.devnull)
-    isolated.set_config_variable("credentials_file", os.devnull)
-    return boto3.session.Session(botocore_session=isolated)
-
-
-def _isolated_client(**kwargs: Any) -> BedrockRuntimeClient:
-    # One shared session: its loader caches the service model, so every client after the first is built in
-    # milliseconds instead of a tenth of a second. boto3 sessions are not thread-safe: creation is serialised.
-    with _session_lock:
-        client: BedrockRuntimeClient = _isolated_session_cached().client("bedrock-runtime", **kwargs)
-    return client
-
-
 def _internal_error(core: FakeBedrockCore) -> Reply:
     return error_reply(
         "InternalServerException",
@@ -358,8 +332,10 @@ class FakeBedrockServer(ScriptingAPI):
         port: int = 0,
         region: str = "us-east-1",
         control_plane: ControlPlane | None = None,
+        max_requests: int | None = None,
     ) -> None:
-        self._core = FakeBedrockCore()
+        """`max_requests`: keep only the newest N requests in `.requests` (for a long-running server)."""
+        self._core = FakeBedrockCore(max_requests=max_requests)
         # STS, IAM and Bedrock control-plane answers (what `safe-bedrock check` asks), following this fake's
         # principal and policy; script them through `server.control_plane`.
         self.control_plane = control_plane if control_plane is not None else ControlPlane(core=self._core)
@@ -377,6 +353,7 @@ class FakeBedrockServer(ScriptingAPI):
             if self._httpd is not None:
                 return self
             httpd = _HTTPServer(self._address, self._core, self.control_plane)
+            self._core.closing.clear()
             thread = threading.Thread(
                 target=httpd.serve_forever,
                 kwargs={"poll_interval": _POLL_INTERVAL},
@@ -395,6 +372,8 @@ class FakeBedrockServer(ScriptingAPI):
         if httpd is None or thread is None:
             return
         deadline = time.monotonic() + _JOIN_TIMEOUT
+        # Scripted delays wait on the core's event: setting it ends them now, so no thread sleeps on.
+        self._core.closing.set()
         httpd.closing.set()
         httpd.shutdown()
         httpd.server_close()
@@ -449,11 +428,17 @@ class FakeBedrockServer(ScriptingAPI):
         `boto3.session.Session.client` (config, aws_access_key_id, ...) and win over the defaults. The session
         ignores the environment's AWS profile and files, so tests never pick up real credentials.
         """
-        region = region_name or self.region
         kwargs.setdefault("endpoint_url", self.endpoint_url)
-        kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
-        kwargs.setdefault("aws_secret_access_key", _FAKE_SECRET_KEY)
-        return _isolated_client(region_name=region, **kwargs)
+        return isolated_client(region_name=region_name or self.region, **kwargs)
+
+    def session(self, region_name: str | None = None) -> boto3.session.Session:
+        """A boto3 Session with fake credentials that ignores the environment's AWS profile and files.
+
+        A session cannot carry an endpoint, so pass this server's with it to whatever builds the client:
+        `SafeBedrockClient(allow=[...], session=server.session(), endpoint_url=server.endpoint_url)` or
+        `server.session().client("bedrock-runtime", endpoint_url=server.endpoint_url)`.
+        """
+        return isolated_session(region_name=region_name or self.region)
 
     def __repr__(self) -> str:
         where = self.endpoint_url if self.running else "not running"

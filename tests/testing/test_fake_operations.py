@@ -11,6 +11,7 @@ from botocore.config import Config
 
 from safe_bedrock.testing import FakeBedrock
 from safe_bedrock.testing._core import FakeBedrockCore, request_from_http
+from safe_bedrock.testing._session import isolated_session
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -342,9 +343,7 @@ def test_a_bearer_token_is_recorded_as_the_callers_key() -> None:
 
 @pytest.fixture
 def attached() -> Iterator[tuple[FakeBedrock, Any]]:
-    import boto3  # noqa: PLC0415
-
-    client = boto3.session.Session(
+    client = isolated_session(
         aws_access_key_id="AKIDEXISTING", aws_secret_access_key="s", region_name="us-west-2"
     ).client("bedrock-runtime", endpoint_url="https://bedrock-runtime.us-west-2.fake-bedrock.invalid")
     fake = FakeBedrock()
@@ -367,10 +366,6 @@ def test_attach_answers_an_existing_clients_calls_until_close(attached: tuple[Fa
 
 
 def test_attach_refuses_other_clients() -> None:
-    import boto3  # noqa: PLC0415
-
-    s3 = boto3.session.Session(
-        aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1"
-    ).client("s3")
+    s3 = isolated_session(region_name="us-east-1").client("s3")
     with pytest.raises(TypeError, match="bedrock-runtime client"):
         FakeBedrock().attach(s3)

@@ -9,7 +9,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, EventStreamError
@@ -511,9 +510,7 @@ def test_errors_do_not_leak_connections(server: FakeBedrockServer, client: Any) 
 
 
 def test_control_plane_calls_are_answered_beside_bedrock_runtime(server: FakeBedrockServer) -> None:
-    session = boto3.session.Session(
-        aws_access_key_id="AKIAEXAMPLE123", aws_secret_access_key="fake", region_name="us-east-1"
-    )
+    session = server.session(region_name="us-east-1")
     sts = session.client("sts", endpoint_url=server.endpoint_url, config=NO_RETRIES)
     try:
         identity = sts.get_caller_identity()
