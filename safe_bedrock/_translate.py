@@ -131,7 +131,8 @@ def refused(
     closest = tuple(decision.closest)
     nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
     message = (
-        f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist from {source}, so {operation} was refused "
+        f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist ({_allowlist_home(source)}), so "
+        f"{operation} was refused "
         f"before anything was sent.{nearby}"
     )
     response: dict[str, Any] = {
