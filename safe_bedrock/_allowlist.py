@@ -82,7 +82,7 @@ PROFILES_PREFIX: Final = "profiles+"
 _STREAM_ACTIONS: Final = frozenset(a.lower() for a in (INVOKE_STREAM, INVOKE_BIDI_STREAM))
 _FILE_KEYS: Final = ("allow", "invoke_only", "stream_only")
 _MAX_FILE_BYTES: Final = 1 << 20
-_REFUSAL_CACHE: Final = 1024
+_DECISION_CACHE: Final = 1024
 _PLACEHOLDER_REGION: Final = "us-east-1"  # validates bare entries before any region is known
 
 _ARN_TYPES: Final[Mapping[tuple[str, str], ModelKind]] = {
@@ -377,13 +377,13 @@ class ModelAllowlist:
     __slots__ = (
         "_bound",
         "_by_region",
+        "_decisions",
         "_deny_invoke",
         "_deny_stream",
         "_display",
         "_invoke",
         "_invoke_rules",
         "_lock",
-        "_refusals",
         "_stream",
         "_stream_rules",
         "allow_any",
@@ -441,7 +441,7 @@ class ModelAllowlist:
         self._lock = threading.Lock()
         self._bound = False
         self._display: dict[bool, tuple[list[str], list[str]]] = {}
-        self._refusals: dict[tuple[str, ModelKind, bool], Decision] = {}
+        self._decisions: dict[tuple[str, ModelKind, bool], Decision] = {}
         if not self.entries and not allow_any:
             warnings.warn(
                 f"the model allowlist from {source} is empty: every model-addressed call will be refused. "
@@ -599,7 +599,7 @@ class ModelAllowlist:
         clone._by_region = {}
         clone._lock = threading.Lock()
         clone._display = {}
-        clone._refusals = {}
+        clone._decisions = {}
         clone._bound = False
         return clone
 
@@ -610,6 +610,19 @@ class ModelAllowlist:
                 ref, action=action
             )
         stream = action.lower() in _STREAM_ACTIONS
+        # Apps call the same few models again and again, and explaining a refusal costs difflib: remember
+        # the last decisions (a bound allowlist never changes). Plain dict operations are thread-safe.
+        cache_key = (ref.arn, ref.kind, stream)
+        cached = self._decisions.get(cache_key)
+        if cached is not None:
+            return cached
+        decision = self._decide(ref, stream=stream)
+        if len(self._decisions) >= _DECISION_CACHE:
+            self._decisions.clear()
+        self._decisions[cache_key] = decision
+        return decision
+
+    def _decide(self, ref: ModelRef, *, stream: bool) -> Decision:
         allow, deny = self._stream if stream else self._invoke
         key = match_key(ref)
         hit = allow.match(ref.kind, key)
@@ -617,23 +630,10 @@ class ModelAllowlist:
             denied = deny.match(ref.kind, key)
             if denied is None:
                 return Decision(allowed=True, matched=hit, closest=(), entry_to_add="")
-            return self._refuse(
+            return self._explain(
                 ref, stream=stream, reason=f"an explicit Deny in the policy covers it ({denied})"
             )
-        return self._refuse(ref, stream=stream, reason="")
-
-    def _refuse(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
-        # Refusals repeat (a misconfigured app asks for the same model again and again) and explaining one
-        # costs difflib: remember the last ones. Plain dict operations keep this safe across threads.
-        cache_key = (ref.arn, ref.kind, stream)
-        cached = self._refusals.get(cache_key)
-        if cached is not None:
-            return cached
-        decision = self._explain(ref, stream=stream, reason=reason)
-        if len(self._refusals) >= _REFUSAL_CACHE:
-            self._refusals.clear()
-        self._refusals[cache_key] = decision
-        return decision
+        return self._explain(ref, stream=stream, reason="")
 
     def _explain(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
         to_add = self._entry_to_add(ref)
