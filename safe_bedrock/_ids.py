@@ -28,6 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
+from safe_bedrock import _botocore_data
 from safe_bedrock.errors import InvalidModelIdError
 
 __all__ = [
@@ -157,10 +158,8 @@ PROFILE_ROUTES: Final[dict[str, tuple[str, ...]]] = {
 
 @functools.cache
 def _botocore_model_id_rule() -> tuple[re.Pattern[str] | None, int]:
-    import botocore.session  # noqa: PLC0415 - loading the service model is slow; only when first needed
-
     try:
-        model = botocore.session.get_session().get_service_model("bedrock-runtime")
+        model = _botocore_data.service_model()
         shape = model.operation_model("InvokeModel").input_shape
         assert shape is not None  # noqa: S101 - InvokeModel always has an input shape
         metadata = shape.members["modelId"].metadata
@@ -173,10 +172,8 @@ def _botocore_model_id_rule() -> tuple[re.Pattern[str] | None, int]:
 
 @functools.cache
 def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
-    import botocore.session  # noqa: PLC0415 - see above
-
     try:
-        data = botocore.session.get_session().get_data("partitions")
+        data = _botocore_data.data("partitions")
         rows = [
             (p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"]))
             for p in data["partitions"]

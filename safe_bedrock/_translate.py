@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from botocore.exceptions import ClientError, EventStreamError
 
-from safe_bedrock import errors
+from safe_bedrock import _botocore_data, errors
 from safe_bedrock._classify import Cause, Diagnosis, classify
 from safe_bedrock._fixes import FixFacts, fix_for
 from safe_bedrock._ids import ModelKind, parse_model_id, partition_of, profile_routes
@@ -296,9 +296,7 @@ def _request_id(response: dict[str, Any]) -> str | None:
 @functools.cache
 def _modeled_statuses() -> dict[str, int]:
     # The service model is the source of truth for each error's HTTP status; read once, on first need.
-    import botocore.session  # noqa: PLC0415 - loading the model costs time only a mid-stream error pays
-
-    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    model = _botocore_data.service_model()
     statuses: dict[str, int] = {}
     for shape in model.error_shapes:
         status = shape.metadata.get("error", {}).get("httpStatusCode")

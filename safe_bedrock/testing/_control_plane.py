@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
+from safe_bedrock import _botocore_data
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -395,9 +397,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 @lru_cache(maxsize=2)
 def _routes(service: str) -> tuple[tuple[str, re.Pattern[str], str], ...]:
-    import botocore.session  # noqa: PLC0415 - loading service models is slow; only on the first request
-
-    model = botocore.session.get_session().get_service_model(service)
+    model = _botocore_data.service_model(service)
     rows = []
     for name in model.operation_names:
         http = model.operation_model(name).http
