@@ -286,13 +286,15 @@ def test_one_shared_client_holds_under_load(server: FakeBedrockServer) -> None: 
     assert set(sent) <= set(ALLOWED)
     server.assert_no_pending_responses()
 
-    # The pool is bounded: no more connections than threads (a leak would keep adding one with every
-    # abandoned stream; the kernel's table is not read atomically, hence the small slack), none gained
-    # after the warm-up beyond that bound, and every slot came back at once: urllib3 warns "pool is full"
-    # when a slot comes back late (from the garbage collector) after a new connection replaced it.
+    # The pool is bounded: about one connection per thread. A leak would add one with every abandoned or
+    # failed stream (hundreds per run); the slack covers connections being replaced at the moment the
+    # kernel's table is read (a closed one not yet gone while its successor is up), seen up to +5 on a
+    # loaded machine. Every slot also came back at once: urllib3 warns "pool is full" when a slot comes
+    # back late (from the garbage collector) after a new connection replaced it.
+    slack = THREADS // 4
     assert sampler.samples > 0
-    assert sampler.peak <= THREADS + 4, (sampler.peak, after_warm_up)
-    assert at_end <= max(after_warm_up, THREADS)
+    assert sampler.peak <= THREADS + slack, (sampler.peak, after_warm_up)
+    assert at_end <= max(after_warm_up, THREADS) + slack
     assert pool_warnings.messages == []
 
     client.close()
