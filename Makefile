@@ -44,10 +44,10 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
 
 test-aio: $(STAMP_AIO) browser
-	$(BIN_AIO)/coverage run --append -m pytest -p no:cacheprovider tests/aio examples/chat_server/tests
+	$(BIN_AIO)/coverage run -m pytest -p no:cacheprovider tests/aio examples/chat_server/tests
 
 coverage: $(STAMP)
-	$(BIN)/coverage combine --append --quiet 2>/dev/null || true
+	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$$(cat .coverage-floor)
 
 test: lint typecheck pytest test-aio coverage
@@ -70,4 +70,4 @@ fake-server: $(STAMP)
 	$(BIN)/safe-bedrock fake-server --host 127.0.0.1 --port 4010
 
 clean:
-	rm -rf $(VENV) $(VENV_AIO) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(VENV_AIO) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
