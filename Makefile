@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy safe_bedrock
+	$(BIN)/mypy safe_bedrock tests/typing
 
 # Coverage is measured over both environments and checked once, against a floor that only rises.
 # `coverage run` starts before pytest loads our pytest11 plugin, so import-time lines count as run.
