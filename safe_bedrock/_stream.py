@@ -82,7 +82,7 @@ async def afirst_event(
 class _StreamBase:
     """What both faces share: the pending first event, measuring, translating, closing, recording once."""
 
-    __slots__ = ("_call", "_done", "_guard", "_pending", "_request_id", "_stream")
+    __slots__ = ("_call", "_done", "_guard", "_iterator", "_pending", "_request_id", "_stream")
 
     def __init__(
         self,
@@ -90,12 +90,14 @@ class _StreamBase:
         guard: Guard,
         call: Call,
         stream: Any,
+        iterator: Any,  # the face's (async) iterator over `stream`
         first: object,
         request_id: str | None,
     ) -> None:
         self._guard = guard
         self._call = call
         self._stream = stream
+        self._iterator = iterator
         self._pending = first
         self._request_id = request_id
         self._done = False
@@ -155,20 +157,8 @@ class SafeEventStream(_StreamBase):
     response at once, and the call's log event says `closed_early`.
     """
 
-    __slots__ = ("_iterator",)
-
-    def __init__(
-        self,
-        *,
-        guard: Guard,
-        call: Call,
-        stream: Any,
-        iterator: Iterator[dict[str, Any]],
-        first: object,
-        request_id: str | None,
-    ) -> None:
-        super().__init__(guard=guard, call=call, stream=stream, first=first, request_id=request_id)
-        self._iterator = iterator
+    __slots__ = ()
+    _iterator: Iterator[dict[str, Any]]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         # A generator, as botocore's EventStream.__iter__ is: far cheaper per event than a __next__ method,
@@ -213,20 +203,8 @@ class AsyncSafeEventStream(_StreamBase):
     garbage collection) closes the HTTP response at once, and the call's log event says `closed_early`.
     """
 
-    __slots__ = ("_iterator",)
-
-    def __init__(
-        self,
-        *,
-        guard: Guard,
-        call: Call,
-        stream: Any,
-        iterator: AsyncIterator[dict[str, Any]],
-        first: object,
-        request_id: str | None,
-    ) -> None:
-        super().__init__(guard=guard, call=call, stream=stream, first=first, request_id=request_id)
-        self._iterator = iterator
+    __slots__ = ()
+    _iterator: AsyncIterator[dict[str, Any]]
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self
