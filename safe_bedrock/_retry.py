@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import tenacity
 from botocore.config import Config
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.exceptions import HTTPClientError
 from urllib3.exceptions import ProtocolError
@@ -76,6 +77,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     HTTPClientError,
     ProtocolError,
     Urllib3ReadTimeoutError,
+    # An event-stream frame that fails its CRC or does not parse was damaged in transit. Streams are only
+    # retried before their first event reaches the caller, so resending then duplicates nothing.
+    EventStreamParserError,
 )
 
 # Exponents beyond this overflow a float long before any sane wait_max; the wait is wait_max by then.

@@ -132,12 +132,11 @@ FAULTS = [
     ),
     # --- the frames ---------------------------------------------------------------------------------------
     Fault(
-        "CRC mismatch in the first frame",
+        "CRC mismatch in the first frame, then a stream",
         lambda s: s.add_stream(events=[_flip_last_byte(START), DELTA, STOP], operation="ConverseStream"),
         stream=True,
-        raises=ChecksumMismatch,
-        requests=1,  # a corrupt frame is not a transient failure: never resent
-        events=0,
+        raises=None,
+        requests=2,  # corrupted in transit before anything reached the caller: safe to resend
     ),
     Fault(
         "CRC mismatch after two events",

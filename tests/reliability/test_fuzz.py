@@ -177,7 +177,9 @@ def test_any_bytes_we_serve_end_the_stream_in_a_botocore_error_or_cleanly(
     # botocore's decoder refuses it, or it decodes to an exception frame (typed), or to events.
     with contextlib.suppress(ParserError, EventStreamError, BedrockServiceError):
         within(WATCHDOG, read)
-    assert len(fake.requests) == 1  # a corrupt stream is never resent
+    # A stream corrupt from its first frame is resent once (nothing reached the caller; the retry gets the
+    # fake's default answer); one that got further is never resent. Either way: one call, one record.
+    assert len(fake.requests) in (1, 2)
     assert len(recorder.snapshot()) == 1
 
 
