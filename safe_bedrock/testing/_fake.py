@@ -9,6 +9,7 @@ through botocore's real serialisation, signing, retries, parsing and event-strea
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import boto3.session
+    from aiobotocore.session import AioSession
     from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
@@ -60,7 +62,7 @@ class _Body:
         return b"".join(self.stream())
 
     def close(self) -> None:
-        _close(self._source)
+        close_chunks(self._source)
 
 
 class FakeBedrock(ScriptingAPI):
@@ -76,7 +78,14 @@ class FakeBedrock(ScriptingAPI):
 
     # code that builds its own client from a session (SafeBedrockClient, an app's factory):
     SafeBedrockClient(allow=[...], session=fake.session(), region_name="us-east-1")
+
+    # aiobotocore clients too (the `aio` extra), answered without blocking the event loop:
+    AsyncSafeBedrockClient(allow=[...], session=fake.aio_session(), region_name="us-east-1")
+    fake.attach(aio_client)                            # or an aiobotocore client you built
     ```
+
+    Scripted delays (`add_stream(delay=...)`, `add_response(delay=...)`) are waited out on a worker thread
+    for aiobotocore clients, so other tasks run meanwhile.
     """
 
     def __init__(self, *, max_requests: int | None = None) -> None:
@@ -114,12 +123,35 @@ class FakeBedrock(ScriptingAPI):
         session.events.register_first("before-send.bedrock-runtime", handler, unique_id=self._unique)
         return session
 
+    def aio_session(self, region_name: str = "us-east-1") -> AioSession:
+        """An aiobotocore AioSession (fake credentials, no AWS profile or files) whose bedrock-runtime clients
+        this fake answers: for async code that builds its own client, such as
+        `AsyncSafeBedrockClient(session=...)`. Needs aiobotocore (the `aio` extra); as `session()` otherwise.
+        """
+        from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - aiobotocore only for async code
+
+        session = _aio_fake.isolated_aio_session(region_name=region_name)
+        handler: Any = _aio_fake.before_send(self, check_open=True)
+        session.get_component("event_emitter").register_first(
+            "before-send.bedrock-runtime", handler, unique_id=self._unique
+        )
+        return session
+
     def attach(self, client: Any) -> Any:
-        """Answer this existing bedrock-runtime client's calls from the fake (until close/detach)."""
+        """Answer this existing bedrock-runtime client's calls from the fake (until close/detach).
+
+        A boto3 client or an aiobotocore one (whose calls are answered by a coroutine, delays awaited off the
+        event loop).
+        """
         meta = getattr(client, "meta", None)
         if meta is None or meta.service_model.service_name != "bedrock-runtime":
-            raise TypeError(f"attach() takes a boto3 bedrock-runtime client, got {client!r}")
-        meta.events.register_first("before-send.bedrock-runtime", self._before_send, unique_id=self._unique)
+            raise TypeError(f"attach() takes a boto3 or aiobotocore bedrock-runtime client, got {client!r}")
+        handler: Any = self._before_send
+        if _is_aiobotocore(client):
+            from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
+
+            handler = _aio_fake.before_send(self, check_open=False)
+        meta.events.register_first("before-send.bedrock-runtime", handler, unique_id=self._unique)
         if client not in self._clients:
             self._clients.append(client)
         return client
@@ -154,14 +186,23 @@ class FakeBedrock(ScriptingAPI):
     # --- the hook ------------------------------------------------------------------------------------------
 
     def _session_send(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
+        self._check_open()
+        return self._before_send(request, **kwargs)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(
                 f"{self!r} was closed: the clients made from its session() cannot reach it any more (and"
                 " are not sent to real AWS); make and use the client within the fake's lifetime"
             )
-        return self._before_send(request, **kwargs)
 
     def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        url, reply, stream = self._receive(request)
+        return _response(url, reply, stream=stream)
+
+    def _receive(self, request: AWSPreparedRequest) -> tuple[str, Reply, bool]:
+        """The core's reply to a prepared request: (url, reply, is-an-event-stream). Blocks through any
+        scripted delay before the first byte; raises AssertionError for a scripted expectation not met."""
         url = request.url or ""
         parts = urlsplit(url)
         raw_path = parts.path + ("?" + parts.query if parts.query else "")
@@ -181,10 +222,16 @@ class FakeBedrock(ScriptingAPI):
         )
         if reply.failure is not None:
             raise AssertionError(reply.failure)
-        return _response(url, reply, stream=fake_request.operation in stream_operations())
+        return url, reply, fake_request.operation in stream_operations()
 
     def __repr__(self) -> str:
         return f"<FakeBedrock clients={len(self._clients)} requests={len(self._core.requests)}>"
+
+
+def _is_aiobotocore(client: object) -> bool:
+    # Looked up without importing aiobotocore: an aiobotocore client can only exist once it is loaded.
+    module = sys.modules.get("aiobotocore.client")
+    return module is not None and isinstance(client, module.AioBaseClient)
 
 
 def _bytes(body: object) -> bytes | None:
@@ -224,23 +271,31 @@ def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
     if reply.chunks is None:
         return AWSResponse(url, reply.status, _headers(reply.headers), _Body((reply.body or b"",), url))
     iterator = iter(reply.chunks)
-    try:
-        # Nothing reaches the client before the first chunk, as over HTTP (where the head waits for it): a
-        # drop or a timeout before it is an error of the call itself, which botocore may retry.
-        first = [b"".join(iterator)] if not stream else list(itertools.islice(iterator, 1))
-    except ReadTimeout as exc:
-        _close(iterator)
-        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-    except ConnectionDrop as exc:
-        # What botocore raises when the connection closes before a response: it retries it as a connection
-        # error, exactly as against the real endpoint.
-        _close(iterator)
-        raise ConnectionClosedError(endpoint_url=url) from exc
+    first = first_chunks(iterator, url, stream=stream)
     body = _Body(itertools.chain(first, iterator), url, source=iterator)
     return AWSResponse(url, reply.status, _headers(reply.headers), body)
 
 
-def _close(chunks: object) -> None:
+def first_chunks(iterator: Iterator[bytes], url: str, *, stream: bool) -> list[bytes]:
+    """What must arrive before the response head: the first chunk of a stream, the whole of any other body.
+
+    Nothing reaches the client before the first chunk, as over HTTP (where the head waits for it): a drop or a
+    timeout before it is an error of the call itself, raised as botocore's connection errors (which botocore
+    may retry). May block through scripted delays.
+    """
+    try:
+        return [b"".join(iterator)] if not stream else list(itertools.islice(iterator, 1))
+    except ReadTimeout as exc:
+        close_chunks(iterator)
+        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
+    except ConnectionDrop as exc:
+        # What botocore raises when the connection closes before a response: it retries it as a connection
+        # error, exactly as against the real endpoint.
+        close_chunks(iterator)
+        raise ConnectionClosedError(endpoint_url=url) from exc
+
+
+def close_chunks(chunks: object) -> None:
     close = getattr(chunks, "close", None)
     if close is not None:
         close()

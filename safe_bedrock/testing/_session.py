@@ -20,11 +20,14 @@ from safe_bedrock._botocore_data import loader
 
 if TYPE_CHECKING:
     import boto3.session
+    import botocore.session
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
 __all__ = [
     "FAKE_ACCESS_KEY",
     "FAKE_SECRET_KEY",
+    "ISOLATED_SESSION_VARS",
+    "isolate",
     "isolated_client",
     "isolated_session",
 ]
@@ -33,6 +36,19 @@ FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
 FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret
 
 _client_lock = threading.Lock()
+
+
+# A session variable with no environment variable name makes botocore ignore AWS_PROFILE.
+ISOLATED_SESSION_VARS: dict[str, Any] = {"profile": (None, None, None, None)}
+
+
+def isolate(core: botocore.session.Session) -> None:
+    """Point a botocore (or aiobotocore) session made with ISOLATED_SESSION_VARS away from the machine's AWS
+    files, so that no profile, region or credential of the machine leaks in; share the process's data
+    loader."""
+    core.set_config_variable("config_file", os.devnull)
+    core.set_config_variable("credentials_file", os.devnull)
+    core.register_component("data_loader", loader())
 
 
 def isolated_session(
@@ -49,12 +65,8 @@ def isolated_session(
     import boto3.session  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
     import botocore.session  # noqa: PLC0415
 
-    # A session variable with no environment variable name makes botocore ignore AWS_PROFILE; the files are
-    # pointed at the null device so that no profile, region or credential of the machine leaks in.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    core.set_config_variable("config_file", os.devnull)
-    core.set_config_variable("credentials_file", os.devnull)
-    core.register_component("data_loader", loader())
+    core = botocore.session.Session(session_vars=ISOLATED_SESSION_VARS)
+    isolate(core)
     return boto3.session.Session(
         aws_access_key_id=aws_access_key_id,
         aws_secret_access_key=aws_secret_access_key,

@@ -1,0 +1,210 @@
+"""FakeBedrock's answers for aiobotocore clients: the async-only pieces, loaded when one is attached.
+
+aiobotocore emits the same `before-send` event as botocore and awaits a coroutine handler; it expects an
+`AioAWSResponse` whose `raw` reads like aiohttp's ClientResponse: `await raw.read()` (whole bodies and
+errors), `raw.content.read(n)` / `at_eof()` (InvokeModel's AioStreamingBody), `raw.content.iter_chunks()`
+(event streams), `raw.close()` and `raw.url`. Everything else is FakeBedrock's: the request it records, the
+core's reply, the first-chunk rule and the connection errors before the head.
+
+The core is synchronous and sleeps through scripted delays (`threading.Event.wait`), so each blocking step
+(answering a request, pulling a paced stream's next chunk) runs on a short-lived daemon thread while the event
+loop goes on. Daemon threads rather than the loop's default executor: a task cancelled mid-delay leaves its
+thread to finish the delay alone, without holding up the loop's shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import itertools
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiobotocore.awsrequest import AioAWSResponse
+from aiobotocore.session import AioSession
+
+from safe_bedrock.testing._core import ConnectionDrop, ReadTimeout
+from safe_bedrock.testing._fake import close_chunks, first_chunks
+from safe_bedrock.testing._session import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ISOLATED_SESSION_VARS, isolate
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+
+    from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
+
+    from safe_bedrock.testing._core import Reply
+    from safe_bedrock.testing._fake import FakeBedrock
+
+__all__ = ["before_send", "isolated_aio_session"]
+
+_T = TypeVar("_T")
+# aiobotocore depends on aiohttp; its errors are what the async client meets mid-body over a real connection.
+# Imported by name so that mypy in the main environment (stubs for aiobotocore, no aiohttp) is satisfied.
+_aiohttp: Any = importlib.import_module("aiohttp")
+
+
+def isolated_aio_session(*, region_name: str) -> AioSession:
+    """An AioSession with fake static credentials that reads nothing from the environment's AWS config."""
+    session = AioSession(session_vars=ISOLATED_SESSION_VARS)
+    isolate(session)
+    session.set_config_variable("region", region_name)
+    session.set_credentials(FAKE_ACCESS_KEY, FAKE_SECRET_KEY)
+    return session
+
+
+def before_send(fake: FakeBedrock, *, check_open: bool) -> Callable[..., Awaitable[AioAWSResponse]]:
+    """The coroutine `before-send` handler answering an aiobotocore client from `fake`."""
+
+    async def answer(request: AWSPreparedRequest, **_: Any) -> AioAWSResponse:
+        if check_open:
+            fake._check_open()
+        url, reply, stream = await _in_thread(fake._receive, request)
+        return await _response(url, reply, stream=stream)
+
+    return answer
+
+
+async def _response(url: str, reply: Reply, *, stream: bool) -> AioAWSResponse:
+    headers: HTTPHeaders = reply.headers  # type: ignore[assignment]  # copied into a case-insensitive dict
+    if reply.chunks is None:
+        return AioAWSResponse(url, reply.status, headers, _Raw((reply.body or b"",), url, blocking=False))
+    # A built list or tuple of frames never sleeps; a generator may (scripted pacing, drops).
+    blocking = not isinstance(reply.chunks, (list, tuple))
+    iterator = iter(reply.chunks)
+    if blocking:
+        first = await _in_thread(first_chunks, iterator, url, stream=stream)
+    else:
+        first = first_chunks(iterator, url, stream=stream)
+    raw = _Raw(itertools.chain(first, iterator), url, source=iterator, blocking=blocking)
+    return AioAWSResponse(url, reply.status, headers, raw)
+
+
+class _Raw:
+    """The `raw` of an AioAWSResponse: the part of aiohttp's ClientResponse that aiobotocore reads."""
+
+    __slots__ = ("content", "url")
+
+    def __init__(self, chunks: Iterable[bytes], url: str, *, source: object = None, blocking: bool) -> None:
+        self.url = url
+        self.content = _Content(
+            iter(chunks), url, source=chunks if source is None else source, blocking=blocking
+        )
+
+    async def read(self) -> bytes:
+        return await self.content.read()
+
+    def close(self) -> None:
+        self.content.close()
+
+    def release(self) -> None:
+        self.content.close()
+
+
+class _Content:
+    """The reading surface of aiohttp's StreamReader over the core's chunks.
+
+    The core's chunk generator is only ever advanced by one thread at a time; a `close()` that arrives while a
+    pull is in flight (a cancelled consumer) is carried out by that pull when its chunk arrives.
+    """
+
+    __slots__ = ("_blocking", "_buffer", "_chunks", "_closed", "_eof", "_lock", "_pulling", "_source", "_url")
+
+    def __init__(self, chunks: Iterator[bytes], url: str, *, source: object, blocking: bool) -> None:
+        self._chunks = chunks
+        self._url = url
+        self._source = source  # what close() closes (a reply's generator)
+        self._blocking = blocking
+        self._buffer = b""
+        self._eof = False
+        self._closed = False
+        self._pulling = False
+        self._lock = threading.Lock()
+
+    def at_eof(self) -> bool:
+        return self._eof and not self._buffer
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            while not self._eof:
+                await self._fill()
+            data, self._buffer = self._buffer, b""
+            return data
+        while not self._buffer and not self._eof:
+            await self._fill()
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
+        while True:
+            while not self._buffer and not self._eof:
+                await self._fill()
+            if not self._buffer:
+                return
+            data, self._buffer = self._buffer, b""
+            yield data, True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._eof = True
+            if self._pulling:
+                return  # the pull in flight closes the generator when its chunk arrives
+        close_chunks(self._source)
+
+    async def _fill(self) -> None:
+        with self._lock:
+            if self._closed:
+                self._eof = True
+                return
+            self._pulling = True
+        try:
+            chunk = await _in_thread(self._next) if self._blocking else self._next()
+        except ReadTimeout as exc:
+            # What aiohttp raises when no byte arrives within the socket read timeout.
+            raise _aiohttp.ServerTimeoutError(f"Timeout on reading data from socket ({exc})") from exc
+        except ConnectionDrop as exc:
+            # What aiohttp raises when the peer closes before the body is complete.
+            raise _aiohttp.ClientPayloadError(f"Response payload is not completed: {exc}") from exc
+        if chunk is None:
+            self._eof = True
+        else:
+            self._buffer += chunk
+
+    def _next(self) -> bytes | None:
+        try:
+            return next(self._chunks, None)
+        finally:
+            with self._lock:
+                self._pulling = False
+                closed = self._closed
+            if closed:
+                close_chunks(self._source)
+
+
+async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run a blocking call on a daemon thread and await its result without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:  # on the loop
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:  # on the thread
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, whatever it is
+            error = exc
+        # The loop may be gone by the time a long delay ends (nobody waits any more).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="safe-bedrock-fake-aio", daemon=True).start()
+    return await future
