@@ -417,7 +417,8 @@ def _run(args: argparse.Namespace) -> int:
         out.line(json.dumps(built.policy, indent=2))
         count = len(built.policy["Statement"])  # type: ignore[arg-type]
         what = f"{len(built.entries)} model entr{'y' if len(built.entries) == 1 else 'ies'}"
-        out.note(f"# role {built.role}: {count} statements, {what}, region {built.region}")
+        statements = f"{count} statement{'' if count == 1 else 's'}"
+        out.note(f"# role {built.role}: {statements}, {what}, region {built.region}")
         for note in built.notes:
             out.note(f"# note: {note}")
         return EXIT_OK
