@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from safe_bedrock import _botocore_data, errors
 from safe_bedrock._classify import Cause, Diagnosis, classify
 from safe_bedrock._fixes import FixFacts, fix_for
-from safe_bedrock._ids import ModelKind, parse_model_id, partition_of, profile_routes
+from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id, partition_of, profile_routes
 from safe_bedrock._policy import action_for, least_privilege_policy
 
 if TYPE_CHECKING:
@@ -161,14 +161,10 @@ def refused(
 
 # -- the facts a fix needs -------------------------------------------------------------------------------
 
-# Cross-Region inference profile prefixes by the geography of the calling region. Only prefixes whose
-# source regions are these geographies; other regions get no guess (the fix says how to list profiles).
-_GEOGRAPHIES: tuple[tuple[str, str], ...] = (
-    ("us-gov-", "us-gov"),
-    ("us-", "us"),
-    ("eu-", "eu"),
-    ("ap-", "apac"),
-)
+# The geographies a calling region can reach by a cross-Region profile, most general first; which regions
+# each covers comes from the one routing table in `_ids`. Other regions get no guess (the fix says how to
+# list profiles).
+_SUGGESTED_GEOGRAPHIES = ("us-gov", "us", "eu", "apac")
 
 
 def suggested_profile_id(model: str, *, region: str) -> str | None:
@@ -176,8 +172,8 @@ def suggested_profile_id(model: str, *, region: str) -> str | None:
     base = model.rsplit("/", 1)[-1]  # a foundation-model ARN ends with the model id
     if not base or "." not in base:
         return None
-    for region_prefix, geography in _GEOGRAPHIES:
-        if region.startswith(region_prefix):
+    for geography in _SUGGESTED_GEOGRAPHIES:
+        if region in PROFILE_ROUTES[geography]:
             return f"{geography}.{base}"
     return None
 
