@@ -137,7 +137,8 @@ COMMAND = Command(
         "streams as it arrives, and the conversation is kept between turns. Lines can also come from a\n"
         "pipe. Ctrl-C while an answer streams stops it and returns to the prompt.\n"
         f"{_HELP}.\n"
-        "Allowlist: as for `invoke` (--allow; else SAFE_BEDROCK_ALLOWED_MODELS when set; else MODEL)."
+        "Allowlist: as for `invoke`: --allow; else SAFE_BEDROCK_ALLOWED_MODELS when set, even blank (a\n"
+        "blank one refuses every model); only when neither is given, the MODEL you named."
     ),
     epilog=(
         "examples:\n"

@@ -4,7 +4,8 @@ The chain, each step printed as soon as it is known with a verdict (ok / denied 
 
 1. credentials   found locally, and from where (env, profile, SSO, role...)
 2. principal     who they are: sts get-caller-identity
-3. allowlist     SAFE_BEDROCK_ALLOWED_MODELS or --allow-file allows the model (skip when neither is set)
+3. allowlist     SAFE_BEDROCK_ALLOWED_MODELS or --allow-file allows the model (skip only when neither is set;
+                 a blank variable is set, and refuses every model: denied)
 4. iam policy    iam simulate-principal-policy for the invoke actions on the model ARN (for a cross-Region
                  profile also the foundation model in every region it routes to); unknown when the caller
                  may not simulate
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock.cli import Command, CommandError
 from safe_bedrock.cli._output import (
     EXIT_DENIED,
@@ -48,7 +50,6 @@ OK: Final = "ok"
 DENIED: Final = "denied"
 UNKNOWN: Final = "unknown"
 SKIP: Final = "skip"
-ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
 ACTIONS: Final = {"invoke": "bedrock:InvokeModel", "stream": "bedrock:InvokeModelWithResponseStream"}
 _ROLE_SESSION: Final = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
 _IAM_PRINCIPAL: Final = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/.+")
@@ -179,19 +180,24 @@ def _allowlist(
     state: _State, args: argparse.Namespace, ref: ModelRef, actions: list[str]
 ) -> ModelAllowlist | None:
     """The allowlist the app would use, or None when none is configured; records the step."""
-    import os  # noqa: PLC0415
-
     from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+    from safe_bedrock.cli._invoke import env_allowlist, nothing_allowed, quiet_when_empty  # noqa: PLC0415
 
+    allowlist: ModelAllowlist | None
     if args.allow_file:
-        allowlist = ModelAllowlist.from_file(args.allow_file, region=ref.region or None)
-    elif os.environ.get(ENV_VAR, "").strip():
-        allowlist = ModelAllowlist.from_env(region=ref.region or None)
+        with quiet_when_empty():
+            allowlist = ModelAllowlist.from_file(args.allow_file, region=ref.region or None)
     else:
+        allowlist = env_allowlist(region=ref.region or None)
+    if allowlist is None:
         state.add(
             Step("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
         )
         return None
+    refusal = nothing_allowed(allowlist)
+    if refusal is not None:
+        state.add(Step("allowlist", DENIED, refusal.problem, refusal.fix))
+        return allowlist
     refused = []
     matched = []
     for action in actions:
@@ -566,7 +572,8 @@ COMMAND = Command(
         "answer, printing each step with a verdict (ok / denied / unknown / skip) and the fix:\n"
         "  credentials   found locally, and from where\n"
         "  principal     sts get-caller-identity\n"
-        f"  allowlist     {ENV_VAR} or --allow-file allows the model\n"
+        f"  allowlist     {ENV_VAR} or --allow-file allows the model (skipped only when neither\n"
+        "                is set; a blank variable refuses every model)\n"
         "  iam policy    iam simulate-principal-policy for the actions on the model ARN\n"
         "  model access  bedrock get-foundation-model-availability in the region\n"
         "  call          a minimal real call through SafeBedrockClient: CountTokens, or Converse with\n"

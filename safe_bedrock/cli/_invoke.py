@@ -3,8 +3,9 @@
 Converse/ConverseStream work the same for every model, so any model id, profile or ARN can be tried with one
 command. The call goes through `SafeBedrockClient`: the allowlist, the typed errors and the log event are the
 ones an application gets. The allowlist is, in order: --allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when
-set (so the command refuses what the app would refuse); else the model named on the command line (naming it is
-the explicit permission).
+set, even blank (so the command refuses what the app would refuse); else, only when neither is given, the
+model named on the command line (naming it is the explicit permission). An allowlist that lists nothing (a
+blank variable, ``--allow ''``) refuses every model, as the library does: the command stops before a request.
 
 This module also holds what `chat` and `check` share: the AWS arguments, building the client, one turn.
 """
@@ -12,18 +13,28 @@ This module also holds what `chat` and `check` share: the AWS arguments, buildin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock.cli import Command, CommandError
-from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Output, run_command
+from safe_bedrock.cli._output import (
+    EXIT_CODES_HELP,
+    EXIT_DENIED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Output,
+    run_command,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import boto3
 
@@ -37,11 +48,13 @@ __all__ = [
     "aws_session",
     "build_allowlist",
     "converse_turn",
+    "env_allowlist",
+    "nothing_allowed",
+    "quiet_when_empty",
     "safe_client",
     "usage_line",
 ]
 
-ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
 DEFAULT_MAX_TOKENS: Final = 1024
 PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
 _PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
@@ -90,19 +103,60 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     return session
 
 
+@contextlib.contextmanager
+def quiet_when_empty() -> Iterator[None]:
+    # An allowlist that lists nothing is reported by `nothing_allowed` as the command's error, once.
+    from safe_bedrock._allowlist import EmptyAllowlistWarning  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyAllowlistWarning)
+        yield
+
+
+def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
+    """The library's `ModelAllowlist.from_env` whenever SAFE_BEDROCK_ALLOWED_MODELS is set, even blank (then
+    it refuses everything, as it does in the app); None only when the variable is not set at all."""
+    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+
+    if ENV_VAR not in os.environ:
+        return None
+    with quiet_when_empty():
+        return ModelAllowlist.from_env(region=region)
+
+
+def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
+    """The refusal for an allowlist that lists no model (a blank variable, ``--allow ''``, an empty file)."""
+    if allowlist.entries or allowlist.allow_any:
+        return None
+    if allowlist.source == f"env {ENV_VAR}":
+        problem, fix = f"{ENV_VAR} is set but empty", "list the models (comma separated) or unset it"
+    elif allowlist.source == "--allow":
+        problem, fix = "--allow lists no model", "pass model ids or ARNs (--allow MODEL) or leave it out"
+    else:
+        problem, fix = f"the allowlist from {allowlist.source} lists no model", "list the models to allow"
+    return CommandError(f"{problem}: every model is refused", fix=fix, exit_code=EXIT_DENIED)
+
+
 def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
-    """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set; else the model named on the command line"""
+    """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set (even blank); else, when neither is given,
+    the model named on the command line. An allowlist that lists nothing raises `CommandError` (exit 1)."""
     from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
     from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
 
     parse_model_id(model, region=region)  # a malformed id is named as such, before any allowlist is built
 
-    if allow:
+    if allow is not None:  # given, even as '' or ' , ': never falls back to a more permissive source
         entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
-        return ModelAllowlist(entries, source="--allow")
-    if os.environ.get(ENV_VAR, "").strip():
-        return ModelAllowlist.from_env()
-    return ModelAllowlist([model], source="the model named on the command line")
+        with quiet_when_empty():
+            allowlist: ModelAllowlist | None = ModelAllowlist(entries, source="--allow")
+    else:
+        allowlist = env_allowlist()
+    if allowlist is None:
+        return ModelAllowlist([model], source="the model named on the command line")
+    refusal = nothing_allowed(allowlist)
+    if refusal is not None:
+        raise refusal
+    return allowlist
 
 
 def safe_client(
@@ -243,7 +297,10 @@ def add_converse_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow",
         action="append",
         metavar="ENTRY",
-        help=f"allowlist entries (repeatable, comma separated); default: {ENV_VAR} if set, else MODEL",
+        help=(
+            f"allowlist entries (repeatable, comma separated); default: {ENV_VAR} when set (a blank one "
+            "refuses every model), else only MODEL"
+        ),
     )
     add_aws_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
@@ -295,8 +352,9 @@ COMMAND = Command(
         "Send one prompt to a model through SafeBedrockClient (ConverseStream, so any model works) and\n"
         "print the answer as it arrives; a usage line (tokens, latency) follows on stderr. Ctrl-C closes\n"
         "the stream (exit 130).\n"
-        f"Allowlist: --allow entries; else {ENV_VAR} when set (the command refuses what your app would\n"
-        "refuse); else the MODEL you named."
+        f"Allowlist: --allow entries; else {ENV_VAR} when set, even blank (the command refuses what your\n"
+        "app would refuse: a blank variable refuses every model); only when the variable is not set at all\n"
+        "and no --allow is given, the MODEL you named is allowed."
     ),
     epilog=(
         "examples:\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from safe_bedrock._allowlist import ENV_VAR
 from tests.cli.clihelpers import Result, run
 from tests.cli.conftest import Aws
 
@@ -190,6 +191,48 @@ def test_the_allowlist_in_the_environment_is_checked_and_a_refusal_skips_the_cal
     assert "closest: anthropic.claude-3-haiku-20240307-v2:0" in steps["allowlist"]["detail"]
     assert steps["allowlist"]["fix"] == f"add {HAIKU!r} to env SAFE_BEDROCK_ALLOWED_MODELS"
     assert steps["call"]["verdict"] == "skip"
+    assert aws.server.requests == []
+
+
+@pytest.mark.parametrize("blank", ["", " , "])
+def test_a_blank_env_allowlist_is_denied_not_skipped_and_no_model_is_called(aws: Aws, blank: str) -> None:
+    result, steps = check(aws, HAIKU, env={ENV_VAR: blank})
+    assert result.code == 1
+    assert steps["allowlist"] == {
+        "step": "allowlist",
+        "verdict": "denied",
+        "detail": f"{ENV_VAR} is set but empty: every model is refused",
+        "fix": "list the models (comma separated) or unset it",
+    }
+    assert steps["call"]["verdict"] == "skip"
+    assert aws.server.requests == []
+    assert "EmptyAllowlistWarning" not in result.stderr
+
+
+def test_a_blank_env_allowlist_reads_as_denied_in_text_too(aws: Aws) -> None:
+    result = run("check", HAIKU, "--endpoint-url", aws.endpoint_url, env={ENV_VAR: ""})
+    assert result.code == 1
+    assert f"denied   allowlist     {ENV_VAR} is set but empty: every model is refused" in result.stdout
+    assert "fix: list the models (comma separated) or unset it" in result.stdout
+    assert result.stdout.splitlines()[-1] == "Answer: denied (exit 1)"
+    assert result.stderr == ""
+    assert aws.server.requests == []
+
+
+def test_without_the_variable_or_a_file_the_allowlist_step_is_skipped(aws: Aws) -> None:
+    _, steps = check(aws, HAIKU, "--no-call")
+    assert steps["allowlist"]["verdict"] == "skip"
+    assert f"{ENV_VAR} is not set" in steps["allowlist"]["detail"]
+
+
+def test_an_allowlist_file_that_lists_nothing_is_denied(aws: Aws, tmp_path: Path) -> None:
+    allow = tmp_path / "allow.toml"
+    allow.write_text("allow = []\n")
+    result, steps = check(aws, HAIKU, "--allow-file", str(allow))
+    assert result.code == 1
+    assert steps["allowlist"]["verdict"] == "denied"
+    detail = f"the allowlist from file {allow} lists no model: every model is refused"
+    assert steps["allowlist"]["detail"] == detail
     assert aws.server.requests == []
 
 

@@ -9,11 +9,21 @@ import time
 
 import pytest
 
+from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock.testing import FakeBedrockServer
-from tests.cli.clihelpers import cli_env, command, endpoint_args, run
+from tests.cli.clihelpers import cli_env, command, control_plane, endpoint_args, run
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 NOVA = "amazon.nova-lite-v1:0"
+BLANK_ENV_REFUSAL = [
+    f"{ENV_VAR} is set but empty: every model is refused",
+    "  fix: list the models (comma separated) or unset it",
+]
+
+
+def assert_nothing_reached(server: FakeBedrockServer) -> None:
+    assert server.requests == []
+    assert control_plane(server).calls == []
 
 
 def test_invoke_streams_the_answer_and_puts_usage_on_stderr(server: FakeBedrockServer) -> None:
@@ -67,6 +77,61 @@ def test_allow_option_wins_over_the_env_variable(server: FakeBedrockServer) -> N
         "invoke", HAIKU, "Hi", "--allow", "anthropic.claude-3-haiku*", *endpoint_args(server), env=env
     )
     assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize("blank", ["", " ", ",", " , ,"])
+def test_a_blank_env_allowlist_refuses_every_model_and_nothing_is_sent(
+    server: FakeBedrockServer, blank: str
+) -> None:
+    result = run("invoke", HAIKU, "Hi", *endpoint_args(server), env={ENV_VAR: blank})
+    assert result.code == 1
+    assert result.stdout == ""
+    first, fix = result.stderr.splitlines()  # one refusal, no EmptyAllowlistWarning beside it
+    assert [first.removeprefix("safe-bedrock invoke: error: "), fix] == BLANK_ENV_REFUSAL
+    assert_nothing_reached(server)
+
+
+def test_a_blank_env_allowlist_in_json_is_a_refusal_with_exit_code_1(server: FakeBedrockServer) -> None:
+    result = run("invoke", HAIKU, "Hi", "--no-stream", "--json", *endpoint_args(server), env={ENV_VAR: ""})
+    assert result.code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["summary"] == BLANK_ENV_REFUSAL[0]
+    assert error["fix"] == BLANK_ENV_REFUSAL[1].removeprefix("  fix: ")
+    assert error["exit_code"] == 1
+    assert_nothing_reached(server)
+
+
+def test_chat_with_a_blank_env_allowlist_stops_before_the_first_turn(server: FakeBedrockServer) -> None:
+    result = run("chat", HAIKU, *endpoint_args(server), env={ENV_VAR: " , "}, stdin="Hello\nAgain\n")
+    assert result.code == 1
+    assert result.stdout == ""
+    first, fix = result.stderr.splitlines()
+    assert [first.removeprefix("safe-bedrock chat: error: "), fix] == BLANK_ENV_REFUSAL
+    assert_nothing_reached(server)
+
+
+@pytest.mark.parametrize("env", [{}, {ENV_VAR: HAIKU}], ids=["unset", "variable-allows-it"])
+@pytest.mark.parametrize("allow", ["", " , "])
+@pytest.mark.parametrize("subcommand", ["invoke", "chat"])
+def test_an_empty_allow_option_refuses_and_falls_back_to_nothing_more_permissive(
+    server: FakeBedrockServer, env: dict[str, str], allow: str, subcommand: str
+) -> None:
+    args = (HAIKU, "Hi") if subcommand == "invoke" else (HAIKU,)
+    result = run(subcommand, *args, "--allow", allow, *endpoint_args(server), env=env, stdin="Hi\n")
+    assert result.code == 1
+    assert result.stderr.splitlines() == [
+        f"safe-bedrock {subcommand}: error: --allow lists no model: every model is refused",
+        "  fix: pass model ids or ARNs (--allow MODEL) or leave it out",
+    ]
+    assert_nothing_reached(server)
+
+
+@pytest.mark.parametrize("subcommand", ["invoke", "chat"])
+def test_help_says_the_named_model_is_allowed_only_without_any_allowlist(subcommand: str) -> None:
+    result = run(subcommand, "--help")
+    text = " ".join(result.stdout.split())
+    assert f"{ENV_VAR} when set, even blank" in text
+    assert "blank one refuses every model" in text or "blank variable refuses every model" in text
 
 
 def test_access_denied_is_one_line_with_the_fix(server: FakeBedrockServer) -> None:
