@@ -44,7 +44,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,6 +56,7 @@ from safe_bedrock._ids import (
     match_key,
     parse_model_id,
     partition_of,
+    profile_routes,
 )
 from safe_bedrock._policy import (
     INVOKE,
@@ -64,6 +65,8 @@ from safe_bedrock._policy import (
     DuplicateKeyError,
     PolicyDocument,
     PolicyError,
+    Statement,
+    policy_resource,
     strict_object,
 )
 from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
@@ -100,7 +103,11 @@ _ARN_TYPES: Final[Mapping[tuple[str, str], ModelKind]] = {
 }
 _PATTERN_CHARS: Final = re.compile(r"[A-Za-z0-9._:/*?-]+")
 _BARE_PATTERN_CHARS: Final = re.compile(r"[a-z0-9.:*?-]+")
-_LITERAL: Final = re.compile(r"[A-Za-z0-9]")
+# What the literal head of a wildcard entry (the text before its first '*' or '?') must name so that the
+# entry covers the models of one provider only: 'anthropic.' for models, 'us.anthropic.' for profiles.
+_PROVIDER_HEAD: Final = re.compile(r"[A-Za-z0-9-]+\.")
+_GEO_PROVIDER_HEAD: Final = re.compile(r"[a-z]{2,8}(?:-[a-z]{2,8})?\.[A-Za-z0-9-]+\.")
+_WILDCARD: Final = re.compile(r"[*?]")
 
 
 class AllowlistError(SafeBedrockError, ValueError):
@@ -151,9 +158,38 @@ def _entry_error(entry: str, source: str, problem: str, fix: str) -> AllowlistEr
 
 
 _TOO_BROAD_FIX = (
-    "list the models you call (exact ids or a prefix such as 'anthropic.claude-3-haiku*'), "
+    "name the provider (e.g. 'anthropic.*', or 'us.anthropic.*' for profiles) or list exact ids, "
     "or pass allow_any=True if allowing every model is really intended"
 )
+
+
+def _check_coverage(resource_id: str, kind: ModelKind, *, entry: str, source: str) -> None:
+    """Refuse a wildcard id whose literal head names no provider (or, for other kinds, is empty).
+
+    Counting literal characters is not enough: '*0', '*e*' or '*-*' have some and still cover nearly every
+    model. What limits a pattern is the text before its first wildcard, so that is what must name a
+    provider ('anthropic.'), a geography and a provider for profiles ('us.anthropic.'), or, for ids that
+    name no provider (application profiles, provisioned, custom, imported models, prompts), start at all.
+    """
+    head = _WILDCARD.split(resource_id, maxsplit=1)[0]
+    if kind is ModelKind.FOUNDATION_MODEL:
+        shape, covers, need = _PROVIDER_HEAD, "every provider", "a provider (like 'anthropic.')"
+    elif kind is ModelKind.INFERENCE_PROFILE:
+        shape, covers = _GEO_PROVIDER_HEAD, "every provider or geography"
+        need = (
+            "a geography and a provider (like 'us.anthropic.'; 'profiles+<model id>' allows every geography)"
+        )
+    elif head:
+        return
+    else:
+        problem = f"covers every {kind.value}: the id starts with a wildcard"
+        fix = "list the exact ARNs (or an id prefix), or pass allow_any=True if every one is really intended"
+        raise _entry_error(entry, source, problem, fix)
+    if shape.match(head) is None:
+        problem = (
+            f"covers models of {covers}: the text before its first wildcard ({head!r}) does not name {need}"
+        )
+        raise _entry_error(entry, source, problem, _TOO_BROAD_FIX)
 
 
 def _rules_for(entry: object, *, source: str, allow_any: bool, deny: bool = False) -> list[_Rule]:
@@ -217,8 +253,8 @@ def _bare_rules(
                 "a bare pattern uses lower-case letters, digits, '.', '-', ':', '*' and '?'",
                 "write a model id with wildcards, or a full ARN",
             )
-        if not _LITERAL.search(text) and not broad_ok:
-            raise _entry_error(entry, source, f"covers every {type_name}", _TOO_BROAD_FIX)
+        if not broad_ok:
+            _check_coverage(text, kind, entry=entry, source=source)
     key = f"arn:{{partition}}:bedrock:{{region}}::{type_name}/{text}"
     return [_Rule(entry, kind, key, bare=True)]
 
@@ -262,8 +298,8 @@ def _arn_rule(entry: str, *, source: str, broad_ok: bool) -> _Rule:
             parse_model_id(checked, region=_PLACEHOLDER_REGION)
         except InvalidModelIdError as exc:
             raise _entry_error(entry, source, exc.problem, exc.fix) from None
-    elif not _LITERAL.search(resource_id) and not broad_ok:
-        raise _entry_error(entry, source, f"covers every {resource_type}", _TOO_BROAD_FIX)
+    elif not broad_ok:
+        _check_coverage(resource_id, kind, entry=entry, source=source)
     return _Rule(entry, kind, key, bare=False)
 
 
@@ -384,6 +420,7 @@ class ModelAllowlist:
         "_invoke",
         "_invoke_rules",
         "_lock",
+        "_policy",
         "_stream",
         "_stream_rules",
         "allow_any",
@@ -408,6 +445,7 @@ class ModelAllowlist:
         source: str = "code",
         _deny: Iterable[str] = (),
         _deny_stream: Iterable[str] | None = None,
+        _policy: PolicyDocument | None = None,
         _stacklevel: int = 2,
     ) -> None:
         if isinstance(entries, str):
@@ -437,6 +475,8 @@ class ModelAllowlist:
         self._deny_stream = tuple(
             r for e in deny_stream for r in _rules_for(e, source=source, allow_any=True, deny=True)
         )
+        # from_policy: the document itself, to decide system-profile calls on every routed ARN as IAM does.
+        self._policy = None if _policy is None else _any_account_denies(_policy)
         self._by_region: dict[tuple[str, str], ModelAllowlist] = {}
         self._lock = threading.Lock()
         self._bound = False
@@ -550,9 +590,13 @@ class ModelAllowlist:
         """The models an IAM identity policy allows to invoke (and to stream), minus its explicit denies.
 
         ``policy`` is a `PolicyDocument`, a decoded mapping, JSON text (a string starting with ``{``) or a
-        path to a JSON file. Statements allowing a model only through an inference profile (a Condition on
-        bedrock:InferenceProfileArn) add nothing: the app never calls those directly. Constructs that cannot
-        be read exactly (NotResource, Principal, other Conditions) raise `PolicyError`.
+        path to a JSON file. A cross-Region (system) inference profile is allowed as IAM allows it: its ARN
+        must be allowed and so must the foundation model in every region it routes to (the region-less ARN
+        too for ``global.``), where Allows conditioned on bedrock:InferenceProfileArn count and every Deny,
+        conditional or not, refuses. The caller's account is unknown here: an Allow naming a specific account
+        for the profile is not assumed to be it, a Deny naming any account is. Those conditioned Allows add
+        nothing for direct calls: the app never calls those models directly. Constructs that cannot be read
+        exactly (NotResource, Principal, other Conditions) raise `PolicyError`.
         """
         document, where = _load_policy(policy, source)
         invoke = document.allowed_resources(INVOKE)
@@ -568,6 +612,7 @@ class ModelAllowlist:
             source=where,
             _deny=deny_invoke,
             _deny_stream=deny_stream,
+            _policy=document,
             _stacklevel=_stacklevel + 1,
         )
 
@@ -628,11 +673,14 @@ class ModelAllowlist:
         hit = allow.match(ref.kind, key)
         if hit is not None:
             denied = deny.match(ref.kind, key)
-            if denied is None:
-                return Decision(allowed=True, matched=hit, closest=(), entry_to_add="")
-            return self._explain(
-                ref, stream=stream, reason=f"an explicit Deny in the policy covers it ({denied})"
-            )
+            if denied is not None:
+                reason = f"an explicit Deny in the policy covers it ({denied})"
+                return self._explain(ref, stream=stream, reason=reason)
+            if self._policy is not None and ref.kind is ModelKind.INFERENCE_PROFILE:
+                reason = _routed_refusal(self._policy, ref, action=INVOKE_STREAM if stream else INVOKE)
+                if reason:
+                    return self._explain(ref, stream=stream, reason=reason)
+            return Decision(allowed=True, matched=hit, closest=(), entry_to_add="")
         return self._explain(ref, stream=stream, reason="")
 
     def _explain(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
@@ -702,6 +750,77 @@ class ModelAllowlist:
             only = f", invoke={len(self.invoke_entries)}, stream={len(self.stream_entries)}"
         any_ = ", allow_any=True" if self.allow_any else ""
         return f"ModelAllowlist({shown!r}{more}, source={self.source!r}{region}{only}{any_})"
+
+
+# Stands for the caller's account in a system profile's ARN when the id does not name it: only a wildcard
+# account matches it, so an Allow naming some account is never taken to be the caller's.
+_UNKNOWN_ACCOUNT: Final = "{account-id}"
+
+
+def _any_account(pattern: str) -> str:
+    parts = pattern.split(":", 5)
+    if len(parts) == 6 and "/" not in parts[4]:
+        parts[4] = "*"
+    return ":".join(parts)
+
+
+def _any_account_denies(document: PolicyDocument) -> PolicyDocument:
+    """The policy with every Deny widened to any account (its resources and its profile condition)."""
+
+    def widen(statement: Statement) -> Statement:
+        if statement.effect != "Deny" or statement.not_resource:
+            return statement
+        arns = statement.profile_arns
+        return replace(
+            statement,
+            resources=tuple(map(_any_account, statement.resources)),
+            profile_arns=None if arns is None else tuple(map(_any_account, arns)),
+            profile_exact=False,
+        )
+
+    statements = tuple(map(widen, document.statements))
+    return PolicyDocument(statements=statements, version=document.version, source=document.source)
+
+
+def _routed_refusal(document: PolicyDocument, ref: ModelRef, *, action: str) -> str:
+    """Why IAM would refuse calling the system profile ``ref`` under ``document``; "" when it allows it.
+
+    IAM authorizes such a call on the profile ARN and on the foundation model in every region the request
+    may be routed to, each with bedrock:InferenceProfileArn set to the profile (`PolicyDocument.evaluate`
+    with that context is IAM's decision; the routes are `profile_routes`).
+    """
+    profile = ref.arn
+    if not ref.account:
+        profile = (
+            f"arn:{ref.partition}:bedrock:{ref.region}:{_UNKNOWN_ACCOUNT}:{ref.kind.value}/{ref.resource_id}"
+        )
+    try:
+        routes = profile_routes(ref)
+    except LookupError as exc:
+        return f"{exc}, so the policy cannot be checked for every region this profile may send requests to"
+    for resource in (profile, *routes):
+        verdict = document.evaluate(action=action, resource=resource, inference_profile_arn=profile)
+        if verdict.allowed:
+            continue
+        where = "the profile" if resource == profile else f"{resource}, where this profile may route"
+        if verdict.explicit_deny:
+            sid = f" (Sid {verdict.matched_sid!r})" if verdict.matched_sid else ""
+            return (
+                f"an explicit Deny{sid} in the policy covers {where}, "
+                "so IAM refuses the call; narrow that Deny, or call a model or profile it does not cover"
+            )
+        if resource == profile:
+            return (
+                "the policy allows the profile only in a named account, and the caller's account is not "
+                f"known here; allow {policy_resource(ref)} (any account), or pass the profile's full ARN "
+                "with your account as modelId"
+            )
+        return (
+            f"the policy does not allow {action} on {where} (IAM checks every routed region); allow it "
+            f"conditioned on bedrock:InferenceProfileArn {policy_resource(ref)} "
+            f"(`safe-bedrock policy {ref.resource_id}` writes that statement)"
+        )
+    return ""
 
 
 def _resource_part(entry: str) -> str:
