@@ -4,10 +4,16 @@
     SAFE_BEDROCK_LIVE=1 make chat   # real Amazon Bedrock (AWS credentials, AWS_REGION, default us-east-1)
 
 POST /chat {"message": "...", "model": "..."} answers with `text/event-stream` events:
-    event: token  data: "<text piece>"                       as Bedrock streams them
-    event: error  data: {"error": ..., "message": ..., "fix": ...}  a refused model, an access error, ...
+    event: token  data: "<text piece>"                         as Bedrock streams them
+    event: error  data: {"error": ..., "message": ..., "reference": ...}   a refused model, a failed call
     event: done   data: {"input_tokens": ..., "output_tokens": ...}
 The prompt travels in the POST body, not the URL, so access logs never hold it.
+
+The page is for end users: an error there is one generic sentence and a reference (Bedrock's request id, or a
+local id for a call refused before it was sent). The cause, the fix and, for a refused model, the allowlist's
+source and its closest entries go to the server log (structlog event `chat.refused` / `chat.failed`) under the
+same reference: they tell an operator what to change, and would tell an attacker probing with model ids how
+the guard is configured.
 
 A browser that goes away (tab closed, Stop pressed) cancels the response task; AsyncSafeEventStream then
 closes the Bedrock stream at once and the call's log event says closed_early=True.
@@ -19,16 +25,24 @@ import contextlib
 import html
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import structlog
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from safe_bedrock import AsyncSafeBedrockClient, BedrockServiceError, SafeBedrockError
+from safe_bedrock import (
+    AsyncSafeBedrockClient,
+    BedrockServiceError,
+    InvalidModelIdError,
+    ModelNotAllowedError,
+    SafeBedrockError,
+)
 from safe_bedrock.testing import FakeBedrockServer
 
 if TYPE_CHECKING:
@@ -45,6 +59,10 @@ NO_ACCESS_MODEL = "mistral.mistral-large-2402-v1:0"
 # Never on the allowlist: the guard refuses it before anything is sent.
 REFUSED_MODEL = "meta.llama3-70b-instruct-v1:0"
 MAX_MESSAGE = 4000
+NOT_AVAILABLE = "This model is not available."
+FAILED = "The model could not answer."
+
+log = structlog.get_logger("chat_server")
 
 
 def live() -> bool:
@@ -94,17 +112,22 @@ def sse(event: str, data: object) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def describe(error: Exception) -> dict[str, str | None]:
-    """What the page shows for a failed call: the cause and the fix, from the typed error."""
+def report(error: Exception, *, model: str) -> dict[str, str]:
+    """Log what went wrong for the operator; return what the page shows: one generic sentence, a reference."""
+    request_id = error.request_id if isinstance(error, BedrockServiceError) else None
+    # A refused call never reached Bedrock, so it has no request id: a local one ties the page to the log.
+    reference = request_id or f"local-{secrets.token_hex(6)}"
+    details: dict[str, Any] = {"model_id": model, "message": str(error), "fix": getattr(error, "fix", None)}
     if isinstance(error, BedrockServiceError):
-        return {"error": type(error).__name__, "message": error.message, "fix": error.fix or None}
-    if isinstance(error, SafeBedrockError):
-        return {"error": type(error).__name__, "message": str(error), "fix": getattr(error, "fix", None)}
-    return {
-        "error": "Error",
-        "message": "The model could not answer; the server log has the details.",
-        "fix": None,
-    }
+        details = error.fields()  # for a refusal also the allowlist's source, closest entries, entry_to_add
+    bug = None if isinstance(error, SafeBedrockError) else error  # a traceback only for the unexpected
+    if isinstance(error, (ModelNotAllowedError, InvalidModelIdError)):
+        log.warning("chat.refused", reference=reference, error=type(error).__name__, **details)
+        kind, text = "not_available", NOT_AVAILABLE
+    else:
+        log.error("chat.failed", reference=reference, error=type(error).__name__, exc_info=bug, **details)
+        kind, text = "failed", FAILED
+    return {"error": kind, "message": f"{text} Reference: {reference}", "reference": reference}
 
 
 async def answer(client: AsyncSafeBedrockClient, *, model: str, message: str) -> AsyncIterator[bytes]:
@@ -123,7 +146,7 @@ async def answer(client: AsyncSafeBedrockClient, *, model: str, message: str) ->
                 elif "metadata" in event:
                     usage = event["metadata"].get("usage", {})
     except Exception as error:  # noqa: BLE001 - every failure becomes a message on the page
-        yield sse("error", describe(error))
+        yield sse("error", report(error, model=model))
         return
     yield sse("done", {"input_tokens": usage.get("inputTokens"), "output_tokens": usage.get("outputTokens")})
 

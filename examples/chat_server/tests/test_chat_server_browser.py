@@ -1,4 +1,4 @@
-"""End to end in a real headless Chromium: type a question, watch the tokens appear, see a refusal.
+"""End to end in a real headless Chromium: type a question, watch the tokens appear, see a generic refusal.
 
 Debian's `chromium` and `chromium-driver` packages, driven by Selenium through the system chromedriver (no
 browser download). The app is served by uvicorn on 127.0.0.1 (port 0) in a thread, with its offline fake.
@@ -7,6 +7,7 @@ browser download). The app is served by uvicorn on 127.0.0.1 (port 0) in a threa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from structlog.testing import capture_logs  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -120,17 +122,26 @@ def test_a_question_streams_its_answer_into_the_page_token_by_token(
     assert len(partial) >= 3, f"the answer did not appear incrementally: {seen}"
 
 
-def test_a_refused_model_shows_what_to_change(served: tuple[str, Any], browser: Any) -> None:
+def test_a_refused_model_shows_a_generic_message_with_a_reference(
+    served: tuple[str, Any], browser: Any
+) -> None:
     url, app = served
-    _ask(browser, url, question="hello", model=REFUSED_MODEL)
-    error = WebDriverWait(browser, 10).until(
-        lambda driver: (
-            driver.find_element(By.ID, "error")
-            if driver.find_element(By.ID, "error").is_displayed()
-            else None
+    with capture_logs() as logs:
+        _ask(browser, url, question="hello", model=REFUSED_MODEL)
+        error = WebDriverWait(browser, 10).until(
+            lambda driver: (
+                driver.find_element(By.ID, "error")
+                if driver.find_element(By.ID, "error").is_displayed()
+                else None
+            )
         )
-    )
-    assert "ModelNotAllowedError" in error.text
-    assert f"Fix: add {REFUSED_MODEL} to the allow= list" in error.text.replace("`", "")
+        shown = error.text
+    assert re.fullmatch(r"This model is not available\. Reference: local-[0-9a-f]{12}", shown)
+    for detail in ("ModelNotAllowedError", REFUSED_MODEL, "allow", "Fix"):
+        assert detail not in shown
+    # the operator finds the details in the server log under the reference the user reads out
+    (entry,) = [log for log in logs if log.get("event") == "chat.refused"]
+    assert shown.endswith(entry["reference"])
+    assert entry["entry_to_add"] == REFUSED_MODEL
     assert browser.find_element(By.ID, "answer").text == ""
     assert all(request.model_id != REFUSED_MODEL for request in app.state.fake.requests)

@@ -1,4 +1,4 @@
-"""The chat backend's SSE endpoint through ASGI: tokens as they come, readable errors, disconnects.
+"""The chat backend's SSE endpoint through ASGI: tokens as they come, generic errors, disconnects.
 
 The app runs with its lifespan (the fake Bedrock server and the guarded async client inside it). Plain
 requests go through httpx's ASGITransport; where timing matters (tokens arriving one by one, a browser
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 SLOW_TEXT = " ".join(f"word{i}" for i in range(40))
+CLOSE_TO_MODEL = MODEL.replace("-v1:0", "-v2:0")  # off the allowlist, one character from an entry on it
+LOCAL_REFERENCE = re.compile(r"local-[0-9a-f]{12}")
+AWS_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @pytest.fixture
@@ -55,6 +59,11 @@ async def post(app: Any, payload: object) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://chat.test") as client:
         return await client.post("/chat", json=payload)
+
+
+def logged(logs: list[dict[str, Any]], event: str) -> dict[str, Any]:
+    (entry,) = [log for log in logs if log.get("event") == event]
+    return entry
 
 
 def events(text: str) -> list[tuple[str, Any]]:
@@ -141,33 +150,100 @@ async def test_the_answer_arrives_token_by_token_while_bedrock_streams_it(app: A
     assert token_times[-1] - token_times[0] >= 0.5
 
 
-async def test_a_model_off_the_allowlist_is_refused_with_a_readable_fix(app: Any) -> None:
+async def test_a_model_off_the_allowlist_is_refused_with_a_generic_message_and_a_local_reference(
+    app: Any,
+) -> None:
     response = await post(app, {"message": "hi", "model": REFUSED_MODEL})
     ((kind, data),) = events(response.text)
     assert kind == "error"
-    assert data["error"] == "ModelNotAllowedError"
-    assert REFUSED_MODEL in data["message"]
-    assert data["fix"] == f"add `{REFUSED_MODEL}` to the allow= list the client was built with"
+    assert data["error"] == "not_available"
+    assert LOCAL_REFERENCE.fullmatch(data["reference"])  # nothing reached Bedrock: no request id to show
+    assert data["message"] == f"This model is not available. Reference: {data['reference']}"
     assert fake(app).requests == []  # nothing was sent
 
 
-async def test_an_access_error_from_bedrock_is_shown_with_its_fix(app: Any) -> None:
-    response = await post(app, {"message": "hi", "model": NO_ACCESS_MODEL})
+@pytest.mark.parametrize("model", [REFUSED_MODEL, CLOSE_TO_MODEL])
+async def test_a_refusal_shows_the_browser_nothing_of_the_allowlist_and_logs_it_under_the_same_reference(
+    app: Any, model: str
+) -> None:
+    with capture_logs() as logs:
+        response = await post(app, {"message": "hi", "model": model})
+    ((_, data),) = events(response.text)
+    entry = logged(logs, "chat.refused")
+    assert entry["reference"] == data["reference"]
+    assert entry["log_level"] == "warning"
+    assert entry["error"] == "ModelNotAllowedError"
+    assert entry["model_id"] == model
+    assert entry["entry_to_add"] == model
+    assert entry["model_arn"] == f"arn:aws:bedrock:us-east-1::foundation-model/{model}"
+    assert entry["allowlist_source"]
+    assert entry["fix"] == f"add `{model}` to the allow= list the client was built with"
+    if model == CLOSE_TO_MODEL:
+        assert entry["closest"] == (MODEL,)
+    details = [
+        entry["allowlist_source"],
+        *entry["closest"],
+        entry["entry_to_add"],
+        entry["model_arn"],
+        entry["fix"],
+        entry["message"],
+        entry["error"],
+        "allow",
+    ]
+    for detail in details:
+        assert detail not in response.text
+
+
+async def test_an_access_error_from_bedrock_shows_its_request_id_and_logs_the_fix(app: Any) -> None:
+    with capture_logs() as logs:
+        response = await post(app, {"message": "hi", "model": NO_ACCESS_MODEL})
     ((kind, data),) = events(response.text)
     assert kind == "error"
-    assert data["error"] == "MissingPermissionError"
-    assert "bedrock:InvokeModelWithResponseStream" in data["fix"]
-    assert NO_ACCESS_MODEL in data["fix"]
+    assert data["error"] == "failed"
+    assert AWS_REQUEST_ID.fullmatch(data["reference"])
+    assert data["message"] == f"The model could not answer. Reference: {data['reference']}"
+    entry = logged(logs, "chat.failed")
+    assert entry["reference"] == entry["request_id"] == data["reference"]
+    assert entry["error"] == "MissingPermissionError"
+    assert "bedrock:InvokeModelWithResponseStream" in entry["fix"]
+    assert NO_ACCESS_MODEL in entry["fix"]
+    for detail in ("bedrock:", NO_ACCESS_MODEL, "MissingPermission", "AccessDenied"):
+        assert detail not in response.text
 
 
 async def test_an_error_mid_answer_follows_the_tokens_already_shown(app: Any) -> None:
     fake(app).add_stream_error("modelStreamErrorException", after=3, chunks=["a", "b", "c", "d", "e"])
-    response = await post(app, {"message": "hi", "model": MODEL})
+    with capture_logs() as logs:
+        response = await post(app, {"message": "hi", "model": MODEL})
     kinds = [kind for kind, _ in events(response.text)]
     assert kinds[-1] == "error"
     assert "token" in kinds
-    assert events(response.text)[-1][1]["error"] == "ModelStreamError"
+    error = events(response.text)[-1][1]
+    assert error["error"] == "failed"
+    entry = logged(logs, "chat.failed")
+    assert entry["error"] == "ModelStreamError"
+    assert entry["reference"] == error["reference"]
     assert len(fake(app).requests) == 1  # tokens were shown: never retried, never duplicated
+
+
+async def test_an_unexpected_error_is_generic_on_the_page_and_logged_with_its_traceback(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(**_: Any) -> Any:
+        raise RuntimeError("internal detail: /srv/app/secrets.toml")
+
+    monkeypatch.setattr(app.state.bedrock, "converse_stream", broken)
+    with capture_logs() as logs:
+        response = await post(app, {"message": "hi", "model": MODEL})
+    ((_, data),) = events(response.text)
+    assert data["message"] == f"The model could not answer. Reference: {data['reference']}"
+    assert LOCAL_REFERENCE.fullmatch(data["reference"])
+    entry = logged(logs, "chat.failed")
+    assert entry["reference"] == data["reference"]
+    assert entry["error"] == "RuntimeError"
+    assert isinstance(entry["exc_info"], RuntimeError)
+    assert "secrets.toml" in entry["message"]
+    assert "secrets.toml" not in response.text
 
 
 async def test_a_finished_answer_ends_with_token_counts(app: Any) -> None:
