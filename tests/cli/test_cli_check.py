@@ -205,7 +205,12 @@ def test_a_blank_env_allowlist_is_denied_not_skipped_and_no_model_is_called(aws:
         "fix": "list the models (comma separated) or unset it",
     }
     assert steps["call"]["verdict"] == "skip"
-    assert aws.server.requests == []
+    assert aws.server.requests == []  # no model was called: only the read-only diagnosis reached AWS
+    assert {call.operation for call in aws.plane.calls} == {
+        "GetCallerIdentity",
+        "SimulatePrincipalPolicy",
+        "GetFoundationModelAvailability",
+    }
     assert "EmptyAllowlistWarning" not in result.stderr
 
 
