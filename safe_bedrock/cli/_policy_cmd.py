@@ -127,7 +127,10 @@ def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist]
     except AllowlistError as exc:
         fix = exc.fix
         if "allow_any" in fix:  # the library's escape hatch; a least-privilege policy has none
-            fix = "list the models you call (exact ids, or a prefix such as 'anthropic.claude-3-haiku*')"
+            fix = (
+                "list the models you call: exact ids, or a prefix that names the provider such as "
+                "'anthropic.*' ('us.anthropic.*' for profiles)"
+            )
         subject = f"entry {exc.entry!r} ({exc.source})" if exc.entry is not None else exc.source
         raise CommandError(f"{subject}: {exc.problem}", fix=fix) from None
 
@@ -434,7 +437,8 @@ COMMAND = Command(
         "allowlist: bedrock:InvokeModel and/or bedrock:InvokeModelWithResponseStream on their exact ARNs.\n"
         "A cross-Region inference profile gets its own ARN plus the foundation model in every region it\n"
         "routes to (the region-less ARN for global.* profiles), allowed only through the profile. Invoking\n"
-        'is never allowed on Resource "*": entries that cover every model are refused.\n'
+        'is never allowed on Resource "*": a wildcard entry must name the provider before its first\n'
+        "wildcard ('anthropic.*', 'us.anthropic.*'); entries like '*' or '*0' are refused.\n"
         "Model sources add up: arguments, --from-env, --file, --from-policy."
     ),
     epilog=(

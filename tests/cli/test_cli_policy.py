@@ -93,6 +93,57 @@ def test_an_entry_covering_every_model_is_refused_with_the_fix(entry: str) -> No
     assert "allow_any" not in caught.value.fix
 
 
+def test_an_entry_naming_no_provider_is_a_usage_error_and_writes_no_policy() -> None:
+    # '*0' spells a literal character and still covers nearly every model: Resource "*" in disguise.
+    result = run("policy", "*0", "--region", "us-east-1")
+    assert result.code == 2
+    assert result.stdout == ""
+    assert "'*0'" in result.stderr
+    assert "covers models of every provider" in result.stderr
+    assert "'anthropic.*'" in result.stderr
+    assert "allow_any" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "entry", ["*e*", "*-*", "profiles+*0", "us.*", "arn:aws:bedrock:*::foundation-model/*0"]
+)
+def test_broad_entries_are_refused_from_arguments_env_and_file(tmp_path: Path, entry: str) -> None:
+    with pytest.raises(CommandError, match="covers models of every") as caught:
+        build_policy(models=[entry], region="us-east-1")
+    assert "allow_any" not in caught.value.fix
+    allow_file = tmp_path / "allow.toml"
+    allow_file.write_text(f'allow = ["{entry}"]\n')
+    with pytest.raises(CommandError, match="covers models of every"):
+        build_policy(file=str(allow_file), region="us-east-1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAFE_BEDROCK_ALLOWED_MODELS", entry)
+        with pytest.raises(CommandError, match="covers models of every"):
+            build_policy(from_env=True, region="us-east-1")
+
+
+def test_a_deployed_policy_allowing_every_provider_is_refused_but_its_broad_deny_is_kept(
+    tmp_path: Path,
+) -> None:
+    deployed = tmp_path / "deployed.json"
+    broad = {"Effect": "Allow", "Action": INVOKE, "Resource": "arn:aws:bedrock:*::foundation-model/*0"}
+    deployed.write_text(json.dumps({"Version": "2012-10-17", "Statement": [broad]}))
+    with pytest.raises(CommandError, match="covers models of every provider"):
+        build_policy(from_policy=str(deployed), region="us-east-1")
+    deny = {**broad, "Effect": "Deny"}
+    allow = {"Effect": "Allow", "Action": INVOKE, "Resource": f"{FM}{HAIKU}"}
+    deployed.write_text(json.dumps({"Version": "2012-10-17", "Statement": [allow, deny]}))
+    built = build_policy(from_policy=str(deployed), region="us-east-1")
+    (kept,) = [s for s in statements(built.policy) if s["Effect"] == "Deny"]
+    assert kept["Resource"] == [broad["Resource"]]
+
+
+def test_entries_that_name_the_provider_make_a_policy() -> None:
+    built = build_policy(models=["anthropic.*", "us.anthropic.*"], region="us-east-1")
+    resources = {r for s in invoke_statements(built.policy) for r in as_list(s["Resource"])}
+    assert f"{FM}anthropic.*" in resources
+    assert "arn:aws:bedrock:us-east-1:*:inference-profile/us.anthropic.*" in resources
+
+
 def test_actions_option_limits_the_policy_to_invoke() -> None:
     built = build_policy(models=[HAIKU], actions="invoke", region="us-east-1")
     (statement,) = statements(built.policy)
