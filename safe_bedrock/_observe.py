@@ -25,6 +25,11 @@ Never logged by default: request and response bodies (prompts, completions), cre
 `CallDetails` has no field that could hold them; `cause` is built from the error's parsed fields and our
 own fix texts, never from Bedrock's message text (which can quote the request), and is scrubbed of
 credentials all the same.
+
+Nothing request-derived can forge a log line: every text a `CallDetails` holds (the model id first) and
+every logged body has its control characters escaped the way `repr` shows them (`\\n`, `\\x1b`,
+`\\u2028`) by `escape_controls`, so each call is one line in any formatter. `safe_text` (credentials masked,
+then escaped) is the one cleaning the typed errors and the CLI apply to the text they show.
 """
 
 from __future__ import annotations
@@ -65,10 +70,12 @@ __all__ = [
     "cause_of",
     "emit",
     "error_fields",
+    "escape_controls",
     "event_from",
     "level_of",
     "outcome_of",
     "redact_secrets",
+    "safe_text",
     "summarize_body",
 ]
 
@@ -120,6 +127,14 @@ class CallDetails:
     bytes: int | None = None
     closed_early: bool | None = None
     complete: bool | None = None
+
+    def __post_init__(self) -> None:
+        # The model id is the caller's input (a chat UI, a tool call) and request ids and error codes come
+        # off the wire: escaped here, so neither the event nor a hook that logs these fields can be forged.
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                object.__setattr__(self, name, escape_controls(value))
 
 
 class CallHook(Protocol):
@@ -282,8 +297,29 @@ def event_from(details: CallDetails) -> dict[str, Any]:
 
 _REDACTED = "[REDACTED]"
 
+# A value labelled as a secret: the label is any name ending in one of these words (aws_secret_access_key,
+# SecretAccessKey, client_secret, X-Amz-Security-Token, sessionToken, X-Amz-Signature, db_password,
+# x-api-key, ...), and only at a name's end, so max_tokens or token_count stay. Then `=` or `:`, and the
+# value: quoted (JSON, repr, and JSON quoted again inside a JSON string: \"...\"), or bare up to a space
+# or a delimiter (env, ini, headers, query strings).
+_NAMED_SECRET = re.compile(
+    r"""(?ix)
+    (?P<label>(?<![a-z0-9_-])[a-z0-9_-]*?
+        (?:secret(?:[_-]?access)?(?:[_-]?key)?|token|signature|passw(?:or)?d|api[_-]?key|private[_-]?key)
+        (?![a-z0-9_-]) (?:\\?["'])? \s*[:=]\s*)
+    (?: (?P<quote>\\?["']) (?:(?!(?P=quote))(?:\\.|[^\\\r\n]))*
+      | [^\s"'\\,;&}\]]+ )
+    """
+)
+
+
+def _mask_named(found: re.Match[str]) -> str:
+    # The closing quote, if any, is left in the text: only the value goes.
+    return f"{found['label']}{found['quote'] or ''}{_REDACTED}"
+
+
 # Each pattern finds a credential in free text; the replacement keeps the label and drops the secret.
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # The value of an Authorization header (SigV4 "AWS4-HMAC-SHA256 Credential=..., Signature=...",
     # "Bearer ...", Basic ...), in header, JSON or repr form.
     (
@@ -291,15 +327,9 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"\g<1>" + _REDACTED,
     ),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer " + _REDACTED),
-    # Session tokens and secret keys by name (JSON, env, ini, query string, boto repr).
-    (
-        re.compile(
-            r"(?i)((?:aws_)?(?:session_token|security_token|secret_access_key|secretaccesskey|sessiontoken"
-            r"|secret_key|x-amz-security-token|x-amz-signature|signature)[\"']?\s*[:=]\s*[\"']?)"
-            r"[A-Za-z0-9/+=%_\-]{8,}"
-        ),
-        r"\g<1>" + _REDACTED,
-    ),
+    # Secret keys, session tokens, signatures, passwords and API keys by name (JSON, env, ini, headers,
+    # query strings, boto repr).
+    (_NAMED_SECRET, _mask_named),
     # STS session tokens by their fixed prefixes, wherever they appear.
     (re.compile(r"\b(?:IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9/+=]{20,}"), _REDACTED),
     # Amazon Bedrock API keys (long-term "ABSK...", short-term "bedrock-api-key-...").
@@ -316,21 +346,32 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         _REDACTED,
     ),
-    # Generic named secrets.
-    (
-        re.compile(
-            r"(?i)(\b(?:password|passwd|api[_-]?key|client[_-]?secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"
-        ),
-        r"\g<1>" + _REDACTED,
-    ),
 )
 
 
 def redact_secrets(text: str) -> str:
-    """`text` with AWS keys, secret keys, session tokens, Authorization values and bearer tokens replaced."""
+    """`text` with AWS keys, secret keys, session tokens, signatures, Authorization values, bearer tokens
+    and values named like secrets (`password=...`, `"api_key": "..."`) replaced."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every non-printable character escaped as `repr` shows it (`\\n`, `\\x1b`, `\\u2028`).
+
+    Line breaks of every kind, terminal escapes and bidi overrides are all non-printable, so an escaped
+    value can neither start a log line of its own nor restyle one. Printable text (any script) is kept.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def safe_text(text: str) -> str:
+    """What error text and log fields may show of `text`: credentials masked, then control characters
+    escaped (in that order: the patterns see line ends as line ends)."""
+    return escape_controls(redact_secrets(text))
 
 
 # Redaction runs on a window a little longer than what is kept, so a secret cut by the truncation is still
@@ -387,7 +428,7 @@ def summarize_body(body: object, *, config: BodyLogging) -> str | None:
 
     str, bytes (UTF-8) and JSON-like values (dicts and lists, as Converse takes them; binary parts are
     shown by size) are rendered; other objects (file-like bodies) by their type only. None stays None.
-    A truncated body ends with `...[<full size>]`.
+    A truncated body ends with `...[<full size>]`. Control characters are escaped (`escape_controls`).
     """
     found = _text_of(body, config.max_chars + _REDACTION_MARGIN)
     if found is None:
@@ -405,7 +446,7 @@ def summarize_body(body: object, *, config: BodyLogging) -> str | None:
         text = redacted
     if cut or len(text) > config.max_chars:
         text = f"{text[: config.max_chars]}...[{size}]"
-    return text
+    return escape_controls(text)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -533,7 +574,7 @@ def _hook_failed(hook: object, exc: Exception, logger: object) -> None:
     try:
         if not _first_failure(hook):
             return
-        name = _clip(getattr(hook, "__qualname__", None) or repr(hook), _MAX_FIELD)
+        name = escape_controls(_clip(getattr(hook, "__qualname__", None) or repr(hook), _MAX_FIELD))
         fields = {"hook": name, "error_class": type(exc).__name__}
         if logger is None:
             logger = _structlog_logger if structlog.is_configured() else _stdlib_logger

@@ -41,6 +41,15 @@ Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.
 botocore exception is its `__cause__`. Errors raised by a `SafeBedrockClient` are also instances of that
 client's modeled exception class (for example `client.exceptions.AccessDeniedException`), and errors raised
 while iterating a stream are also botocore `EventStreamError`s. Errors pickle as their public class.
+
+Safe to log: Bedrock's message can quote the request (a signature mismatch echoes the canonical request with
+its `X-Amz-Security-Token`; a validation message can quote the prompt) and can hold control characters. So
+every text an error shows (`str`, `repr`, `.message`, `fields()` and the other fields) has access key ids,
+secret keys, session tokens, signatures, Authorization values and named secrets masked as `[REDACTED]`, and
+control characters escaped as `repr` shows them (`\\n`, `\\x1b`): one line, that no input can split or
+forge. `str(error)` keeps at most the first 1000 characters of the message. `.response` is left exactly as
+botocore built it, for drop-in code: `e.response["Error"]["Message"]` is Bedrock's text, unmasked; log it
+only if you would log the request. `InvalidModelIdError.model_id` is the very object that was passed.
 """
 
 from __future__ import annotations
@@ -91,6 +100,21 @@ def _public_class(obj: BaseException) -> type[BaseException]:
     return type(obj)  # pragma: no cover - every class here has this module
 
 
+def _safe(text: str) -> str:
+    # Imported here: _observe (the one home of redaction and escaping) imports this module.
+    from safe_bedrock._observe import safe_text  # noqa: PLC0415
+
+    return safe_text(text)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Bedrock's messages are a sentence or two; a longer one (an echoed request) is cut in `str(error)`.
+_MAX_MESSAGE = 1000
+
+
 def _rebuild(klass: type[Any], kwargs: dict[str, Any]) -> BaseException:
     error: BaseException = klass(**kwargs)
     return error
@@ -105,12 +129,20 @@ class InvalidModelIdError(SafeBedrockError, ValueError):
 
     def __init__(self, *, model_id: object, problem: str, fix: str) -> None:
         self.model_id = model_id
-        self.problem = problem
-        self.fix = fix
-        shown = repr(model_id)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
-        super().__init__(f"Invalid modelId {shown}: {problem}. Fix: {fix}")
+        self.problem = _safe(problem)
+        self.fix = _safe(fix)
+        shown = _clip(_safe(repr(model_id)), 120)
+        super().__init__(f"Invalid modelId {shown}: {self.problem}. Fix: {self.fix}")
+
+    def _shown(self) -> str | None:
+        # The id as text, escaped and masked (it is untrusted input), and cut: it may be a whole document.
+        if self.model_id is None:
+            return None
+        return _clip(_safe(self.model_id if type(self.model_id) is str else repr(self.model_id)), 120)
+
+    def fields(self) -> dict[str, Any]:
+        """The model id (as text, escaped), the problem and the fix, for JSON output or structured logs."""
+        return {"model_id": self._shown(), "problem": self.problem, "fix": self.fix}
 
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {"model_id": self.model_id, "problem": self.problem, "fix": self.fix}
@@ -173,7 +205,17 @@ class BedrockServiceError(SafeBedrockError, ClientError):
                     "HTTPStatusCode": http_status or 0,
                 },
             }
+        # Every text field once, here (subclasses set theirs before calling this): the message and the
+        # fields parsed from it come off the wire, and the fix names what they named.
+        for name in self._field_names():
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, _safe(value))
+            elif isinstance(value, tuple):
+                setattr(self, name, tuple(_safe(item) if isinstance(item, str) else item for item in value))
         ClientError.__init__(self, response, operation)  # type: ignore[arg-type]
+        # botocore's own line (`repr(error)`, `error.args`) quotes the message raw: the same, made safe.
+        self.args = (_clip(" ".join(_safe(str(self.args[0])).split()), _MAX_MESSAGE + 200),)
 
     @property
     def summary(self) -> str:
@@ -181,20 +223,24 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         where = self.model_arn or self.model_id
         subject = f" for {where}" if where else ""
         stream = f" mid-stream after {self.events_received} events" if self.mid_stream else ""
-        return " ".join(f"{self.code} on {self.operation}{subject}{stream}: {self.message}".split())
+        message = _clip(self.message, _MAX_MESSAGE)
+        return " ".join(f"{self.code} on {self.operation}{subject}{stream}: {message}".split())
 
     def __str__(self) -> str:
         return f"{self.summary} Fix: {' '.join(self.fix.split())}" if self.fix else self.summary
 
     def fields(self) -> dict[str, Any]:
         """Every field by name (the raw botocore response left out), for JSON output or structured logs."""
-        return {name: value for name, value in self._kwargs().items() if name != "response"}
+        return {name: getattr(self, name) for name in self._field_names()}
 
-    def _kwargs(self) -> dict[str, Any]:
+    def _field_names(self) -> dict[str, None]:
         names: list[str] = []
         for klass in type(self).__mro__:
             names.extend(getattr(klass, "_FIELDS", ()) if "_FIELDS" in vars(klass) else ())
-        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+        return {name: None for name in names if name != "response"}
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (*self._field_names(), "response")}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (_public_class(self), self._kwargs()))

@@ -138,7 +138,8 @@ def test_str_is_one_line_even_when_the_message_has_newlines() -> None:
     error = errors.ModelError(
         code="ModelErrorException", message="line one\nline two", operation="InvokeModel", fix="a\nb"
     )
-    assert str(error) == "ModelErrorException on InvokeModel: line one line two Fix: a b"
+    # Escaped as repr shows them, so the line break stays visible but cannot split a log line.
+    assert str(error) == "ModelErrorException on InvokeModel: line one\\nline two Fix: a\\nb"
 
 
 def test_str_says_mid_stream_and_how_many_events_arrived() -> None:

@@ -3,6 +3,8 @@
 Every command runs its body through `run_command`, which turns any exception into the same two things: one
 line saying what went wrong (and a ``fix:`` line), or with --json one JSON object on stdout, and an exit
 code. A traceback is never shown; an exception nobody expected is reported as such, with exit code 70.
+What a problem shows (summary, fix, details) has credentials masked and control characters escaped, like
+the library's errors and logs: an error message can echo the request, and a model id comes from the user.
 
 Exit codes (the same for every command; `check` adds 3):
   0   success (for `check`: the call is allowed)
@@ -64,6 +66,12 @@ class Problem:
     error_type: str
     details: Mapping[str, object] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Cleaned here, where every problem is made, so both the human line and --json are safe.
+        object.__setattr__(self, "summary", _safe(self.summary))
+        object.__setattr__(self, "fix", _safe(self.fix))
+        object.__setattr__(self, "details", _safe(dict(self.details)))
+
     def as_json(self) -> dict[str, object]:
         return {
             "type": self.error_type,
@@ -73,6 +81,19 @@ class Problem:
             "exit_code": self.exit_code,
             **self.details,
         }
+
+
+def _safe(value: Any) -> Any:
+    """`value` with every string in it passed through the library's `safe_text`."""
+    from safe_bedrock._observe import safe_text  # noqa: PLC0415 - keep `--help` fast
+
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {key: _safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(item) for item in value]
+    return value
 
 
 def _one_line(text: str) -> str:
