@@ -14,6 +14,7 @@ from safe_bedrock._client import SafeBedrockClient
 from safe_bedrock._observe import BodyLogging, CallDetails, CallHook
 from safe_bedrock._policy import PolicyError
 from safe_bedrock._retry import RetryConfig
+from safe_bedrock._wire import guard
 from safe_bedrock.errors import (
     AccessDeniedError,
     BedrockServiceError,
@@ -79,6 +80,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ThrottlingError",
     "TransientError",
+    "guard",
 ]
 
 

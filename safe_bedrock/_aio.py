@@ -20,7 +20,8 @@ except ImportError as exc:  # pragma: no cover - only without the extra
         "AsyncSafeBedrockClient needs aiobotocore: install the extra with pip install 'safe-bedrock[aio]'"
     ) from exc
 
-from safe_bedrock._client import SERVICE, GuardedShell, check_wrapped_client, coerce_allowlist
+from safe_bedrock._client import SERVICE, GuardedShell, check_wrapped_client
+from safe_bedrock._guard import coerce_allowlist
 from safe_bedrock._measure import request_id_of
 from safe_bedrock._retry import acall_with_retries, no_retry_config
 from safe_bedrock._stream import AsyncSafeEventStream, afirst_event

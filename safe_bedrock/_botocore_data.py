@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from botocore.loaders import Loader
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RUNTIME", "data", "loader", "service_model"]
 
-RUNTIME = "bedrock-runtime"
+RUNTIME: Final = "bedrock-runtime"
 
 
 @functools.cache

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
-from safe_bedrock._allowlist import ModelAllowlist
-from safe_bedrock._guard import Call, Guard
+from safe_bedrock._botocore_data import RUNTIME
+from safe_bedrock._guard import Call, Guard, coerce_allowlist
 from safe_bedrock._measure import request_id_of
 from safe_bedrock._operations import OperationSpec, operation_specs
 from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
 from safe_bedrock._stream import SafeEventStream, first_event
+from safe_bedrock._wire import guard_for, install
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from botocore.config import Config
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
+    from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._observe import BodyLogging, CallHook
 
     # A user's type checker sees exactly boto3's methods, arguments and return types.
@@ -28,20 +29,7 @@ if TYPE_CHECKING:
 else:
     _ClientBase = object
 
-SERVICE: Final = "bedrock-runtime"
-
-
-def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
-    if isinstance(allow, ModelAllowlist):
-        return allow
-    if isinstance(allow, str):
-        raise TypeError(
-            "allow= takes a list of model ids or ARNs (or a ModelAllowlist), not one string: "
-            f"write allow=[{allow!r}]"
-        )
-    if not isinstance(allow, Iterable):
-        raise TypeError(f"allow= takes a list of model ids or ARNs or a ModelAllowlist, not {type(allow)}")
-    return ModelAllowlist(list(allow), _stacklevel=4)
+SERVICE: Final = RUNTIME
 
 
 def check_wrapped_client(client: Any, *, building: object, kind: str, stacklevel: int) -> Any:
@@ -114,19 +102,14 @@ class GuardedShell:
     ) -> None:
         self._client = inner
         self._retry = retry if retry is not None else RetryConfig()
-        meta = inner.meta
         # Only what this botocore exposes as methods (it models operations it cannot call, such as
         # bidirectional streams, without a method).
-        specs = operation_specs(meta.service_model)
+        specs = operation_specs(inner.meta.service_model)
         self._specs = {name: spec for name, spec in specs.items() if hasattr(type(inner), name)}
-        self._guard = Guard(
-            allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
-            region=meta.region_name,
-            partition=meta.partition,
-            exceptions=inner.exceptions,
-            hooks=tuple(hooks),
-            body_logging=body_logging,
-        )
+        self._guard = guard_for(inner, allowlist, hooks=tuple(hooks), body_logging=body_logging)
+        # Decided twice: at the method (below) and on the request as it leaves, which also covers calls
+        # made on `.client`, presigned URLs and whatever event handlers do to the request in between.
+        install(inner, self._guard)
 
     def _inner(self) -> Any:
         return self._client

@@ -7,9 +7,11 @@ every outcome back here, so the rules live once.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
@@ -18,7 +20,6 @@ from safe_bedrock._translate import CallContext, refused, translate
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._observe import BodyLogging, CallHook
     from safe_bedrock._operations import OperationSpec
 
@@ -48,6 +49,10 @@ class Guard:
     exceptions: object
     hooks: Sequence[CallHook] = ()
     body_logging: BodyLogging | None = None
+    # For the second decision, on the request about to leave (`_wire.py`): the client's operations and
+    # endpoint ("scheme://host[:port][/path]").
+    specs: Mapping[str, OperationSpec] = field(default_factory=dict)
+    endpoint: str = ""
 
     def begin(self, spec: OperationSpec, kwargs: Mapping[str, Any]) -> Call:
         """Identify and decide; raises before anything is sent when the call is not allowed."""
@@ -58,24 +63,29 @@ class Guard:
         call = Call(spec=spec, ref=None, model_id=raw if isinstance(raw, str) else None, started=started)
         if self.body_logging is not None:
             call.request_body = kwargs.get("body", kwargs.get("messages"))
-        try:
-            ref = parse_model_id(raw, region=self.region, partition=self.partition)
-        except Exception as exc:
-            self.record_error(call, exc)
-            raise
-        call.ref = ref
-        decision = self.allowlist.decide(ref, action=spec.action)
-        if not decision.allowed:
-            error = refused(
-                ref,
-                operation=spec.name,
-                decision=decision,
-                source=self.allowlist.source,
-                exceptions=self.exceptions,
-            )
-            self.record_error(call, error)
-            raise error
+        self.admit(call, raw)
         return call
+
+    def admit(self, call: Call, raw: object, *, record: bool = True) -> None:
+        """Identify and decide the model `raw` names for `call`; raises (nothing is sent) when not allowed.
+
+        Used twice per call: on the method's arguments, and on the request as it leaves (`_wire.py`).
+        """
+        try:
+            call.ref = parse_model_id(raw, region=self.region, partition=self.partition)
+            decision = self.allowlist.decide(call.ref, action=call.spec.action)
+            if not decision.allowed:
+                raise refused(
+                    call.ref,
+                    operation=call.spec.name,
+                    decision=decision,
+                    source=self.allowlist.source,
+                    exceptions=self.exceptions,
+                )
+        except Exception as exc:
+            if record:
+                self.record_error(call, exc)
+            raise
 
     def translate(
         self,
@@ -173,3 +183,16 @@ class Guard:
             request_body=call.request_body,
             response_body=response_body,
         )
+
+
+def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
+    if isinstance(allow, ModelAllowlist):
+        return allow
+    if isinstance(allow, str):
+        raise TypeError(
+            "allow= takes a list of model ids or ARNs (or a ModelAllowlist), not one string: "
+            f"write allow=[{allow!r}]"
+        )
+    if not isinstance(allow, Iterable):
+        raise TypeError(f"allow= takes a list of model ids or ARNs or a ModelAllowlist, not {type(allow)}")
+    return ModelAllowlist(list(allow), _stacklevel=4)

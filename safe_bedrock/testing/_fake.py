@@ -1,9 +1,11 @@
 """FakeBedrock: the fake Bedrock inside the process, attached to real boto3 clients. No sockets.
 
-It hooks botocore's `before-send` event, the last step before bytes would go on the wire: botocore has already
-validated and serialised the parameters and signed the request, and it parses whatever the hook returns as if
-it came from the network (status, headers, error shapes, event-stream frames). So the code under test runs
-through botocore's real serialisation, signing, retries, parsing and event-stream decoding.
+It takes the place of a client's HTTP session, the wire itself: botocore has validated and serialised the
+parameters, signed the request and run every event handler (`before-send` included) before the fake sees it,
+and it parses what the fake returns as if it came from the network (status, headers, error shapes,
+event-stream frames). So the code under test runs through botocore's real serialisation, signing, handlers,
+retries, parsing and event-stream decoding, and what reaches `fake.requests` is exactly what would have left
+the process.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["FAKE_ACCESS_KEY", "FakeBedrock"]
 # Requests never leave the process; should a client outlive its fake, this host cannot resolve either.
 _UNUSED_ENDPOINT = "https://bedrock-runtime.{region}.fake-bedrock.invalid"
+_CREATING = "creating-client-class.bedrock-runtime"
 _ids = itertools.count(1)
 
 
@@ -63,6 +66,28 @@ class _Body:
 
     def close(self) -> None:
         close_chunks(self._source)
+
+
+class _Transport:
+    """A client's HTTP session, answered by the fake; the real session stays for everything but sending.
+
+    `send` is the fake's answer (a coroutine for aiobotocore); opening and closing go to the original, so a
+    client's lifecycle is unchanged and `detach` can put the original back.
+    """
+
+    def __init__(self, send: Any, original: Any, *, owner: str) -> None:
+        self.send = send
+        self.original = original
+        self.owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+    async def __aenter__(self) -> Any:
+        return await self.original.__aenter__()
+
+    async def __aexit__(self, *exc_info: object) -> Any:
+        return await self.original.__aexit__(*exc_info)
 
 
 class FakeBedrock(ScriptingAPI):
@@ -114,13 +139,11 @@ class FakeBedrock(ScriptingAPI):
         """A boto3 Session (fake credentials, no AWS profile or files) whose bedrock-runtime clients this fake
         answers: for code that builds its own client, such as `SafeBedrockClient(session=...)`.
 
-        Every bedrock-runtime client created from the session, now or later, is answered in-process (botocore
-        copies a session's event handlers into each client it creates). After `close()` those clients raise
-        RuntimeError instead of reaching out to the real endpoint.
+        Every bedrock-runtime client created from the session, now or later, is answered in-process. After
+        `close()` those clients raise RuntimeError instead of reaching out to the real endpoint.
         """
         session = isolated_session(region_name=region_name)
-        handler: Any = self._session_send  # botocore's stubs type handlers as returning None
-        session.events.register_first("before-send.bedrock-runtime", handler, unique_id=self._unique)
+        session.events.register(_CREATING, self._attaching_base, unique_id=self._unique)
         return session
 
     def aio_session(self, region_name: str = "us-east-1") -> AioSession:
@@ -131,11 +154,20 @@ class FakeBedrock(ScriptingAPI):
         from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - aiobotocore only for async code
 
         session = _aio_fake.isolated_aio_session(region_name=region_name)
-        handler: Any = _aio_fake.before_send(self, check_open=True)
-        session.get_component("event_emitter").register_first(
-            "before-send.bedrock-runtime", handler, unique_id=self._unique
-        )
+        emitter = session.get_component("event_emitter")
+        emitter.register(_CREATING, self._attaching_base, unique_id=self._unique)
         return session
+
+    def _attaching_base(self, base_classes: list[type], **_: Any) -> None:
+        # botocore builds a class for each client it creates and lets handlers add bases: ours attaches it.
+        fake = self
+
+        class AnsweredByFakeBedrock:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                fake._attach(self, from_session=True)
+
+        base_classes.insert(0, AnsweredByFakeBedrock)
 
     def attach(self, client: Any) -> Any:
         """Answer this existing bedrock-runtime client's calls from the fake (until close/detach).
@@ -146,18 +178,29 @@ class FakeBedrock(ScriptingAPI):
         meta = getattr(client, "meta", None)
         if meta is None or meta.service_model.service_name != "bedrock-runtime":
             raise TypeError(f"attach() takes a boto3 or aiobotocore bedrock-runtime client, got {client!r}")
-        handler: Any = self._before_send
-        if _is_aiobotocore(client):
-            from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
-
-            handler = _aio_fake.before_send(self, check_open=False)
-        meta.events.register_first("before-send.bedrock-runtime", handler, unique_id=self._unique)
+        self._attach(client, from_session=False)
         if client not in self._clients:
             self._clients.append(client)
         return client
 
+    def _attach(self, client: Any, *, from_session: bool) -> None:
+        endpoint = client._endpoint  # the HTTP session is where the wire starts
+        current = endpoint.http_session
+        original = current.original if isinstance(current, _Transport) else current
+        answer: Any
+        if _is_aiobotocore(client):
+            from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
+
+            answer = _aio_fake.before_send(self, check_open=from_session)
+        else:
+            answer = self._session_send if from_session else self._before_send
+        endpoint.http_session = _Transport(answer, original, owner=self._unique)
+
     def detach(self, client: Any) -> None:
-        client.meta.events.unregister("before-send.bedrock-runtime", unique_id=self._unique)
+        endpoint = client._endpoint
+        current = endpoint.http_session
+        if isinstance(current, _Transport) and current.owner == self._unique:
+            endpoint.http_session = current.original
         if client in self._clients:
             self._clients.remove(client)
 

@@ -1,0 +1,228 @@
+"""The second decision: the request a botocore client is about to send (or presign) is checked again.
+
+The method-level check (`Guard.begin`) decides on the caller's arguments. Between it and the socket,
+botocore lets code change the request: handlers on `provide-client-params`, `before-parameter-build`,
+`before-call`, `request-created`, `before-sign` or `before-send` can rewrite the modelId, the URL or the
+body, and `generate_presigned_url` mints a URL that never passes a method at all. So the operation and
+model are read back from the request itself (its method and URL path, matched against the routes of the
+client's service model, and the body where the modelId travels there) and decided again:
+
+- at the endpoint's send step, after every event handler has run, just before the HTTP session;
+- on the URL `generate_presigned_url` returns, after every signing handler (a refused one raises instead
+  of returning the URL).
+
+A refusal raises `ModelNotAllowedError` (or `InvalidModelIdError` for an id that does not parse) and sends
+nothing. Anything that cannot be read back (a path that is no operation of the service, another host) is
+refused: it is not a request this client would build.
+
+`guard(target, allow=...)` installs the same two checks on a boto3 or aiobotocore bedrock-runtime client
+that an app or framework built, or on a session, so that every bedrock-runtime client created from it later
+is guarded. Installing twice stacks the checks: each can only narrow what is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from safe_bedrock import errors
+from safe_bedrock._botocore_data import RUNTIME as SERVICE
+from safe_bedrock._guard import Call, Guard, coerce_allowlist
+from safe_bedrock._operations import operation_specs, operations_at
+from safe_bedrock._translate import _allowlist_home, _class_for, _lookup_modeled
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from safe_bedrock._allowlist import ModelAllowlist
+
+__all__ = ["check_request", "guard", "guard_for", "install"]
+
+_T = TypeVar("_T")
+_INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: the guards already installed there
+
+
+def check_request(guard: Guard, method: str | None, url: str, body: object, *, record: bool = False) -> None:
+    """Decide again on a request as it will leave; raises (nothing is sent) when it must not.
+
+    `record`: also log the refusal as the call's event (for clients that have no shell of ours to do it).
+    """
+    parts = urlsplit(url)
+    base = urlsplit(guard.endpoint)
+    prefix = base.path.rstrip("/")
+    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not parts.path.startswith(prefix):
+        problem = f"the request was sent to {parts.scheme}://{parts.netloc}, not to the client's endpoint"
+        raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+    operations = operations_at(guard.specs, method, parts.path[len(prefix) :])
+    if not operations:
+        problem = f"{method or 'a request to'} {parts.path} is no operation of the service"
+        raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+    for spec, labels in operations:
+        if spec.model_member is not None:
+            raw = unquote(labels[spec.model_member]) if spec.model_in_path else _body_member(body)
+            model_id = raw if isinstance(raw, str) else None
+            call = Call(spec=spec, ref=None, model_id=model_id, started=time.monotonic())
+            guard.admit(call, raw, record=record)
+
+
+def refused_request(problem: str, *, source: str, exceptions: object) -> errors.ModelNotAllowedError:
+    """The error for a request that cannot be read back as a call this client would make; nothing sent."""
+    message = f"Refused before anything was sent: {problem}."
+    klass = _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, "AccessDeniedException"))
+    return klass(
+        code="AccessDeniedException",
+        message=message,
+        operation="",
+        http_status=403,
+        fix="send requests through the client's own methods; an event handler or code between the call "
+        f"and the network changed this one (the allowlist is {_allowlist_home(source)})",
+        allowlist_source=source,
+        response={
+            "Error": {"Code": "AccessDeniedException", "Message": message},
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HTTPStatusCode": 403,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
+    )
+
+
+def _body_member(body: object) -> object:
+    """modelId from a JSON request body (StartAsyncInvoke); None when it holds none (then refused).
+
+    A presigned URL has no body, and whoever holds it may send any: such operations are never presigned.
+    """
+    if isinstance(body, (bytes, bytearray, str)):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        return data.get("modelId") if isinstance(data, dict) else None
+    return None
+
+
+def guard_for(client: Any, allowlist: ModelAllowlist, **settings: Any) -> Guard:
+    """A client's rules: the allowlist bound to its region, its operations, endpoint and exceptions."""
+    meta = client.meta
+    return Guard(
+        allowlist=allowlist.bind(region=meta.region_name, partition=meta.partition),
+        region=meta.region_name,
+        partition=meta.partition,
+        exceptions=client.exceptions,
+        specs=operation_specs(meta.service_model),
+        endpoint=meta.endpoint_url,
+        **settings,
+    )
+
+
+def install(client: Any, rules: Guard, *, record: bool = False) -> None:
+    """Put the wire check on a botocore or aiobotocore bedrock-runtime client (in place).
+
+    Two places, each the last step of its path: the endpoint's send step (after every event handler,
+    just before the HTTP session) and the URL `generate_presigned_url` returns (after every signing
+    handler). Checking the presigned URL itself means the check on it cannot be outrun by a handler.
+    """
+    endpoint = client._endpoint  # the send step: after every event handler
+    installed: list[Guard] = getattr(endpoint, _INSTALLED, [])
+    if any(existing is rules for existing in installed):
+        return
+    send, presign = endpoint._send, client.generate_presigned_url
+
+    def check(request: Any) -> None:
+        check_request(rules, request.method, request.url, request.body, record=record)
+
+    def check_url(url: str) -> str:
+        check_request(rules, None, url, None, record=record)  # a presigned URL may be used with any method
+        return url
+
+    if _is_async(client):
+
+        async def checked_send_async(request: Any) -> Any:
+            check(request)
+            return await send(request)
+
+        async def checked_presign_async(*args: Any, **kwargs: Any) -> str:
+            return check_url(await presign(*args, **kwargs))
+
+        endpoint._send, client.generate_presigned_url = checked_send_async, checked_presign_async
+    else:
+
+        def checked_send(request: Any) -> Any:
+            check(request)
+            return send(request)
+
+        def checked_presign(*args: Any, **kwargs: Any) -> str:
+            return check_url(presign(*args, **kwargs))
+
+        endpoint._send, client.generate_presigned_url = checked_send, checked_presign
+    setattr(endpoint, _INSTALLED, [*installed, rules])
+
+
+def _is_async(client: object) -> bool:
+    import sys  # noqa: PLC0415
+
+    module = sys.modules.get("aiobotocore.client")
+    return module is not None and isinstance(client, module.AioBaseClient)
+
+
+def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
+    """Install safe-bedrock's wire check on a client or session an app or a framework built; returns it.
+
+    `target` is a boto3 (or botocore) ``bedrock-runtime`` client, an aiobotocore one, or a boto3, botocore
+    or aiobotocore session, in which case every ``bedrock-runtime`` client created from it afterwards is
+    guarded. A request for a model outside `allow` raises `ModelNotAllowedError` and sends nothing, on
+    every operation and for presigned URLs, whatever event handlers did to the request. The client is not
+    wrapped: its methods, retries and errors stay boto3's, except that a refusal is the typed error (and
+    is logged as a refused call). For the typed errors, retries and log event of every call, use
+    `SafeBedrockClient`.
+
+    .. versionadded:: 0.2.0
+    """
+    allowlist = coerce_allowlist(allow)
+    meta = getattr(target, "meta", None)
+    if meta is not None and getattr(meta, "service_model", None) is not None:
+        if meta.service_model.service_name != SERVICE:
+            raise TypeError(
+                f"guard() takes a {SERVICE!r} client or a session, "
+                f"not a {meta.service_model.service_name!r} client"
+            )
+        install(target, guard_for(target, allowlist), record=True)
+        return target
+    events = _session_events(target)
+    if events is None:
+        raise TypeError(
+            f"guard() takes a boto3/botocore/aiobotocore {SERVICE!r} client or session, "
+            f"not {type(target).__name__}"
+        )
+
+    def add_check(base_classes: list[type], **_: Any) -> None:
+        base_classes.insert(0, _guarding_base(allowlist))
+
+    events.register(f"creating-client-class.{SERVICE}", add_check, unique_id=f"{_INSTALLED}-{id(allowlist)}")
+    return target
+
+
+def _session_events(target: object) -> Any:
+    # A boto3 Session has `.events`; a botocore (or aiobotocore) session has the emitter as a component.
+    events = getattr(target, "events", None)
+    if events is not None and callable(getattr(events, "register", None)):
+        return events
+    get_component = getattr(target, "get_component", None)
+    if callable(get_component):
+        return get_component("event_emitter")
+    return None
+
+
+def _guarding_base(allowlist: ModelAllowlist) -> type:
+    """A base class for the client classes a session creates: it guards each client once it is built."""
+
+    class GuardedClient:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            install(self, guard_for(self, allowlist), record=True)
+
+    return GuardedClient
