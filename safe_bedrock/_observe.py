@@ -301,13 +301,15 @@ _REDACTED = "[REDACTED]"
 # SecretAccessKey, client_secret, X-Amz-Security-Token, sessionToken, X-Amz-Signature, db_password,
 # x-api-key, ...), and only at a name's end, so max_tokens or token_count stay. Then `=` or `:`, and the
 # value: quoted (JSON, repr, and JSON quoted again inside a JSON string: \"...\"), or bare up to a space
-# or a delimiter (env, ini, headers, query strings).
+# or a delimiter (env, ini, headers, query strings). Neither runs past a line end or a backslash (other
+# than an escaped quote), so text that was cleaned once comes out of a second cleaning unchanged.
 _NAMED_SECRET = re.compile(
     r"""(?ix)
     (?P<label>(?<![a-z0-9_-])[a-z0-9_-]*?
         (?:secret(?:[_-]?access)?(?:[_-]?key)?|token|signature|passw(?:or)?d|api[_-]?key|private[_-]?key)
-        (?![a-z0-9_-]) (?:\\?["'])? \s*[:=]\s*)
-    (?: (?P<quote>\\?["']) (?:(?!(?P=quote))(?:\\.|[^\\\r\n]))*
+        (?![a-z0-9_-]) (?:\\?["'])? [\ \t]*[:=][\ \t]*)
+    (?!\[REDACTED\])  # masked already: text is cleaned again when an error is unpickled
+    (?: (?P<quote>\\?["']) (?:(?!(?P=quote))(?:\\["']|[^\\\r\n]))*
       | [^\s"'\\,;&}\]]+ )
     """
 )
@@ -321,9 +323,9 @@ def _mask_named(found: re.Match[str]) -> str:
 # Each pattern finds a credential in free text; the replacement keeps the label and drops the secret.
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # The value of an Authorization header (SigV4 "AWS4-HMAC-SHA256 Credential=..., Signature=...",
-    # "Bearer ...", Basic ...), in header, JSON or repr form.
+    # "Bearer ...", Basic ...), in header, JSON or repr form; up to a line end, escaped (`\n`) or not.
     (
-        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)[^\"'\r\n}]+"),
+        re.compile(r"(?i)(\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?)[^\s\"'\\}][^\"'\\\r\n}]*"),
         r"\g<1>" + _REDACTED,
     ),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer " + _REDACTED),

@@ -24,6 +24,7 @@ from safe_bedrock._observe import (
     level_of,
     outcome_of,
     redact_secrets,
+    safe_text,
     summarize_body,
 )
 
@@ -527,6 +528,120 @@ def test_body_logging_rejects_bad_settings(kwargs: dict[str, Any], error: type[E
 )
 def test_built_in_redaction_removes_credentials(text: str, expected: str) -> None:
     assert redact_secrets(text) == expected
+
+
+SECRET_NAMES = [
+    "secret",
+    "aws_secret_access_key",
+    "AWS_SECRET_ACCESS_KEY",
+    "secret_access_key",
+    "SecretAccessKey",
+    "client_secret",
+    "session_token",
+    "aws_session_token",
+    "sessionToken",
+    "security_token",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+    "token",
+    "access_token",
+    "password",
+    "db_password",
+    "api_key",
+    "apiKey",
+    "x-api-key",
+]
+SECRET_FORMS = {
+    "key=value": "{name}=hunter2-value",
+    "key = value": "{name} = hunter2-value",
+    "key: value": "{name}: hunter2-value",
+    "header": "{name}:hunter2-value",
+    "env-quoted": "{name}='hunter2 value'",
+    "json": '{{"{name}": "hunter2 value", "next": 1}}',
+    "json-in-json": '{{"text": "{{\\"{name}\\": \\"hunter2 value\\"}}"}}',
+    "repr": "Credentials({name}='hunter2 value')",
+    "query": "?a=1&{name}=hunter2-value&b=2",
+}
+
+
+@pytest.mark.parametrize("form", SECRET_FORMS.values(), ids=SECRET_FORMS.keys())
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_a_value_named_like_a_secret_is_masked_in_every_form(name: str, form: str) -> None:
+    text = f"before {form.format(name=name)} after"
+    redacted = redact_secrets(text)
+    assert "hunter2" not in redacted
+    assert name in redacted  # the label stays: the reader sees what was there
+    assert redacted.startswith("before ")
+    assert redacted.endswith(" after")
+    shown = summarize_body(text, config=BodyLogging())
+    assert shown is not None
+    assert "hunter2" not in shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"max_tokens": 300, "token_count": 5, "inputTokens": 12, "stop_tokens": ["x"]}',
+        "max_tokens=300 outputTokens: 12",
+        "The request signature we calculated does not match the signature you provided.",
+        "Signature expired: 20240101T000000Z is now earlier than 20240101T000500Z",
+        "The security token included in the request is invalid.",
+    ],
+)
+def test_names_that_only_contain_a_secret_word_are_left_alone(text: str) -> None:
+    assert redact_secrets(text) == text
+
+
+SECRETS_IN_PARTS = ("abc123", "p w", "AKIAIOSFODNN7EXAMPLE", "abc.def", "IQoJb3JpZ2luX2VjEHcaCXVz")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            [
+                "token=abc123",
+                '"password": "p w"',
+                " AKIAIOSFODNN7EXAMPLE ",
+                "Authorization: Bearer abc.def",
+                "x-amz-security-token:IQoJb3JpZ2luX2VjEHcaCXVzLWVhc3QtMSJHMEUCIQ",
+                "\n",
+                "\x1b",
+                "\u2028",
+                "\\",
+                " ",
+                "]",
+                "[",
+                "'",
+            ]
+        )
+        | st.text(max_size=5)
+    )
+)
+def test_cleaned_text_is_printable_and_a_second_cleaning_reveals_nothing(parts: list[str]) -> None:
+    # An unpickled error cleans its already-cleaned text again.
+    once = safe_text(" ".join(parts))
+    twice = safe_text(once)
+    assert once.isprintable()
+    assert twice.isprintable()
+    for secret in SECRETS_IN_PARTS:
+        assert secret not in once
+        assert secret not in twice
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer abc.def\nhost: x",
+        "x-amz-security-token:IQoJb3JpZ2luX2VjEHcaCXVzLWVhc3QtMSJHMEUCIQ\nhost:x\r\n",
+        "x-amz-security-token:opaque-token-value\n\ncontent-type;host",
+        'Malformed {"password": "p\\"w", "token": "t\nu"} \x1b[31m',
+        "aws_secret_access_key='abc\n' and AKIAIOSFODNN7EXAMPLE\u2028next",
+    ],
+)
+def test_cleaning_cleaned_text_again_changes_nothing(text: str) -> None:
+    once = safe_text(text)
+    assert safe_text(once) == once
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,9 @@ def _messages() -> list[dict[str, Any]]:
 # Every operation and every way a call can end; each takes the client and the server (to script a fault).
 Drive = Callable[[SafeBedrockClient, FakeBedrockServer], None]
 
+# The errors the drives raised: the sweep reads what they show (str, repr, fields) besides the logs.
+RAISED: list[BaseException] = []
+
 
 def _invoke(client: SafeBedrockClient, _server: FakeBedrockServer) -> None:
     assert COMPLETION in client.invoke_model(modelId=HAIKU, body=_anthropic_body())["body"].read().decode()
@@ -95,14 +98,16 @@ def _apply_guardrail(client: SafeBedrockClient, _server: FakeBedrockServer) -> N
 
 
 def _refused(client: SafeBedrockClient, _server: FakeBedrockServer) -> None:
-    with pytest.raises(Exception, match="allow"):
+    with pytest.raises(Exception, match="allow") as caught:
         client.converse(modelId=OTHER, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _validation_quoting_the_prompt(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
     server.add_client_error("ValidationException", message=f"Malformed input request: {PROMPT} is invalid")
-    with pytest.raises(Exception, match="Malformed"):
+    with pytest.raises(Exception, match="Malformed") as caught:
         client.converse(modelId=HAIKU, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _signature_echoing_credentials(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
@@ -112,34 +117,39 @@ def _signature_echoing_credentials(client: SafeBedrockClient, server: FakeBedroc
         f"x-amz-security-token:{SESSION_TOKEN} secret {SECRET_KEY}"
     )
     server.add_client_error("InvalidSignatureException", message=echoed)
-    with pytest.raises(Exception, match="signature"):
+    with pytest.raises(Exception, match="signature") as caught:
         client.converse(modelId=HAIKU, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _access_denied(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
     server.add_client_error("AccessDeniedException", message=f"denied while reading {PROMPT}")
-    with pytest.raises(Exception, match="denied"):
+    with pytest.raises(Exception, match="denied") as caught:
         client.converse(modelId=HAIKU, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _throttled_past_the_cap(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
     server.add_client_error("ThrottlingException", message=f"Too many requests for {PROMPT}", times=3)
-    with pytest.raises(Exception, match="Too many"):
+    with pytest.raises(Exception, match="Too many") as caught:
         client.converse(modelId=HAIKU, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _mid_stream_error_quoting_the_completion(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
     server.add_stream_error(
         "modelStreamErrorException", message=f"model failed after {COMPLETION}", after=2, text=COMPLETION
     )
-    with pytest.raises(Exception, match="failed"):
+    with pytest.raises(Exception, match="failed") as caught:
         list(client.converse_stream(modelId=HAIKU, messages=_messages())["stream"])
+    RAISED.append(caught.value)
 
 
 def _connection_drops(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
     server.add_connection_drop(operation="Converse", times=3)
-    with pytest.raises(Exception, match="Connection"):
+    with pytest.raises(Exception, match="Connection") as caught:
         client.converse(modelId=HAIKU, messages=_messages())
+    RAISED.append(caught.value)
 
 
 def _mid_stream_drop(client: SafeBedrockClient, server: FakeBedrockServer) -> None:
@@ -274,3 +284,21 @@ def test_opted_in_bodies_without_a_redactor_still_never_carry_credentials(server
     assert PROMPT in everything  # the app asked for bodies, and gets them
     for secret in CREDENTIALS:
         assert secret not in everything, secret
+
+
+def test_no_error_raised_on_any_path_shows_a_credential(server: FakeBedrockServer) -> None:
+    # Bedrock's message can echo the signed request; what the error shows of it (and what the CLI prints)
+    # is masked. Its `.response` stays boto3's own, so it is not part of this sweep.
+    from safe_bedrock.cli._output import describe  # noqa: PLC0415 - only this test reads the CLI
+
+    RAISED.clear()
+    client = _client(server, Recorder(), None)
+    _drive_all(server, client)
+    client.close()
+    assert len(RAISED) >= 7
+    for error in RAISED:
+        fields = getattr(error, "fields", dict)()
+        problem = describe(error)
+        texts = [str(error), repr(error), repr(error.args), repr(fields), repr(problem.as_json())]
+        for secret in CREDENTIALS:
+            assert all(secret not in text for text in texts), (secret, texts)
