@@ -385,9 +385,11 @@ _REDACTION_MARGIN = 4096
 class BodyLogging:
     """Opt-in: add request and response bodies to the call's event, truncated and redacted.
 
-    Built-in redaction (AWS access keys, secret keys, session tokens, Authorization and bearer values,
-    Bedrock API keys, named passwords) always runs first; `redact` then sees the result and returns what
+    Built-in redaction (AWS access keys, secret keys, session tokens, signatures, Authorization and
+    bearer values, Bedrock API keys, and values named like secrets in `key=value`, `key: value` and JSON
+    form: password, api_key, token, ...) always runs first; `redact` then sees the result and returns what
     may be logged (for example to mask emails or customer ids). A `redact` that raises withholds the body.
+    The result has its control characters escaped, like every logged text.
     """
 
     max_chars: int = 2000

@@ -26,6 +26,7 @@ from safe_bedrock import _botocore_data, errors
 from safe_bedrock._classify import Cause, Diagnosis, classify
 from safe_bedrock._fixes import FixFacts, fix_for
 from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id, partition_of, profile_routes
+from safe_bedrock._observe import safe_text
 from safe_bedrock._policy import action_for, least_privilege_policy
 
 if TYPE_CHECKING:
@@ -130,7 +131,8 @@ def refused(
     entry = decision.entry_to_add
     closest = tuple(decision.closest)
     nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
-    message = (
+    # Built by us, so its response (unlike Bedrock's) can be safe too: the source names a file or variable.
+    message = safe_text(
         f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist ({_allowlist_home(source)}), so "
         f"{operation} was refused "
         f"before anything was sent.{nearby}"

@@ -13,7 +13,10 @@ import pytest
 import structlog
 
 from safe_bedrock import BedrockServiceError, InvalidModelIdError, SafeBedrockClient
+from safe_bedrock._allowlist import Decision
+from safe_bedrock._ids import parse_model_id
 from safe_bedrock._observe import BodyLogging, CallDetails, escape_controls, summarize_body
+from safe_bedrock._translate import refused
 from safe_bedrock.cli._output import Output, describe
 from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import HAIKU, messages, safe_client
@@ -245,3 +248,12 @@ def test_escaping_is_what_repr_shows_and_leaves_printable_text_alone() -> None:
     assert escape_controls("a\nb\rc\td\x1be\u2028f\x00") == "a\\nb\\rc\\td\\x1be\\u2028f\\x00"
     assert escape_controls("Grüße, 東京 — ok 'quoted' \\ back") == "Grüße, 東京 — ok 'quoted' \\ back"
     assert escape_controls(escape_controls("x\ny")) == "x\\ny"
+
+
+def test_a_refusal_built_here_is_safe_in_its_response_too() -> None:
+    ref = parse_model_id("anthropic.claude-3-opus-20240229-v1:0", region="us-east-1")
+    decision = Decision(allowed=False, matched=None, closest=(HAIKU,), entry_to_add=ref.raw)
+    error = refused(ref, operation="Converse", decision=decision, source="file /etc/allow\n\x1b[2Klist.txt")
+    for text in (str(error), repr(error), error.message, error.response["Error"]["Message"], error.fix):
+        assert_no_raw_control(text)
+    assert "allow\\n\\x1b[2Klist.txt" in error.message
