@@ -13,7 +13,7 @@ STAMP_AIO := $(VENV_AIO)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,frameworks]'
 	touch $(STAMP)
 
 $(STAMP_AIO): pyproject.toml

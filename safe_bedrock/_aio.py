@@ -25,6 +25,7 @@ from safe_bedrock._guard import coerce_allowlist
 from safe_bedrock._measure import request_id_of
 from safe_bedrock._retry import acall_with_retries, no_retry_config
 from safe_bedrock._stream import AsyncSafeEventStream, afirst_event
+from safe_bedrock._wire import ACTIVE
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -186,6 +187,7 @@ async def _attempt(
     guard: Guard, state: Call, operation: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
 ) -> Any:
     state.attempts += 1
+    active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
     try:
         return await operation(**kwargs)
     except Exception as exc:
@@ -193,6 +195,8 @@ async def _attempt(
         if error is exc:
             raise
         raise error from exc
+    finally:
+        ACTIVE.reset(active)
 
 
 async def _attempt_stream(

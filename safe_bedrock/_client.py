@@ -13,7 +13,7 @@ from safe_bedrock._measure import request_id_of
 from safe_bedrock._operations import OperationSpec, operation_specs
 from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
 from safe_bedrock._stream import SafeEventStream, first_event
-from safe_bedrock._wire import guard_for, install
+from safe_bedrock._wire import ACTIVE, guard_for, install
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,7 +109,7 @@ class GuardedShell:
         self._guard = guard_for(inner, allowlist, hooks=tuple(hooks), body_logging=body_logging)
         # Decided twice: at the method (below) and on the request as it leaves, which also covers calls
         # made on `.client`, presigned URLs and whatever event handlers do to the request in between.
-        install(inner, self._guard)
+        install(inner, self._guard, shell=self)
 
     def _inner(self) -> Any:
         return self._client
@@ -230,6 +230,7 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
 
 def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     state.attempts += 1
+    active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
     try:
         return operation(**kwargs)
     except Exception as exc:
@@ -237,6 +238,8 @@ def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: d
         if error is exc:
             raise
         raise error from exc
+    finally:
+        ACTIVE.reset(active)
 
 
 def _attempt_stream(

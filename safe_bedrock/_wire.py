@@ -23,7 +23,10 @@ is guarded. Installing twice stacks the checks: each can only narrow what is sen
 from __future__ import annotations
 
 import json
+import sys
 import time
+import weakref
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -38,10 +41,10 @@ if TYPE_CHECKING:
 
     from safe_bedrock._allowlist import ModelAllowlist
 
-__all__ = ["check_request", "guard", "guard_for", "install"]
+__all__ = ["ACTIVE", "check_request", "guard", "guard_for", "install"]
 
 _T = TypeVar("_T")
-_INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: the guards already installed there
+_INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: its `_Checks`
 
 
 def check_request(guard: Guard, method: str | None, url: str, body: object, *, record: bool = False) -> None:
@@ -119,30 +122,65 @@ def guard_for(client: Any, allowlist: ModelAllowlist, **settings: Any) -> Guard:
     )
 
 
-def install(client: Any, rules: Guard, *, record: bool = False) -> None:
+class _Checks:
+    """The guards on one client: those `guard()` put there, and those of the shells wrapping it.
+
+    Every `guard()` applies to every request (installing twice narrows). A shell's guard applies to the
+    calls made through that shell (`ACTIVE` names it while its call runs), so several SafeBedrockClients
+    may share one boto3 client, each with its own allowlist; a call made on the boto3 client directly must
+    satisfy every live shell wrapping it.
+    """
+
+    def __init__(self) -> None:
+        self.explicit: list[Guard] = []
+        self.shells: weakref.WeakKeyDictionary[object, Guard] = weakref.WeakKeyDictionary()
+
+    def check(self, method: str | None, url: str, body: object) -> None:
+        for rules in self.explicit:
+            check_request(rules, method, url, body, record=True)
+        active = ACTIVE.get()
+        shells = list(self.shells.values())
+        mine = active is not None and any(rules is active for rules in shells)
+        for rules in [active] if mine and active is not None else shells:
+            check_request(rules, method, url, body)
+
+
+# The guard of the shell whose call is running in this thread or task (see `_Checks`).
+ACTIVE: ContextVar[Guard | None] = ContextVar("safe_bedrock_active_guard", default=None)
+
+
+def install(client: Any, rules: Guard, *, shell: object = None) -> None:
     """Put the wire check on a botocore or aiobotocore bedrock-runtime client (in place).
 
     Two places, each the last step of its path: the endpoint's send step (after every event handler,
     just before the HTTP session) and the URL `generate_presigned_url` returns (after every signing
     handler). Checking the presigned URL itself means the check on it cannot be outrun by a handler.
+    `shell`: the SafeBedrockClient these rules belong to (None: `guard()`, applying to every request).
     """
     endpoint = client._endpoint  # the send step: after every event handler
-    installed: list[Guard] = getattr(endpoint, _INSTALLED, [])
-    if any(existing is rules for existing in installed):
-        return
+    checks: _Checks | None = getattr(endpoint, _INSTALLED, None)
+    if checks is None:
+        checks = _Checks()
+        _wrap_send(client, checks)
+        setattr(endpoint, _INSTALLED, checks)
+    if shell is None:
+        checks.explicit.append(rules)
+    else:
+        checks.shells[shell] = rules
+
+
+def _wrap_send(client: Any, checks: _Checks) -> None:
+    endpoint = client._endpoint
     send, presign = endpoint._send, client.generate_presigned_url
 
-    def check(request: Any) -> None:
-        check_request(rules, request.method, request.url, request.body, record=record)
-
     def check_url(url: str) -> str:
-        check_request(rules, None, url, None, record=record)  # a presigned URL may be used with any method
+        checks.check(None, url, None)  # a presigned URL may be used with any method
         return url
 
     if _is_async(client):
 
         async def checked_send_async(request: Any) -> Any:
-            check(request)
+            checks.check(request.method, request.url, request.body)
             return await send(request)
 
         async def checked_presign_async(*args: Any, **kwargs: Any) -> str:
@@ -152,19 +190,16 @@ def install(client: Any, rules: Guard, *, record: bool = False) -> None:
     else:
 
         def checked_send(request: Any) -> Any:
-            check(request)
+            checks.check(request.method, request.url, request.body)
             return send(request)
 
         def checked_presign(*args: Any, **kwargs: Any) -> str:
             return check_url(presign(*args, **kwargs))
 
         endpoint._send, client.generate_presigned_url = checked_send, checked_presign
-    setattr(endpoint, _INSTALLED, [*installed, rules])
 
 
 def _is_async(client: object) -> bool:
-    import sys  # noqa: PLC0415
-
     module = sys.modules.get("aiobotocore.client")
     return module is not None and isinstance(client, module.AioBaseClient)
 
@@ -190,7 +225,7 @@ def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
                 f"guard() takes a {SERVICE!r} client or a session, "
                 f"not a {meta.service_model.service_name!r} client"
             )
-        install(target, guard_for(target, allowlist), record=True)
+        install(target, guard_for(target, allowlist))
         return target
     events = _session_events(target)
     if events is None:
@@ -223,6 +258,6 @@ def _guarding_base(allowlist: ModelAllowlist) -> type:
     class GuardedClient:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            install(self, guard_for(self, allowlist), record=True)
+            install(self, guard_for(self, allowlist))
 
     return GuardedClient

@@ -299,3 +299,18 @@ def test_over_real_sockets_a_guarded_session_sends_only_allowed_models() -> None
         _converse(client)
 
         assert [request.model_id for request in server.requests] == [HAIKU]
+
+
+def test_clients_sharing_one_boto3_client_each_keep_their_own_allowlist(fake: FakeBedrock) -> None:
+    shared = fake.client(config=NO_BOTOCORE_RETRIES)
+    haiku_only = SafeBedrockClient(allow=[HAIKU], client=shared)
+    llama_only = SafeBedrockClient(allow=[REFUSED], client=shared)
+
+    _converse(haiku_only)
+    _converse(llama_only, REFUSED)
+    with pytest.raises(ModelNotAllowedError):
+        _converse(haiku_only, REFUSED)
+    with pytest.raises(ModelNotAllowedError):  # called directly, a request must satisfy every wrapper
+        _converse(shared, HAIKU)
+
+    assert [request.model_id for request in fake.requests] == [HAIKU, REFUSED]

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from safe_bedrock import InvalidModelIdError, ModelNotAllowedError, SafeBedrockClient
+from safe_bedrock import InvalidModelIdError, ModelNotAllowedError, SafeBedrockClient, guard
 from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import HAIKU, NO_BOTOCORE_RETRIES, messages, safe_client
 from tests.reliability.relhelpers import scaled
@@ -259,7 +259,14 @@ def client(fake: FakeBedrock) -> SafeBedrockClient:
     return safe_client(fake, allow=[*sorted(ALLOWED_EXACT), WILDCARD])
 
 
-def _send(client: SafeBedrockClient, model_id: str) -> str:
+@pytest.fixture(scope="module")
+def session_client(fake: FakeBedrock) -> Any:
+    """A plain boto3 client, as a framework builds it, from a session guarded with the same allowlist."""
+    session = guard(fake.session(), allow=[*sorted(ALLOWED_EXACT), WILDCARD])
+    return session.client("bedrock-runtime", config=NO_BOTOCORE_RETRIES)
+
+
+def _send(client: Any, model_id: str) -> str:
     """Calls converse; returns "refused", "sent" or "failed" (the fake itself answered with an error)."""
     try:
         client.converse(modelId=model_id, messages=messages())
@@ -304,6 +311,22 @@ def test_no_id_of_twenty_thousand_near_misses_outside_the_allowlist_is_ever_sent
     assert set(SEEDS) <= set(sent)
     assert outcomes["sent"] + outcomes["failed"] == len(sent)
     assert outcomes["refused"] == len(ids) - len(sent)
+
+
+def test_no_near_miss_outside_the_allowlist_leaves_a_client_built_from_a_guarded_session(
+    fake: FakeBedrock, session_client: Any
+) -> None:
+    # The same corpus, decided only on the wire: botocore serialises and signs each id, and the check
+    # reads the model back from the URL the request is about to be sent to.
+    ids = corpus(CORPUS_SIZE)
+    fake.reset()
+    outcomes = {"refused": 0, "sent": 0, "failed": 0}
+    for model_id in ids:
+        outcomes[_send(session_client, model_id)] += 1
+    sent = [request.model_id or "" for request in fake.requests]
+    assert sorted({model_id for model_id in sent if not _allowed(model_id)}) == []
+    assert set(SEEDS) <= set(sent)
+    assert outcomes["refused"] >= len(ids) - len(sent) - outcomes["failed"]
 
 
 model_ids = st.one_of(
@@ -366,8 +389,9 @@ def _entry_pattern(entry: str) -> re.Pattern[str]:
 
 entries = st.one_of(
     st.sampled_from(FAMILY),
-    st.tuples(st.sampled_from(FAMILY), st.integers(min_value=8, max_value=30)).map(
-        lambda pair: pair[0][: pair[1]] + "*"
+    # A prefix that pins the provider (anything shorter needs allow_any=True), then a wildcard.
+    st.tuples(st.sampled_from(FAMILY), st.integers(min_value=0, max_value=22)).map(
+        lambda pair: pair[0][: pair[0].index(".") + 1 + pair[1]] + "*"
     ),
 )
 
