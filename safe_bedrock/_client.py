@@ -30,6 +30,21 @@ else:
     _ClientBase = object
 
 SERVICE: Final = RUNTIME
+# The boto3 client's members besides its operations, reachable through the wrapper as they are. None can
+# send a request for a model on its own: a presigned URL is checked when minted (`_wire.py`), and a
+# handler registered on `meta.events` acts before the wire check, which reads the request as it leaves.
+PASS_THROUGH: Final = frozenset(
+    {
+        "can_paginate",
+        "close",
+        "exceptions",
+        "generate_presigned_url",
+        "get_paginator",
+        "get_waiter",
+        "meta",
+        "waiter_names",
+    }
+)
 
 
 def check_wrapped_client(client: Any, *, building: object, kind: str, stacklevel: int) -> Any:
@@ -130,6 +145,11 @@ class GuardedShell:
         inner = self._inner()
         spec = self._specs.get(name)
         if spec is None:
+            if name not in PASS_THROUGH:
+                raise AttributeError(
+                    f"{type(self).__name__} has no attribute {name!r} (only the operations and "
+                    f"{', '.join(sorted(PASS_THROUGH))} of the boto3 client are reachable through it)"
+                )
             return getattr(inner, name)
         method = self._guarded(spec)
         # Cached on the instance: later lookups skip __getattr__ (a benign race between threads).

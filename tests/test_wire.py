@@ -19,6 +19,8 @@ from botocore.exceptions import ClientError
 
 import safe_bedrock
 from safe_bedrock import InvalidModelIdError, ModelNotAllowedError, SafeBedrockClient, guard
+from safe_bedrock._client import PASS_THROUGH
+from safe_bedrock._operations import operation_specs
 from safe_bedrock.testing import FakeBedrock, FakeBedrockServer
 from tests.clienthelpers import HAIKU, LLAMA, NO_BOTOCORE_RETRIES, messages
 
@@ -314,3 +316,15 @@ def test_clients_sharing_one_boto3_client_each_keep_their_own_allowlist(fake: Fa
         _converse(shared, HAIKU)
 
     assert [request.model_id for request in fake.requests] == [HAIKU, REFUSED]
+
+
+def test_only_the_documented_members_pass_through_the_wrapper(fake: FakeBedrock) -> None:
+    client = SafeBedrockClient(allow=[HAIKU], client=fake.client(config=NO_BOTOCORE_RETRIES))
+
+    with pytest.raises(AttributeError, match="generate_presigned_url"):
+        client.not_a_member  # noqa: B018 - the lookup is the test
+    public = {name for name in dir(client.client) if not name.startswith("_")}
+    operations = set(operation_specs(client.meta.service_model))
+    # Drop-in: every public member of the boto3 client is an operation or passes through.
+    assert public - operations == PASS_THROUGH
+    assert all(getattr(client, name) is not None for name in PASS_THROUGH)
