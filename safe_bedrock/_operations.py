@@ -99,4 +99,6 @@ def operations_at(
             match = spec.route.fullmatch(path)
             if match is not None:
                 found.append((spec, match.groupdict()))
+                if method is not None:  # a method and a path name one operation
+                    break
     return found
