@@ -237,7 +237,7 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         names: list[str] = []
         for klass in type(self).__mro__:
             names.extend(getattr(klass, "_FIELDS", ()) if "_FIELDS" in vars(klass) else ())
-        return {name: None for name in names if name != "response"}
+        return dict.fromkeys(name for name in names if name != "response")
 
     def _kwargs(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (*self._field_names(), "response")}
