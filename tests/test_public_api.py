@@ -44,6 +44,7 @@ PUBLIC = [
     "ServiceUnavailableError",
     "ThrottlingError",
     "TransientError",
+    "guard",
 ]
 
 
