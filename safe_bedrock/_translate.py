@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 _E = TypeVar("_E", bound=errors.BedrockServiceError)
 
-__all__ = ["CallContext", "refused", "suggested_profile_id", "translate"]
+__all__ = ["CallContext", "refused", "refused_request", "suggested_profile_id", "translate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +127,42 @@ def refused(
     exceptions: object | None = None,
 ) -> errors.ModelNotAllowedError:
     """The error for a call the allowlist refused; nothing was sent, so it is built in Bedrock's terms."""
-    action = action_for(operation)
-    entry = decision.entry_to_add
     closest = tuple(decision.closest)
     nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
-    # Built by us, so its response (unlike Bedrock's) can be safe too: the source names a file or variable.
-    message = safe_text(
+    return _refusal(
         f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist ({_allowlist_home(source)}), so "
-        f"{operation} was refused "
-        f"before anything was sent.{nearby}"
+        f"{operation} was refused before anything was sent.{nearby}",
+        exceptions=exceptions,
+        operation=operation,
+        model_id=ref.raw,
+        model_arn=ref.arn,
+        region=ref.region or None,
+        fix=f"add `{decision.entry_to_add}` to {_allowlist_home(source)}",
+        action=action_for(operation),
+        resource=ref.arn,
+        allowlist_source=source,
+        closest=closest,
+        entry_to_add=decision.entry_to_add,
     )
+
+
+def refused_request(
+    problem: str, *, source: str, exceptions: object | None = None
+) -> errors.ModelNotAllowedError:
+    """The error for a request the wire check cannot read back as a call the client would make."""
+    return _refusal(
+        f"Refused before anything was sent: {problem}.",
+        exceptions=exceptions,
+        operation="",
+        fix="make calls through the client's methods; an event handler or other code between the call and "
+        f"the network changed this request (the allowlist is {_allowlist_home(source)})",
+        allowlist_source=source,
+    )
+
+
+def _refusal(message: str, *, exceptions: object | None, **fields: Any) -> errors.ModelNotAllowedError:
+    # Built by us, so its response (unlike Bedrock's) can be safe too: the source names a file or variable.
+    message = safe_text(message)
     response: dict[str, Any] = {
         "Error": {"Code": "AccessDeniedException", "Message": message},
         "ResponseMetadata": {"RequestId": "", "HTTPStatusCode": 403, "HTTPHeaders": {}, "RetryAttempts": 0},
@@ -145,19 +171,10 @@ def refused(
     return klass(
         code="AccessDeniedException",
         message=message,
-        operation=operation,
-        model_id=ref.raw,
-        model_arn=ref.arn,
-        region=ref.region or None,
         http_status=403,
         retryable=False,
-        fix=f"add `{entry}` to {_allowlist_home(source)}",
-        action=action,
-        resource=ref.arn,
-        allowlist_source=source,
-        closest=closest,
-        entry_to_add=entry,
         response=response,
+        **fields,
     )
 
 

@@ -30,11 +30,10 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from safe_bedrock import errors
 from safe_bedrock._botocore_data import RUNTIME as SERVICE
 from safe_bedrock._guard import Call, Guard, coerce_allowlist
 from safe_bedrock._operations import operation_specs, operations_at
-from safe_bedrock._translate import _allowlist_home, _class_for, _lookup_modeled
+from safe_bedrock._translate import refused_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -68,30 +67,6 @@ def check_request(guard: Guard, method: str | None, url: str, body: object, *, r
             model_id = raw if isinstance(raw, str) else None
             call = Call(spec=spec, ref=None, model_id=model_id, started=time.monotonic())
             guard.admit(call, raw, record=record)
-
-
-def refused_request(problem: str, *, source: str, exceptions: object) -> errors.ModelNotAllowedError:
-    """The error for a request that cannot be read back as a call this client would make; nothing sent."""
-    message = f"Refused before anything was sent: {problem}."
-    klass = _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, "AccessDeniedException"))
-    return klass(
-        code="AccessDeniedException",
-        message=message,
-        operation="",
-        http_status=403,
-        fix="send requests through the client's own methods; an event handler or code between the call "
-        f"and the network changed this one (the allowlist is {_allowlist_home(source)})",
-        allowlist_source=source,
-        response={
-            "Error": {"Code": "AccessDeniedException", "Message": message},
-            "ResponseMetadata": {
-                "RequestId": "",
-                "HTTPStatusCode": 403,
-                "HTTPHeaders": {},
-                "RetryAttempts": 0,
-            },
-        },
-    )
 
 
 def _body_member(body: object) -> object:
