@@ -1,6 +1,6 @@
 """FakeBedrock's answers for aiobotocore clients: the async-only pieces, loaded when one is attached.
 
-aiobotocore emits the same `before-send` event as botocore and awaits a coroutine handler; it expects an
+aiobotocore awaits its HTTP session's `send`, which FakeBedrock answers with a coroutine; it expects an
 `AioAWSResponse` whose `raw` reads like aiohttp's ClientResponse: `await raw.read()` (whole bodies and
 errors), `raw.content.read(n)` / `at_eof()` (InvokeModel's AioStreamingBody), `raw.content.iter_chunks()`
 (event streams), `raw.close()` and `raw.url`. Everything else is FakeBedrock's: the request it records, the
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from safe_bedrock.testing._core import Reply
     from safe_bedrock.testing._fake import FakeBedrock
 
-__all__ = ["before_send", "isolated_aio_session"]
+__all__ = ["answerer", "isolated_aio_session"]
 
 _T = TypeVar("_T")
 # aiobotocore depends on aiohttp; its errors are what the async client meets mid-body over a real connection.
@@ -53,8 +53,8 @@ def isolated_aio_session(*, region_name: str) -> AioSession:
     return session
 
 
-def before_send(fake: FakeBedrock, *, check_open: bool) -> Callable[..., Awaitable[AioAWSResponse]]:
-    """The coroutine `before-send` handler answering an aiobotocore client from `fake`."""
+def answerer(fake: FakeBedrock, *, check_open: bool) -> Callable[..., Awaitable[AioAWSResponse]]:
+    """The coroutine `send` of an aiobotocore client's HTTP session, answered by `fake`."""
 
     async def answer(request: AWSPreparedRequest, **_: Any) -> AioAWSResponse:
         if check_open:

@@ -191,9 +191,9 @@ class FakeBedrock(ScriptingAPI):
         if _is_aiobotocore(client):
             from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
 
-            answer = _aio_fake.before_send(self, check_open=from_session)
+            answer = _aio_fake.answerer(self, check_open=from_session)
         else:
-            answer = self._session_send if from_session else self._before_send
+            answer = self._answer_open if from_session else self._answer
         endpoint.http_session = _Transport(answer, original, owner=self._unique)
 
     def detach(self, client: Any) -> None:
@@ -226,11 +226,11 @@ class FakeBedrock(ScriptingAPI):
         """Tell the `fake_bedrock` fixture not to fail the test for scripted answers left unused."""
         self._allow_pending = True
 
-    # --- the hook ------------------------------------------------------------------------------------------
+    # --- the wire ------------------------------------------------------------------------------------------
 
-    def _session_send(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
+    def _answer_open(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
         self._check_open()
-        return self._before_send(request, **kwargs)
+        return self._answer(request, **kwargs)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -239,7 +239,7 @@ class FakeBedrock(ScriptingAPI):
                 " are not sent to real AWS); make and use the client within the fake's lifetime"
             )
 
-    def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    def _answer(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         url, reply, stream = self._receive(request)
         return _response(url, reply, stream=stream)
 
