@@ -14,8 +14,10 @@ Data residency
     model and every cross-Region profile of it (every geography, ``global.`` included) in one entry.
 
 Deny by default
-    An empty allowlist refuses everything and warns. ``"*"``, a resource of ``*`` or an entry that covers
-    every model of a kind (``foundation-model/*``, ``*.*``) is refused unless ``allow_any=True``.
+    An empty allowlist refuses everything and warns. ``"*"``, a resource of ``*`` or a wildcard entry that
+    names no provider before its first wildcard (``*0``, ``*e*``, ``foundation-model/*``; profiles need a
+    geography and a provider, ``us.anthropic.*``) is refused unless ``allow_any=True``: what counts is what
+    an entry covers, not how many characters it spells. Denies may be as broad as they like.
 
 Operations
     Entries allow invoking and streaming. ``invoke_only`` / ``stream_only`` (or ``stream_entries``, which
@@ -27,7 +29,8 @@ Operations
 Sources
     A list in code, `from_env` (``SAFE_BEDROCK_ALLOWED_MODELS``, comma separated), `from_file` (TOML or
     JSON: ``allow = [...]``, ``invoke_only = [...]``, ``stream_only = [...]``) and `from_policy` (an IAM
-    identity policy: what it allows for the invoking actions, minus its explicit denies).
+    identity policy: what it allows for the invoking actions, minus its explicit denies; a cross-Region
+    profile also needs every foundation-model ARN it routes to allowed, as IAM requires).
 
 Decisions are a dict lookup for exact entries and one compiled regex per kind (a trie of all wildcard
 entries, so the cost does not grow with their number) for the rest.
@@ -792,7 +795,7 @@ def _routed_refusal(document: PolicyDocument, ref: ModelRef, *, action: str) -> 
     profile = ref.arn
     if not ref.account:
         profile = (
-            f"arn:{ref.partition}:bedrock:{ref.region}:{_UNKNOWN_ACCOUNT}:{ref.kind.value}/{ref.resource_id}"
+            f"arn:{ref.partition}:bedrock:{ref.region}:{_UNKNOWN_ACCOUNT}:inference-profile/{ref.resource_id}"
         )
     try:
         routes = profile_routes(ref)
@@ -809,6 +812,8 @@ def _routed_refusal(document: PolicyDocument, ref: ModelRef, *, action: str) -> 
                 f"an explicit Deny{sid} in the policy covers {where}, "
                 "so IAM refuses the call; narrow that Deny, or call a model or profile it does not cover"
             )
+        if resource == profile and ref.account:
+            return f"the policy does not allow {action} on {profile} (it names another account)"
         if resource == profile:
             return (
                 "the policy allows the profile only in a named account, and the caller's account is not "

@@ -151,7 +151,9 @@ def test_an_allow_naming_an_account_is_not_assumed_to_be_the_callers() -> None:
     assert f"arn:aws:bedrock:{REGION}:*:inference-profile/us.{LLAMA}" in decision.reason
     # Called by its full ARN, the account is known: IAM checks exactly that ARN.
     assert decide(named, f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/us.{LLAMA}").allowed
-    assert not decide(named, f"arn:aws:bedrock:{REGION}:{OTHER_ACCOUNT}:inference-profile/us.{LLAMA}").allowed
+    other = decide(named, f"arn:aws:bedrock:{REGION}:{OTHER_ACCOUNT}:inference-profile/us.{LLAMA}")
+    assert not other.allowed
+    assert "another account" in other.reason
 
 
 def test_a_condition_naming_an_account_is_not_assumed_to_be_the_callers() -> None:

@@ -53,6 +53,9 @@ FILES: list[tuple[str, str | bytes, str]] = [
     ("empty.json", "", "JSON"),
     ("not-a-table.json", json.dumps([HAIKU]), ""),
     ("stream-only-star.toml", f'allow = ["{HAIKU}"]\nstream_only = ["*"]', "every model"),
+    ("star-zero.json", json.dumps({"allow": [HAIKU, "*0"]}), "every provider"),
+    ("star-e-star.toml", 'invoke_only = ["*e*"]', "every provider"),
+    ("every-geography.toml", 'allow = ["*.anthropic.*"]', "every provider or geography"),
 ]
 
 
@@ -122,6 +125,18 @@ POLICIES: list[tuple[str, object, type[Exception], str]] = [
         _doc(Resource="arn:aws:bedrock:*::foundation-model/*"),
         AllowlistError,
         "every",
+    ),
+    (
+        "every model ending in 0",
+        _doc(Resource="arn:aws:bedrock:*::foundation-model/*0"),
+        AllowlistError,
+        "every provider",
+    ),
+    (
+        "every profile with an e",
+        _doc(Resource="arn:aws:bedrock:*:*:inference-profile/*e*"),
+        AllowlistError,
+        "every provider or geography",
     ),
     (
         "policy variable",
