@@ -7,6 +7,7 @@ refusal reaches the app as `ModelNotAllowedError` (directly, or as the cause of 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -71,9 +72,10 @@ def test_pydantic_ai_over_a_guarded_client(fake: FakeBedrock) -> None:
     provider = BedrockProvider(bedrock_client=guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU]))
     fake.add_response(text="Paris")
 
-    result = Agent(BedrockConverseModel(HAIKU, provider=provider)).run_sync("Capital?")
+    # asyncio.run rather than run_sync, which leaves its event loop open for the garbage collector.
+    result = asyncio.run(Agent(BedrockConverseModel(HAIKU, provider=provider)).run("Capital?"))
     with pytest.raises(Exception) as caught:  # noqa: PT011
-        Agent(BedrockConverseModel(REFUSED, provider=provider)).run_sync("Capital?")
+        asyncio.run(Agent(BedrockConverseModel(REFUSED, provider=provider)).run("Capital?"))
 
     assert result.output == "Paris"
     assert _refusal_in_chain(caught.value) is not None
