@@ -136,6 +136,7 @@ class Decision:
     closest: tuple[str, ...]  # allowed entries that look most like the refused id
     entry_to_add: str  # the exact entry that would allow this call ("" when allowed)
     reason: str = ""  # one line on why it was refused
+    fix: str = ""  # what to change when adding `entry_to_add` would not help (a Deny, a routed region)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -678,15 +679,16 @@ class ModelAllowlist:
             denied = deny.match(ref.kind, key)
             if denied is not None:
                 reason = f"an explicit Deny in the policy covers it ({denied})"
-                return self._explain(ref, stream=stream, reason=reason)
+                fix = f"narrow or remove the Deny on {denied} ({self.source}), or call a model outside it"
+                return self._explain(ref, stream=stream, reason=reason, fix=fix)
             if self._policy is not None and ref.kind is ModelKind.INFERENCE_PROFILE:
                 reason = _routed_refusal(self._policy, ref, action=INVOKE_STREAM if stream else INVOKE)
-                if reason:
-                    return self._explain(ref, stream=stream, reason=reason)
+                if reason:  # it says what to change in the policy
+                    return self._explain(ref, stream=stream, reason=reason, fix=reason)
             return Decision(allowed=True, matched=hit, closest=(), entry_to_add="")
         return self._explain(ref, stream=stream, reason="")
 
-    def _explain(self, ref: ModelRef, *, stream: bool, reason: str) -> Decision:
+    def _explain(self, ref: ModelRef, *, stream: bool, reason: str, fix: str = "") -> Decision:
         to_add = self._entry_to_add(ref)
         if not reason:
             reason = self._why(ref, stream=stream)
@@ -696,6 +698,7 @@ class ModelAllowlist:
             closest=self._closest(ref, stream=stream),
             entry_to_add=to_add,
             reason=reason,
+            fix=fix,
         )
 
     def _entry_to_add(self, ref: ModelRef) -> str:

@@ -129,15 +129,16 @@ def refused(
     """The error for a call the allowlist refused; nothing was sent, so it is built in Bedrock's terms."""
     closest = tuple(decision.closest)
     nearby = f" Closest allowed: {', '.join(closest)}." if closest else " Nothing similar is allowed."
+    why = decision.reason or "not on the allowlist"
     return _refusal(
-        f"Model '{ref.raw}' ({ref.arn}) is not on the allowlist ({_allowlist_home(source)}), so "
+        f"Model '{ref.raw}' ({ref.arn}) is refused by the allowlist ({_allowlist_home(source)}): {why}; "
         f"{operation} was refused before anything was sent.{nearby}",
         exceptions=exceptions,
         operation=operation,
         model_id=ref.raw,
         model_arn=ref.arn,
         region=ref.region or None,
-        fix=f"add `{decision.entry_to_add}` to {_allowlist_home(source)}",
+        fix=decision.fix or f"add `{decision.entry_to_add}` to {_allowlist_home(source)}",
         action=action_for(operation),
         resource=ref.arn,
         allowlist_source=source,

@@ -360,3 +360,22 @@ def test_no_call_the_policy_allowlist_lets_out_is_denied_by_the_fakes_iam(
     denied = [answer for answer in answers if answer[2] == "AccessDeniedException"]
     assert not denied, (denied, json.dumps(policy))
     assert len(fake.requests) == let_out == len(answers)
+
+
+def test_a_profile_refused_by_a_routed_deny_sends_nothing_and_the_error_says_what_to_change() -> None:
+    profile = f"us.{LLAMA}"
+    policy = least_privilege(profile)
+    policy["Statement"].append(deny("arn:aws:bedrock:*::foundation-model/meta.*"))
+    with FakeBedrock() as fake:
+        client = SafeBedrockClient(
+            allow=ModelAllowlist.from_policy(policy),
+            client=fake.client(config=Config(retries={"total_max_attempts": 1})),
+        )
+        with pytest.raises(ModelNotAllowedError) as caught:
+            client.converse(modelId=profile, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+
+        assert fake.requests == []
+    error = caught.value
+    assert "explicit Deny" in error.message
+    assert "add `" not in error.fix  # the profile is in the policy already: adding it changes nothing
+    assert "narrow that Deny" in error.fix
