@@ -13,13 +13,13 @@ STAMP_AIO := $(VENV_AIO)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,frameworks]'
+	$(BIN)/python -m pip install --quiet -e . --group dev --group frameworks
 	touch $(STAMP)
 
 $(STAMP_AIO): pyproject.toml
 	test -x $(BIN_AIO)/python || $(PYTHON) -m venv $(VENV_AIO)
 	$(BIN_AIO)/python -m pip install --quiet --upgrade pip
-	$(BIN_AIO)/python -m pip install --quiet -e '.[aio,dev-aio]'
+	$(BIN_AIO)/python -m pip install --quiet -e '.[aio]' --group dev-aio
 	touch $(STAMP_AIO)
 
 demo: $(STAMP)
@@ -56,7 +56,7 @@ chat: $(STAMP_AIO)
 	$(BIN_AIO)/python examples/chat_server/app.py
 
 bench: $(STAMP) $(STAMP_AIO)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --group bench
 	$(BIN)/python benchmarks/run_all.py
 
 bench-chat: $(STAMP_AIO)

@@ -45,6 +45,8 @@ from safe_bedrock.errors import (
 if TYPE_CHECKING:
     from safe_bedrock._aio import AsyncSafeBedrockClient
 
+__version__ = "0.2.0"
+
 __all__ = [
     "AccessDeniedError",
     "AllowlistError",

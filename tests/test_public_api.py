@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -74,3 +75,26 @@ def test_importing_the_package_does_not_import_the_async_extra() -> None:
     code = "import sys, safe_bedrock; print('aiobotocore' in sys.modules, 'safe_bedrock._aio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+TESTING_PUBLIC = [
+    "ANY",
+    "ConnectionDrop",
+    "FakeBedrock",
+    "FakeBedrockServer",
+    "FakeRequest",
+    "ScriptingAPI",
+    "set_testing",
+]
+
+
+def test_the_testing_names_are_exactly_all() -> None:
+    assert safe_bedrock.testing.__all__ == TESTING_PUBLIC
+    exported = {name for name in dir(safe_bedrock.testing) if name[0].isalpha()}
+    assert exported - {"annotations", "TYPE_CHECKING", "Any"} <= set(TESTING_PUBLIC)
+    for name in TESTING_PUBLIC:
+        assert getattr(safe_bedrock.testing, name) is not None
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert safe_bedrock.__version__ == importlib.metadata.version("safe-bedrock")
