@@ -1,13 +1,21 @@
-"""Helpers: run `safe-bedrock` as a subprocess against a FakeBedrockServer started in the test process."""
+"""Helpers: run `safe-bedrock` against a FakeBedrockServer started in the test process.
+
+`run` calls the command's `main(argv)` in-process, with the environment, stdin, stdout and stderr it would
+have as a process (argparse's exits become the exit code); `run_process` runs the real console entry point
+as a subprocess, for the smoke tests that need a process (signals, the installed entry point).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from safe_bedrock.testing import FakeBedrockServer
 from safe_bedrock.testing._control_plane import ControlPlane
@@ -51,6 +59,30 @@ def command(*args: str) -> list[str]:
 
 
 def run(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
+) -> Result:
+    from safe_bedrock.cli import main  # noqa: PLC0415 - imported late so a test's environment applies
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, cli_env(env), clear=True))
+        stack.enter_context(mock.patch.object(sys, "stdin", io.StringIO(stdin or "")))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        if cwd is not None:
+            stack.callback(os.chdir, Path.cwd())
+            os.chdir(cwd)
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    result = Result(code, out.getvalue(), err.getvalue())
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+    return result
+
+
+def run_process(
     *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
 ) -> Result:
     done = subprocess.run(

@@ -27,8 +27,11 @@ from safe_bedrock.errors import (
     ModelNotAllowedError,
     ThrottlingError,
 )
+from safe_bedrock.testing import FakeBedrockServer
+from tests.cli.clihelpers import run_process
 
-ARN = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+HAIKU_ID = "anthropic.claude-3-haiku-20240307-v1:0"
+ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU_ID}"
 
 
 def render(exc: BaseException, *, json_mode: bool = False) -> tuple[int, str, str]:
@@ -163,3 +166,14 @@ def test_describe_never_raises_and_always_says_one_line(message: str, kind: type
     assert "\n" not in problem.summary
     assert "\n" not in problem.fix
     assert problem.exit_code in {EXIT_USAGE, EXIT_SOFTWARE}
+
+
+def test_the_installed_command_runs_as_a_process(server: FakeBedrockServer) -> None:
+    # Smoke: the console entry point and `python -m safe_bedrock.cli`, as a user runs them.
+    shown = run_process("--help")
+    called = run_process("invoke", HAIKU_ID, "Hi", "--endpoint-url", server.endpoint_url, "--json")
+
+    assert shown.code == 0
+    assert "fake-server" in shown.stdout
+    assert called.code == 0, called.stderr
+    assert [request.model_id for request in server.requests] == [HAIKU_ID]
