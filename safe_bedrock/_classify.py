@@ -1,4 +1,5 @@
-"""Which cause a Bedrock error is, read from its code and message (sans-I/O, one table).
+"""Which cause a Bedrock error is, read from its code and message, and the one table of what follows from
+each cause (sans-I/O).
 
 Bedrock reuses a few codes for many causes: `AccessDeniedException` alone covers missing IAM permissions,
 explicit denies, model access never granted, AWS Marketplace subscriptions and more; `ValidationException`
@@ -14,89 +15,77 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from safe_bedrock import errors
+from safe_bedrock import _fixes, errors
 
-__all__ = ["Cause", "Diagnosis", "classify", "error_class", "normalize_code"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from safe_bedrock._translate import CallContext
+
+__all__ = ["Cause", "Diagnosis", "classify", "normalize_code"]
 
 # AWS messages are short; anything past this is not needed to find the cause and only costs time.
 MAX_MESSAGE_SCAN = 4096
 
 
+@enum.unique
 class Cause(enum.Enum):
-    """Each distinct reason a call failed; one fix text and one error class belong to each."""
+    """Each distinct reason a call fails, and the one table of what follows from it.
 
-    MISSING_PERMISSION = "missing_permission"
-    EXPLICIT_DENY = "explicit_deny"
-    MODEL_ACCESS = "model_access"
-    USE_CASE_FORM = "use_case_form"
-    ACCOUNT_NOT_AUTHORIZED = "account_not_authorized"
-    MARKETPLACE_PERMISSION = "marketplace_permission"
-    PAYMENT_INSTRUMENT = "payment_instrument"
-    OPERATION_NOT_ALLOWED = "operation_not_allowed"
-    GEO_RESTRICTED = "geo_restricted"
-    ACCESS_DENIED = "access_denied"
-    INVALID_CREDENTIALS = "invalid_credentials"
-    SIGNATURE_MISMATCH = "signature_mismatch"
-    CLOCK_SKEW = "clock_skew"
-    MISSING_CREDENTIALS = "missing_credentials"
-    EXPIRED_CREDENTIALS = "expired_credentials"
-    MODEL_NOT_FOUND = "model_not_found"
-    MODEL_RETIRED = "model_retired"
-    PROFILE_REQUIRED = "profile_required"
-    INVALID_REQUEST = "invalid_request"
-    UNKNOWN_OPERATION = "unknown_operation"
-    QUOTA = "quota"
-    DAILY_QUOTA = "daily_quota"
-    MODEL_ERROR = "model_error"
-    THROTTLING = "throttling"
-    MODEL_NOT_READY = "model_not_ready"
-    MODEL_TIMEOUT = "model_timeout"
-    SERVICE_UNAVAILABLE = "service_unavailable"
-    INTERNAL = "internal"
-    MODEL_STREAM = "model_stream"
-    TRANSIENT = "transient"
-    UNKNOWN = "unknown"
+    Per cause: the typed error it raises, its log category (`error_category` in the call's event), and the
+    fix builder (`_fixes`, from the call and the message). Retryable is what the class says: a TransientError.
+    """
 
+    error_class: type[errors.BedrockServiceError]
+    category: str
+    fix: Callable[[CallContext, Diagnosis], str]
 
-# The one table: cause -> the class it raises. Retryability follows the class (TransientError retries).
-_CLASS_OF: dict[Cause, type[errors.BedrockServiceError]] = {
-    Cause.MISSING_PERMISSION: errors.MissingPermissionError,
-    Cause.EXPLICIT_DENY: errors.ExplicitDenyError,
-    Cause.MODEL_ACCESS: errors.ModelAccessNotEnabledError,
-    Cause.USE_CASE_FORM: errors.ModelAccessNotEnabledError,
-    Cause.ACCOUNT_NOT_AUTHORIZED: errors.ModelAccessNotEnabledError,
-    Cause.MARKETPLACE_PERMISSION: errors.MarketplaceSubscriptionError,
-    Cause.PAYMENT_INSTRUMENT: errors.MarketplaceSubscriptionError,
-    Cause.OPERATION_NOT_ALLOWED: errors.AccessDeniedError,
-    Cause.GEO_RESTRICTED: errors.AccessDeniedError,
-    Cause.ACCESS_DENIED: errors.AccessDeniedError,
-    Cause.INVALID_CREDENTIALS: errors.InvalidCredentialsError,
-    Cause.SIGNATURE_MISMATCH: errors.InvalidCredentialsError,
-    Cause.CLOCK_SKEW: errors.InvalidCredentialsError,
-    Cause.MISSING_CREDENTIALS: errors.InvalidCredentialsError,
-    Cause.EXPIRED_CREDENTIALS: errors.ExpiredCredentialsError,
-    Cause.MODEL_NOT_FOUND: errors.ModelNotFoundError,
-    Cause.MODEL_RETIRED: errors.ModelRetiredError,
-    Cause.PROFILE_REQUIRED: errors.InferenceProfileRequiredError,
-    Cause.INVALID_REQUEST: errors.InvalidRequestError,
-    Cause.UNKNOWN_OPERATION: errors.InvalidRequestError,
-    Cause.QUOTA: errors.QuotaExceededError,
-    Cause.DAILY_QUOTA: errors.QuotaExceededError,
-    Cause.MODEL_ERROR: errors.ModelError,
-    Cause.THROTTLING: errors.ThrottlingError,
-    Cause.MODEL_NOT_READY: errors.ModelNotReadyError,
-    Cause.MODEL_TIMEOUT: errors.ModelTimeoutError,
-    Cause.SERVICE_UNAVAILABLE: errors.ServiceUnavailableError,
-    Cause.INTERNAL: errors.InternalServerError,
-    Cause.MODEL_STREAM: errors.ModelStreamError,
-    Cause.TRANSIENT: errors.TransientError,
-    Cause.UNKNOWN: errors.BedrockServiceError,
-}
+    def __init__(
+        self,
+        error_class: type[errors.BedrockServiceError],
+        category: str,
+        fix: Callable[[CallContext, Diagnosis], str],
+    ) -> None:
+        self.error_class, self.category, self.fix = error_class, category, fix
 
+    @property
+    def retryable(self) -> bool:
+        return issubclass(self.error_class, errors.TransientError)
 
-def error_class(cause: Cause) -> type[errors.BedrockServiceError]:
-    return _CLASS_OF[cause]
+    # (the typed error, the log category, the fix)
+    MISSING_PERMISSION = (errors.MissingPermissionError, "access", _fixes.missing_permission)
+    EXPLICIT_DENY = (errors.ExplicitDenyError, "access", _fixes.explicit_deny)
+    MODEL_ACCESS = (errors.ModelAccessNotEnabledError, "access", _fixes.model_access)
+    USE_CASE_FORM = (errors.ModelAccessNotEnabledError, "access", _fixes.use_case_form)
+    ACCOUNT_NOT_AUTHORIZED = (errors.ModelAccessNotEnabledError, "access", _fixes.account_not_authorized)
+    MARKETPLACE_PERMISSION = (errors.MarketplaceSubscriptionError, "access", _fixes.marketplace)
+    PAYMENT_INSTRUMENT = (errors.MarketplaceSubscriptionError, "access", _fixes.payment)
+    OPERATION_NOT_ALLOWED = (errors.AccessDeniedError, "access", _fixes.operation_not_allowed)
+    GEO_RESTRICTED = (errors.AccessDeniedError, "access", _fixes.geo)
+    ACCESS_DENIED = (errors.AccessDeniedError, "access", _fixes.access_denied)
+    INVALID_CREDENTIALS = (errors.InvalidCredentialsError, "access", _fixes.invalid_credentials)
+    SIGNATURE_MISMATCH = (errors.InvalidCredentialsError, "access", _fixes.signature_mismatch)
+    CLOCK_SKEW = (errors.InvalidCredentialsError, "access", _fixes.clock_skew)
+    MISSING_CREDENTIALS = (errors.InvalidCredentialsError, "access", _fixes.missing_credentials)
+    EXPIRED_CREDENTIALS = (errors.ExpiredCredentialsError, "access", _fixes.expired)
+    MODEL_NOT_FOUND = (errors.ModelNotFoundError, "not_found", _fixes.model_not_found)
+    MODEL_RETIRED = (errors.ModelRetiredError, "not_found", _fixes.retired)
+    PROFILE_REQUIRED = (errors.InferenceProfileRequiredError, "invalid_request", _fixes.profile_required)
+    INVALID_REQUEST = (errors.InvalidRequestError, "invalid_request", _fixes.invalid_request)
+    UNKNOWN_OPERATION = (errors.InvalidRequestError, "invalid_request", _fixes.unknown_operation)
+    QUOTA = (errors.QuotaExceededError, "quota", _fixes.quota)
+    DAILY_QUOTA = (errors.QuotaExceededError, "quota", _fixes.daily_quota)
+    MODEL_ERROR = (errors.ModelError, "model", _fixes.model_error)
+    THROTTLING = (errors.ThrottlingError, "transient", _fixes.throttling)
+    MODEL_NOT_READY = (errors.ModelNotReadyError, "transient", _fixes.not_ready)
+    MODEL_TIMEOUT = (errors.ModelTimeoutError, "transient", _fixes.timeout)
+    SERVICE_UNAVAILABLE = (errors.ServiceUnavailableError, "transient", _fixes.unavailable)
+    INTERNAL = (errors.InternalServerError, "transient", _fixes.internal)
+    MODEL_STREAM = (errors.ModelStreamError, "transient", _fixes.stream)
+    TRANSIENT = (errors.TransientError, "transient", _fixes.transient)
+    UNKNOWN = (errors.BedrockServiceError, "service", _fixes.unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +93,16 @@ class Diagnosis:
     """What the code and message say: the cause, and whatever the message names."""
 
     cause: Cause
-    error_class: type[errors.BedrockServiceError]
-    retryable: bool
     principal: str | None = None
     action: str | None = None
     resource: str | None = None
     policy_type: str | None = None
     policy_arn: str | None = None
     model_in_message: str | None = None  # "Invocation of model ID <x> with on-demand throughput ..."
+
+    @property
+    def error_class(self) -> type[errors.BedrockServiceError]:
+        return self.cause.error_class
 
 
 # Codes decided by the code alone. Keys are normalised (see normalize_code).
@@ -273,19 +264,6 @@ def normalize_code(code: object) -> str:
     return text
 
 
-def _cause_from_message(text: str) -> Cause | None:
-    for pattern, cause in _RULES:
-        if pattern.search(text):
-            return cause
-    return None
-
-
-def _cause_from_status(http_status: int | None) -> Cause:
-    if http_status is not None and (http_status == 429 or http_status >= 500):
-        return Cause.TRANSIENT
-    return Cause.UNKNOWN
-
-
 def _clean(value: str | None) -> str | None:
     if value is None:
         return None
@@ -297,16 +275,19 @@ def _cause(key: str, text: str, http_status: int | None) -> Cause:
     if key in _THROTTLING_CODES:
         # A per-day token quota does not come back with backoff; it is a quota, whatever the code says.
         return Cause.DAILY_QUOTA if _PER_DAY.search(text) else Cause.THROTTLING
-    fixed = _BY_CODE.get(key)
-    if fixed is not None:
-        return fixed
-    by_message = _cause_from_message(text)
-    if by_message is not None:
-        return by_message
-    default = _BY_MESSAGE_DEFAULT.get(key)
-    if default is not None:
-        return default
-    return _cause_from_status(http_status)
+    # The code alone, else the message (most specific rule first), else what the code usually means, else
+    # the status: for codes nobody knows, 429 and 5xx are worth a retry.
+    return (
+        _BY_CODE.get(key)
+        or next((cause for pattern, cause in _RULES if pattern.search(text)), None)
+        or _BY_MESSAGE_DEFAULT.get(key)
+        or (
+            Cause.TRANSIENT
+            if http_status is not None and (http_status == 429 or http_status >= 500)
+            else None
+        )
+        or Cause.UNKNOWN
+    )
 
 
 def classify(code: object, message: object, *, http_status: int | None = None) -> Diagnosis:
@@ -317,19 +298,13 @@ def classify(code: object, message: object, *, http_status: int | None = None) -
         # botocore uses the status as the code when the service sent none.
         http_status = int(key)
     cause = _cause(key, text, http_status)
-    klass = _CLASS_OF[cause]
-    if not issubclass(klass, errors.AccessDeniedError):
-        on_demand = _ON_DEMAND_MODEL.search(text) if cause is Cause.PROFILE_REQUIRED else None
-        return Diagnosis(
-            cause=cause,
-            error_class=klass,
-            retryable=issubclass(klass, errors.TransientError),
-            model_in_message=_clean(on_demand.group(1)) if on_demand else None,
-        )
-    return _access_diagnosis(cause, klass, text)
+    if issubclass(cause.error_class, errors.AccessDeniedError):
+        return _access_diagnosis(cause, text)
+    on_demand = _ON_DEMAND_MODEL.search(text) if cause is Cause.PROFILE_REQUIRED else None
+    return Diagnosis(cause, model_in_message=_clean(on_demand.group(1)) if on_demand else None)
 
 
-def _access_diagnosis(cause: Cause, klass: type[errors.BedrockServiceError], text: str) -> Diagnosis:
+def _access_diagnosis(cause: Cause, text: str) -> Diagnosis:
     # The principal is the word before "is not authorized"; found by hand because a regex for "the token
     # before X" backtracks quadratically on long unbroken text.
     denied = _NOT_AUTHORIZED.search(text)
@@ -349,8 +324,6 @@ def _access_diagnosis(cause: Cause, klass: type[errors.BedrockServiceError], tex
             policy_type = _POLICY_TYPE_NAMES[implicit.group(1).lower()]
     return Diagnosis(
         cause=cause,
-        error_class=klass,
-        retryable=False,
         principal=_clean(principal),
         action=_clean(action.group(1)) if action else None,
         resource=_clean(resource.group(1)) if resource else None,

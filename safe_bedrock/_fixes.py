@@ -1,113 +1,145 @@
 """The fix for each cause, in plain words and specific to the call: which action, which ARN, which region.
 
-Sans-I/O: everything here is string building over what the message and the call context already say.
+Sans-I/O: string building over what the call (`CallContext`) and the message (`Diagnosis`) already say. Each
+builder is named by its cause in the cause table (`_classify.Cause`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from safe_bedrock._classify import Cause
+from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, partition_of, profile_routes
+from safe_bedrock._policy import action_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from safe_bedrock._classify import Diagnosis
+    from safe_bedrock._translate import CallContext
 
-__all__ = ["FixFacts", "fix_for"]
+__all__ = ["needed_action", "suggested_model_id", "suggested_profile_id"]
 
-
-@dataclass(frozen=True, slots=True)
-class FixFacts:
-    """What one failed call is about, gathered once by the translator."""
-
-    diagnosis: Diagnosis
-    operation: str
-    region: str
-    partition: str
-    model: str | None  # what the caller passed
-    model_arn: str | None
-    action: str  # the IAM action the call needs (from the message when it names one)
-    resources: tuple[str, ...]  # the ARNs a least-privilege policy for this call names
-    route_regions: tuple[str, ...]  # for an inference profile: the regions it routes to ("" = any)
-    is_profile: bool
-    suggested_model_id: str | None
-    events_received: int
-    mid_stream: bool
+# The geographies a calling region can reach by a cross-Region profile, most general first; which regions
+# each covers comes from the one routing table in `_ids`. Other regions get no guess (the fix says how to
+# list profiles).
+_SUGGESTED_GEOGRAPHIES = ("us-gov", "us", "eu", "apac")
 
 
-def _subject(facts: FixFacts) -> str:
-    if facts.model and facts.model_arn and facts.model != facts.model_arn:
-        return f"{facts.model} ({facts.model_arn})"
-    return facts.model or facts.model_arn or "this model"
+def suggested_profile_id(model: str, *, region: str) -> str | None:
+    """`anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1 -> `us.anthropic.claude-3-7-sonnet-...`."""
+    base = model.rsplit("/", 1)[-1]  # a foundation-model ARN ends with the model id
+    if not base or "." not in base:
+        return None
+    for geography in _SUGGESTED_GEOGRAPHIES:
+        if region in PROFILE_ROUTES[geography]:
+            return f"{geography}.{base}"
+    return None
 
 
-def _resources(facts: FixFacts) -> str:
-    named = facts.resources or ((facts.diagnosis.resource,) if facts.diagnosis.resource else ())
+def suggested_model_id(call: CallContext, why: Diagnosis) -> str | None:
+    """The inference profile to call instead of a model that cannot be invoked on demand."""
+    base = why.model_in_message or (call.ref.resource_id if call.ref else None) or call.model_id
+    return suggested_profile_id(base, region=call.region) if base else None
+
+
+def needed_action(call: CallContext, why: Diagnosis) -> str:
+    """The IAM action the call needs: the one the denial names, else the operation's."""
+    if why.action and why.action.startswith("bedrock:"):
+        return why.action
+    return action_for(call.operation)
+
+
+def _model(call: CallContext, why: Diagnosis) -> str | None:
+    return call.model_id or (call.ref.raw if call.ref else None) or why.model_in_message
+
+
+def _is_anthropic(call: CallContext, why: Diagnosis) -> bool:
+    return "anthropic" in f"{_model(call, why) or ''} {call.model_arn or ''}".lower()
+
+
+def _subject(call: CallContext, why: Diagnosis) -> str:
+    model = _model(call, why)
+    if model and call.model_arn and model != call.model_arn:
+        return f"{model} ({call.model_arn})"
+    return model or call.model_arn or "this model"
+
+
+def _is_profile(call: CallContext) -> bool:
+    return call.ref is not None and call.ref.kind is ModelKind.INFERENCE_PROFILE
+
+
+def _partition(call: CallContext) -> str:
+    return call.ref.partition if call.ref else partition_of(call.region)
+
+
+def _routed(call: CallContext) -> tuple[str, ...]:
+    """For an inference profile, the foundation-model ARNs it routes to; () otherwise or when unknown."""
+    if call.ref is None or not _is_profile(call):
+        return ()
+    try:
+        return profile_routes(call.ref)
+    except LookupError:  # a geography nobody knows: the fix names the profile alone
+        return ()
+
+
+def _resources(call: CallContext, why: Diagnosis) -> str:
+    named = (call.ref.arn, *_routed(call)) if call.ref else ((why.resource,) if why.resource else ())
     return ", ".join(named) if named else "the model's ARN"
 
 
-def _principal(facts: FixFacts) -> str:
-    return facts.diagnosis.principal or "the calling role or user"
+def _principal(why: Diagnosis) -> str:
+    return why.principal or "the calling role or user"
 
 
-def _access_page(facts: FixFacts) -> str:
-    where = f"Bedrock console > Model access in {facts.region}"
-    if facts.partition == "aws" and facts.region:
-        page = (
-            f"https://{facts.region}.console.aws.amazon.com/bedrock/home?region={facts.region}#/modelaccess"
-        )
+def _access_page(call: CallContext) -> str:
+    region = call.region
+    where = f"Bedrock console > Model access in {region}"
+    if _partition(call) == "aws" and region:
+        page = f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/modelaccess"
         return f"{where} ({page})"
     return where
 
 
-def _routes(facts: FixFacts) -> str:
-    if not facts.is_profile or not facts.route_regions:
+def _routes(call: CallContext) -> str:
+    regions = dict.fromkeys(arn.split(":")[3] for arn in _routed(call) if arn.count(":") >= 3)
+    if not regions:
         return ""
-    names = ", ".join(region or "any commercial region (global profile)" for region in facts.route_regions)
+    names = ", ".join(region or "any commercial region (global profile)" for region in regions)
     return f" The inference profile routes to {names}; access must hold in each of them."
 
 
-def _is_anthropic(facts: FixFacts) -> bool:
-    return "anthropic" in f"{facts.model or ''} {facts.model_arn or ''}".lower()
-
-
-def _missing_permission(facts: FixFacts) -> str:
-    policy_type = facts.diagnosis.policy_type
-    allow = f"Allow {facts.action} on {_resources(facts)}"
+def missing_permission(call: CallContext, why: Diagnosis) -> str:
+    policy_type = why.policy_type
+    allow = f"Allow {needed_action(call, why)} on {_resources(call, why)}"
     if policy_type == "permissions boundary":
-        where = f"Add {allow} to the permissions boundary attached to {_principal(facts)}"
+        where = f"Add {allow} to the permissions boundary attached to {_principal(why)}"
     elif policy_type == "session":
         where = (
-            f"The session policy passed when {_principal(facts)} was assumed must {allow.lower()}; "
+            f"The session policy passed when {_principal(why)} was assumed must {allow.lower()}; "
             "start a new session with a session policy that includes it (or none)"
         )
     elif policy_type in ("service control", "resource control"):
         where = f"Ask your AWS Organizations administrator to {allow.lower()} in the {policy_type} policy"
     elif policy_type == "resource-based":
-        where = f"Add {allow} for {_principal(facts)} to the resource-based policy of {_resources(facts)}"
+        where = f"Add {allow} for {_principal(why)} to the resource-based policy of {_resources(call, why)}"
     else:
-        where = f"Attach an identity-based policy to {_principal(facts)} that grants {allow}"
-    return f"{where} (least-privilege policy in .suggested_policy).{_routes(facts)}"
+        where = f"Attach an identity-based policy to {_principal(why)} that grants {allow}"
+    return f"{where} (least-privilege policy in .suggested_policy).{_routes(call)}"
 
 
-def _explicit_deny(facts: FixFacts) -> str:
-    diagnosis = facts.diagnosis
-    policy_type = diagnosis.policy_type or "some"
-    named = f" {diagnosis.policy_arn}" if diagnosis.policy_arn else ""
-    target = f"{diagnosis.action or facts.action} on {diagnosis.resource or _resources(facts)}"
+def explicit_deny(call: CallContext, why: Diagnosis) -> str:
+    policy_type = why.policy_type or "some"
+    named = f" {why.policy_arn}" if why.policy_arn else ""
+    target = f"{why.action or needed_action(call, why)} on {why.resource or _resources(call, why)}"
     owner = {
         "service control": "your AWS Organizations administrator must change that SCP",
         "resource control": "your AWS Organizations administrator must change that RCP",
-        "identity-based": f"remove or narrow that Deny in the policies attached to {_principal(facts)}",
-        "permissions boundary": f"change the permissions boundary of {_principal(facts)}",
+        "identity-based": f"remove or narrow that Deny in the policies attached to {_principal(why)}",
+        "permissions boundary": f"change the permissions boundary of {_principal(why)}",
         "session": "start a new role session without that session policy",
         "resource-based": "change the resource-based policy on the resource",
         "VPC endpoint": "change the policy of the VPC endpoint the call goes through",
     }.get(policy_type, "find and change the Deny statement that matches")
     hint = ""
-    if facts.is_profile:
+    if _is_profile(call):
         hint = (
             " A Deny limited to certain regions also blocks an inference profile that routes outside them;"
             " use a profile whose regions the policy allows."
@@ -118,94 +150,94 @@ def _explicit_deny(facts: FixFacts) -> str:
     )
 
 
-def _model_access(facts: FixFacts) -> str:
+def model_access(call: CallContext, why: Diagnosis) -> str:
     text = (
-        f"Enable access to {_subject(facts)} for this account in {_access_page(facts)}; "
+        f"Enable access to {_subject(call, why)} for this account in {_access_page(call)}; "
         "access is granted per region."
     )
-    if _is_anthropic(facts):
+    if _is_anthropic(call, why):
         text += " For Anthropic models also submit the use-case details form (same page) once per account."
-    return text + _routes(facts)
+    return text + _routes(call)
 
 
-def _use_case_form(facts: FixFacts) -> str:
+def use_case_form(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"Submit the Anthropic use-case details form once for this account: {_access_page(facts)}, "
-        f"open {_subject(facts)} and fill in the form; retry about 15 minutes after submitting."
+        f"Submit the Anthropic use-case details form once for this account: {_access_page(call)}, "
+        f"open {_subject(call, why)} and fill in the form; retry about 15 minutes after submitting."
     )
 
 
-def _account_not_authorized(facts: FixFacts) -> str:
+def account_not_authorized(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"This account is not authorized to use {_subject(facts)} in {facts.region}; "
+        f"This account is not authorized to use {_subject(call, why)} in {call.region}; "
         "open an AWS Support case, access cannot be granted from IAM."
     )
 
 
-def _marketplace(facts: FixFacts) -> str:
+def marketplace(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(facts)} is sold through AWS Marketplace: allow {_principal(facts)} "
+        f"{_subject(call, why)} is sold through AWS Marketplace: allow {_principal(why)} "
         "aws-marketplace:ViewSubscriptions and aws-marketplace:Subscribe once (or have an administrator "
-        f"enable the model in {_access_page(facts)}), then retry after a few minutes."
+        f"enable the model in {_access_page(call)}), then retry after a few minutes."
     )
 
 
-def _payment(facts: FixFacts) -> str:
+def payment(call: CallContext, why: Diagnosis) -> str:
     return (
         "Add a valid payment method in the AWS Billing console (Payment preferences) for this account, "
-        f"then retry {_subject(facts)} after a few minutes; IAM changes will not help."
+        f"then retry {_subject(call, why)} after a few minutes; IAM changes will not help."
     )
 
 
-def _operation_not_allowed(facts: FixFacts) -> str:
+def operation_not_allowed(call: CallContext, _why: Diagnosis) -> str:
     return (
-        f"Bedrock refuses {facts.operation} for this whole account in {facts.region} ('Operation not "
+        f"Bedrock refuses {call.operation} for this whole account in {call.region} ('Operation not "
         "allowed'), usually a new or unverified account: check the payment method in the Billing console "
         "and open an AWS Support case for Bedrock access; IAM changes will not help."
     )
 
 
-def _geo(facts: FixFacts) -> str:
+def geo(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"The model provider's license does not allow {_subject(facts)} from the caller's location; "
+        f"The model provider's license does not allow {_subject(call, why)} from the caller's location; "
         "call from a supported country or pick another model. IAM changes will not help."
     )
 
 
-def _access_denied(facts: FixFacts) -> str:
+def access_denied(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"Check that {_principal(facts)} may call {facts.action} on {_resources(facts)} and that access to "
-        f"{_subject(facts)} is enabled in {_access_page(facts)}."
+        f"Check that {_principal(why)} may call {needed_action(call, why)} on {_resources(call, why)} and "
+        f"that access to {_subject(call, why)} is enabled in {_access_page(call)}."
     )
 
 
-def _invalid_credentials(facts: FixFacts) -> str:
+def invalid_credentials(call: CallContext, _why: Diagnosis) -> str:
     return (
         "The credentials were not recognised: check which key the process uses (AWS_ACCESS_KEY_ID, "
-        f"AWS_PROFILE, ~/.aws/credentials) and that it belongs to the {facts.partition} partition of "
-        f"{facts.region}; create new access keys if they were deleted or deactivated."
+        f"AWS_PROFILE, ~/.aws/credentials) and that it belongs to the {_partition(call)} partition of "
+        f"{call.region}; create new access keys if they were deleted or deactivated."
     )
 
 
-def _signature_mismatch(_facts: FixFacts) -> str:
+def signature_mismatch(_call: CallContext, _why: Diagnosis) -> str:
     return (
         "The secret access key does not match the access key id (or a proxy altered the request): "
         "set the matching AWS_SECRET_ACCESS_KEY and do not modify signed requests."
     )
 
 
-def _clock_skew(_facts: FixFacts) -> str:
+def clock_skew(_call: CallContext, _why: Diagnosis) -> str:
     return "The system clock is off by more than 5 minutes; synchronise it (NTP) and retry."
 
 
-def _missing_credentials(_facts: FixFacts) -> str:
+def missing_credentials(_call: CallContext, _why: Diagnosis) -> str:
     return (
         "The request was not signed with credentials: configure them (environment variables, AWS_PROFILE, "
         "or an instance/task role) before creating the client."
     )
 
 
-def _expired(_facts: FixFacts) -> str:
+def expired(_call: CallContext, _why: Diagnosis) -> str:
     return (
         "Refresh the credentials: run `aws sso login` or re-assume the role to get a new session token; "
         "in long-running processes create the client from a profile or role so botocore refreshes them, "
@@ -213,149 +245,113 @@ def _expired(_facts: FixFacts) -> str:
     )
 
 
-def _model_not_found(facts: FixFacts) -> str:
+def model_not_found(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"Bedrock in {facts.region} does not know {_subject(facts)}: check the spelling against "
-        f"`aws bedrock list-foundation-models --region {facts.region}` (and `list-inference-profiles`), "
+        f"Bedrock in {call.region} does not know {_subject(call, why)}: check the spelling against "
+        f"`aws bedrock list-foundation-models --region {call.region}` (and `list-inference-profiles`), "
         "check the model is offered in this region, and that an inference profile's prefix "
         "(us., eu., apac., global.) fits the region."
     )
 
 
-def _retired(facts: FixFacts) -> str:
+def retired(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(facts)} is legacy or past its end of life in {facts.region}: move to an active model "
-        f"(modelLifecycle ACTIVE in `aws bedrock list-foundation-models --region {facts.region}`)."
+        f"{_subject(call, why)} is legacy or past its end of life in {call.region}: move to an active model "
+        f"(modelLifecycle ACTIVE in `aws bedrock list-foundation-models --region {call.region}`)."
     )
 
 
-def _profile_required(facts: FixFacts) -> str:
-    if facts.suggested_model_id:
-        use = f"call it through the inference profile modelId '{facts.suggested_model_id}'"
+def profile_required(call: CallContext, why: Diagnosis) -> str:
+    suggested = suggested_model_id(call, why)
+    if suggested:
+        use = f"call it through the inference profile modelId '{suggested}'"
     else:
         use = (
             "call it through an inference profile id or ARN "
-            f"(`aws bedrock list-inference-profiles --region {facts.region}`)"
+            f"(`aws bedrock list-inference-profiles --region {call.region}`)"
         )
     return (
-        f"{_subject(facts)} cannot be invoked on demand by its own id: {use}, and allow {facts.action} "
-        "on the profile ARN plus the foundation-model ARN in every region the profile routes to. "
-        "If no inference profile contains the model, it needs Provisioned Throughput."
+        f"{_subject(call, why)} cannot be invoked on demand by its own id: {use}, and allow "
+        f"{needed_action(call, why)} on the profile ARN plus the foundation-model ARN in every region the "
+        "profile routes to. If no inference profile contains the model, it needs Provisioned Throughput."
     )
 
 
-def _invalid_request(facts: FixFacts) -> str:
+def invalid_request(call: CallContext, _why: Diagnosis) -> str:
     return (
-        f"Bedrock rejected the {facts.operation} request itself: correct the parameters or body named in "
+        f"Bedrock rejected the {call.operation} request itself: correct the parameters or body named in "
         "the message (sending it again unchanged fails the same way)."
     )
 
 
-def _unknown_operation(facts: FixFacts) -> str:
+def unknown_operation(call: CallContext, _why: Diagnosis) -> str:
     return (
-        f"The endpoint does not serve {facts.operation}: point the client at the bedrock-runtime endpoint "
-        f"of {facts.region} (not the `bedrock` control plane; check endpoint_url) and use a botocore recent "
+        f"The endpoint does not serve {call.operation}: point the client at the bedrock-runtime endpoint "
+        f"of {call.region} (not the `bedrock` control plane; check endpoint_url) and use a botocore recent "
         "enough to know the operation."
     )
 
 
-def _quota(facts: FixFacts) -> str:
+def quota(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"A service quota for {_subject(facts)} in {facts.region} is used up: request an increase in the "
+        f"A service quota for {_subject(call, why)} in {call.region} is used up: request an increase in the "
         "Service Quotas console (Amazon Bedrock); retrying will not help until then."
     )
 
 
-def _daily_quota(facts: FixFacts) -> str:
+def daily_quota(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"The tokens-per-day quota for {_subject(facts)} in {facts.region} is used up: wait for the daily "
+        f"The tokens-per-day quota for {_subject(call, why)} in {call.region} is used up: wait for the daily "
         "reset or request an increase in the Service Quotas console (Amazon Bedrock)."
     )
 
 
-def _model_error(facts: FixFacts) -> str:
+def model_error(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(facts)} failed while processing the request: check the request body against the "
+        f"{_subject(call, why)} failed while processing the request: check the request body against the "
         "model's parameters; retry only if the message says the failure was temporary."
     )
 
 
-def _throttling(facts: FixFacts) -> str:
+def throttling(call: CallContext, why: Diagnosis) -> str:
     return (
         "Retry with backoff or lower the request and token rate; if it persists, request a higher "
-        f"tokens- or requests-per-minute quota for {_subject(facts)} in {facts.region}, or use a "
+        f"tokens- or requests-per-minute quota for {_subject(call, why)} in {call.region}, or use a "
         "cross-Region inference profile to spread the load."
     )
 
 
-def _not_ready(facts: FixFacts) -> str:
-    return f"{_subject(facts)} is still being loaded (common for imported models after idle); retry shortly."
-
-
-def _timeout(facts: FixFacts) -> str:
+def not_ready(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(facts)} took too long: retry, and for long answers lower max tokens or use the "
+        f"{_subject(call, why)} is still being loaded (common for imported models after idle); retry shortly."
+    )
+
+
+def timeout(call: CallContext, why: Diagnosis) -> str:
+    return (
+        f"{_subject(call, why)} took too long: retry, and for long answers lower max tokens or use the "
         "streaming operation."
     )
 
 
-def _unavailable(facts: FixFacts) -> str:
-    return f"Bedrock in {facts.region} is temporarily unavailable; retry with backoff."
+def unavailable(call: CallContext, _why: Diagnosis) -> str:
+    return f"Bedrock in {call.region} is temporarily unavailable; retry with backoff."
 
 
-def _internal(facts: FixFacts) -> str:
-    return f"Bedrock in {facts.region} had an internal error; retry with backoff."
+def internal(call: CallContext, _why: Diagnosis) -> str:
+    return f"Bedrock in {call.region} had an internal error; retry with backoff."
 
 
-def _stream(facts: FixFacts) -> str:
+def stream(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(facts)} failed after {facts.events_received} events of the stream; the answer so far is "
-        "incomplete. Retry the whole request; a retry starts the answer again from the beginning."
+        f"{_subject(call, why)} failed after {call.events_received} events of the stream; the answer so far "
+        "is incomplete. Retry the whole request; a retry starts the answer again from the beginning."
     )
 
 
-def _transient(facts: FixFacts) -> str:
-    return f"Bedrock in {facts.region} could not serve the call right now; retry with backoff."
+def transient(call: CallContext, _why: Diagnosis) -> str:
+    return f"Bedrock in {call.region} could not serve the call right now; retry with backoff."
 
 
-def _unknown(facts: FixFacts) -> str:
-    return f"Read the message for {facts.operation} on {_subject(facts)} in {facts.region}."
-
-
-_FIXES: dict[Cause, Callable[[FixFacts], str]] = {
-    Cause.MISSING_PERMISSION: _missing_permission,
-    Cause.EXPLICIT_DENY: _explicit_deny,
-    Cause.MODEL_ACCESS: _model_access,
-    Cause.USE_CASE_FORM: _use_case_form,
-    Cause.ACCOUNT_NOT_AUTHORIZED: _account_not_authorized,
-    Cause.MARKETPLACE_PERMISSION: _marketplace,
-    Cause.PAYMENT_INSTRUMENT: _payment,
-    Cause.OPERATION_NOT_ALLOWED: _operation_not_allowed,
-    Cause.GEO_RESTRICTED: _geo,
-    Cause.ACCESS_DENIED: _access_denied,
-    Cause.INVALID_CREDENTIALS: _invalid_credentials,
-    Cause.SIGNATURE_MISMATCH: _signature_mismatch,
-    Cause.CLOCK_SKEW: _clock_skew,
-    Cause.MISSING_CREDENTIALS: _missing_credentials,
-    Cause.EXPIRED_CREDENTIALS: _expired,
-    Cause.MODEL_NOT_FOUND: _model_not_found,
-    Cause.MODEL_RETIRED: _retired,
-    Cause.PROFILE_REQUIRED: _profile_required,
-    Cause.INVALID_REQUEST: _invalid_request,
-    Cause.UNKNOWN_OPERATION: _unknown_operation,
-    Cause.QUOTA: _quota,
-    Cause.DAILY_QUOTA: _daily_quota,
-    Cause.MODEL_ERROR: _model_error,
-    Cause.THROTTLING: _throttling,
-    Cause.MODEL_NOT_READY: _not_ready,
-    Cause.MODEL_TIMEOUT: _timeout,
-    Cause.SERVICE_UNAVAILABLE: _unavailable,
-    Cause.INTERNAL: _internal,
-    Cause.MODEL_STREAM: _stream,
-    Cause.TRANSIENT: _transient,
-    Cause.UNKNOWN: _unknown,
-}
-
-
-def fix_for(facts: FixFacts) -> str:
-    return _FIXES[facts.diagnosis.cause](facts)
+def unknown(call: CallContext, why: Diagnosis) -> str:
+    return f"Read the message for {call.operation} on {_subject(call, why)} in {call.region}."

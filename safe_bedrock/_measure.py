@@ -18,12 +18,13 @@ def _int_or_none(value: object) -> int | None:
 
 
 def request_id_of(response: object) -> str | None:
-    """The request id of a boto3 response dict or a ClientError's `.response`."""
-    if not isinstance(response, dict):
-        return None
-    metadata = response.get("ResponseMetadata") or {}
-    request_id = metadata.get("RequestId") or (metadata.get("HTTPHeaders") or {}).get("x-amzn-requestid")
-    return str(request_id) if request_id else None
+    """The request id of a boto3 response dict or a ClientError's `.response` (None if it names none)."""
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    headers = metadata.get("HTTPHeaders")
+    headers = headers if isinstance(headers, dict) else {}
+    found = (metadata.get("RequestId"), headers.get("x-amzn-requestid"), headers.get("x-amz-request-id"))
+    return next((value for value in found if isinstance(value, str) and value), None)
 
 
 def tokens_of(response: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -43,18 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import structlog
 
+from safe_bedrock._classify import Cause
 from safe_bedrock._retry import CONNECTION_ERRORS, is_transient
 from safe_bedrock.errors import (
     AccessDeniedError,
     BedrockServiceError,
-    InferenceProfileRequiredError,
     InvalidModelIdError,
-    InvalidRequestError,
-    ModelError,
     ModelNotAllowedError,
-    ModelNotFoundError,
-    QuotaExceededError,
-    TransientError,
 )
 
 if TYPE_CHECKING:
@@ -156,25 +151,17 @@ def outcome_of(exc: BaseException) -> Outcome:
     return "refused" if isinstance(exc, (ModelNotAllowedError, InvalidModelIdError)) else "error"
 
 
+# The cause table's categories by error class; an error is logged under its nearest class in the table.
+_CATEGORY_OF_CLASS = {cause.error_class: cause.category for cause in Cause}
+
+
 def _category(exc: BaseException) -> str:
     if isinstance(exc, ModelNotAllowedError):
         return "refused"
     if isinstance(exc, InvalidModelIdError):
         return "invalid_model_id"
-    if isinstance(exc, AccessDeniedError):
-        return "access"
-    if isinstance(exc, ModelNotFoundError):
-        return "not_found"
-    if isinstance(exc, (InvalidRequestError, InferenceProfileRequiredError)):
-        return "invalid_request"
-    if isinstance(exc, QuotaExceededError):
-        return "quota"
-    if isinstance(exc, ModelError):
-        return "model"
-    if isinstance(exc, TransientError):
-        return "transient"
-    if isinstance(exc, BedrockServiceError):
-        return "service"
+    if isinstance(exc, BedrockServiceError):  # BedrockServiceError itself is in the table
+        return next(_CATEGORY_OF_CLASS[klass] for klass in type(exc).__mro__ if klass in _CATEGORY_OF_CLASS)
     if isinstance(exc, CONNECTION_ERRORS) or is_transient(exc):
         return "connection"
     return "other"
@@ -214,16 +201,11 @@ def cause_of(exc: BaseException) -> str | None:
     return _clip(" ".join(redact_secrets(" ".join(parts)).split()), _MAX_CAUSE)
 
 
-def _public_name(exc: BaseException) -> str:
-    # Translated errors may be per-client subclasses named like their public class; name that class.
-    return type(exc).__name__
-
-
 def error_fields(exc: BaseException) -> dict[str, str | None]:
     """The error part of `CallDetails` for `exc`: `CallDetails(..., **error_fields(exc))`."""
     code = exc.code if isinstance(exc, BedrockServiceError) else None
     return {
-        "error_class": _public_name(exc),
+        "error_class": type(exc).__name__,  # per-client subclasses are named like their public class
         "error_code": code,
         "error_category": _category(exc),
         "cause": cause_of(exc),

@@ -11,21 +11,23 @@ for that code (`client.exceptions.AccessDeniedException`, ...), and of `EventStr
 raised mid-stream, through a small per-(typed, modeled) subclass built once and cached. Python's `except`
 checks the real MRO, which is why the class itself must inherit both.
 
+What follows from the cause (class, retryability, fix) is read from the one cause table, `_classify.Cause`.
 Sans-I/O: no network, no clock, no logging; the service model is read once for modeled HTTP statuses.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from botocore.exceptions import ClientError, EventStreamError
 
 from safe_bedrock import _botocore_data, errors
-from safe_bedrock._classify import Cause, Diagnosis, classify
-from safe_bedrock._fixes import FixFacts, fix_for
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id, partition_of, profile_routes
+from safe_bedrock._classify import Diagnosis, classify
+from safe_bedrock._fixes import needed_action, suggested_model_id
+from safe_bedrock._ids import ModelKind, parse_model_id
+from safe_bedrock._measure import request_id_of
 from safe_bedrock._observe import safe_text
 from safe_bedrock._policy import action_for, least_privilege_policy
 
@@ -34,19 +36,21 @@ if TYPE_CHECKING:
     from safe_bedrock._ids import ModelRef
 
 _E = TypeVar("_E", bound=errors.BedrockServiceError)
+_ACCESS_FIELDS = ("principal", "action", "resource", "policy_type", "policy_arn")  # as the message names them
 
-__all__ = ["CallContext", "refused", "refused_request", "suggested_profile_id", "translate"]
+__all__ = ["CallContext", "modeled_status", "modeled_statuses", "refused", "refused_request", "translate"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallContext:
-    """What the client knows about the failed call; the error's fields and fix come from it."""
+    """What the client knows about the failed call; the error's fields and fix (with the message's
+    `Diagnosis`) come from it."""
 
     operation: str
-    model_id: str | None
-    model_arn: str | None
     region: str
-    ref: ModelRef | None
+    model_id: str | None = None
+    model_arn: str | None = None
+    ref: ModelRef | None = None
     mid_stream: bool = False
     events_received: int = 0
     # A mid-stream error carries no response metadata; the client passes the stream's request id here.
@@ -67,43 +71,41 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
     error = error if isinstance(error, dict) else {}
     code = _text(error.get("Code"))
     message = _text(error.get("Message"))
-    mid_stream = context.mid_stream or isinstance(exc, EventStreamError)
-    http_status = _status(response) or (_modeled_status(code) if mid_stream else None)
-    diagnosis = classify(code, message, http_status=http_status)
-    operation = _text(getattr(exc, "operation_name", None)) or context.operation
-    facts = _facts(diagnosis, context, operation=operation, mid_stream=mid_stream)
+    stream = isinstance(exc, EventStreamError)
+    mid_stream = context.mid_stream or stream
+    http_status = _status(response) or (modeled_status(code) if mid_stream else None)
+    why = classify(code, message, http_status=http_status)
+    call = replace(
+        context,
+        operation=_text(getattr(exc, "operation_name", None)) or context.operation,
+        mid_stream=mid_stream,
+        ref=_with_account(context, why),
+    )
     kwargs: dict[str, Any] = {
         "code": code,
         "message": message,
-        "operation": operation,
+        "operation": call.operation,
         "model_id": context.model_id,
         "model_arn": context.model_arn,
         "region": context.region or None,
-        "request_id": _request_id(response) or context.request_id,
+        "request_id": request_id_of(response) or context.request_id,
         "http_status": http_status,
-        "retryable": diagnosis.retryable,
-        "fix": fix_for(facts),
+        "retryable": why.cause.retryable,
+        "fix": why.cause.fix(call, why),
         "mid_stream": mid_stream,
         "events_received": context.events_received,
         # The same dict, for drop-in code reading e.response; a malformed one (which botocore itself
         # cannot build an error from) is replaced by a fresh response in botocore's shape.
         "response": response if _well_formed(response) else None,
     }
-    klass = diagnosis.error_class
+    klass = why.cause.error_class
     if issubclass(klass, errors.AccessDeniedError):
-        kwargs.update(
-            principal=diagnosis.principal,
-            action=diagnosis.action,
-            resource=diagnosis.resource,
-            policy_type=diagnosis.policy_type,
-            policy_arn=diagnosis.policy_arn,
-        )
+        kwargs.update({name: getattr(why, name) for name in _ACCESS_FIELDS})
     if klass is errors.MissingPermissionError:
-        kwargs["suggested_policy"] = _suggested_policy(_with_account(context, diagnosis), facts.action)
+        kwargs["suggested_policy"] = _suggested_policy(call.ref, needed_action(call, why))
     if klass is errors.InferenceProfileRequiredError:
-        kwargs["suggested_model_id"] = facts.suggested_model_id
-    modeled = _modeled_class(exc, code, exceptions)
-    typed: BaseException = _class_for(klass, modeled, stream=isinstance(exc, EventStreamError))(**kwargs)
+        kwargs["suggested_model_id"] = suggested_model_id(call, why)
+    typed: BaseException = _class_for(klass, _modeled_class(exc, code, exceptions), stream=stream)(**kwargs)
     return typed
 
 
@@ -163,74 +165,26 @@ def refused_request(
 
 def _refusal(message: str, *, exceptions: object | None, **fields: Any) -> errors.ModelNotAllowedError:
     # Built by us, so its response (unlike Bedrock's) can be safe too: the source names a file or variable.
-    message = safe_text(message)
-    response: dict[str, Any] = {
-        "Error": {"Code": "AccessDeniedException", "Message": message},
-        "ResponseMetadata": {"RequestId": "", "HTTPStatusCode": 403, "HTTPHeaders": {}, "RetryAttempts": 0},
+    code, message = "AccessDeniedException", safe_text(message)
+    status = modeled_status(code)
+    metadata: dict[str, Any] = {
+        "RequestId": "",
+        "HTTPStatusCode": status,
+        "HTTPHeaders": {},
+        "RetryAttempts": 0,
     }
-    klass = _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, "AccessDeniedException"))
-    return klass(
-        code="AccessDeniedException",
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
+    return _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, code))(
+        code=code,
         message=message,
-        http_status=403,
+        http_status=status,
         retryable=False,
         response=response,
         **fields,
     )
 
 
-# -- the facts a fix needs -------------------------------------------------------------------------------
-
-# The geographies a calling region can reach by a cross-Region profile, most general first; which regions
-# each covers comes from the one routing table in `_ids`. Other regions get no guess (the fix says how to
-# list profiles).
-_SUGGESTED_GEOGRAPHIES = ("us-gov", "us", "eu", "apac")
-
-
-def suggested_profile_id(model: str, *, region: str) -> str | None:
-    """`anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1 -> `us.anthropic.claude-3-7-sonnet-...`."""
-    base = model.rsplit("/", 1)[-1]  # a foundation-model ARN ends with the model id
-    if not base or "." not in base:
-        return None
-    for geography in _SUGGESTED_GEOGRAPHIES:
-        if region in PROFILE_ROUTES[geography]:
-            return f"{geography}.{base}"
-    return None
-
-
-def _facts(diagnosis: Diagnosis, context: CallContext, *, operation: str, mid_stream: bool) -> FixFacts:
-    action = _action(diagnosis, operation)
-    ref = _with_account(context, diagnosis)
-    resources: tuple[str, ...] = ()
-    route_regions: tuple[str, ...] = ()
-    is_profile = False
-    if ref is not None:
-        routes = tuple(profile_routes(ref))
-        is_profile = ref.kind is ModelKind.INFERENCE_PROFILE
-        if is_profile:
-            resources = (ref.arn, *routes)
-            route_regions = tuple(dict.fromkeys(arn.split(":")[3] for arn in routes if arn.count(":") >= 3))
-        else:
-            resources = (ref.arn,)
-    suggested = None
-    if diagnosis.cause is Cause.PROFILE_REQUIRED:
-        base = diagnosis.model_in_message or (ref.resource_id if ref else None) or context.model_id
-        suggested = suggested_profile_id(base, region=context.region) if base else None
-    return FixFacts(
-        diagnosis=diagnosis,
-        operation=operation,
-        region=context.region,
-        partition=ref.partition if ref is not None else partition_of(context.region),
-        model=context.model_id or (ref.raw if ref else None) or diagnosis.model_in_message,
-        model_arn=context.model_arn,
-        action=action,
-        resources=resources,
-        route_regions=route_regions,
-        is_profile=is_profile,
-        suggested_model_id=suggested,
-        events_received=context.events_received,
-        mid_stream=mid_stream,
-    )
+# -- the facts a fix needs ------------------------------------------------------------------------------
 
 
 def _account_named(diagnosis: Diagnosis) -> str | None:
@@ -262,16 +216,13 @@ def _with_account(context: CallContext, diagnosis: Diagnosis) -> ModelRef | None
         return ref
 
 
-def _action(diagnosis: Diagnosis, operation: str) -> str:
-    if diagnosis.action and diagnosis.action.startswith("bedrock:"):
-        return diagnosis.action
-    return action_for(operation)
-
-
 def _suggested_policy(ref: ModelRef | None, action: str) -> dict[str, Any] | None:
     if ref is None:
         return None
-    return dict(least_privilege_policy([ref], actions=[action]))
+    try:
+        return dict(least_privilege_policy([ref], actions=[action]))
+    except errors.SafeBedrockError:  # a profile whose routes nobody knows: no policy beats a guessed one
+        return None
 
 
 # -- reading the botocore response -----------------------------------------------------------------------
@@ -285,44 +236,23 @@ def _well_formed(response: dict[str, Any]) -> bool:
     return all(isinstance(response.get(key, {}), dict) for key in ("Error", "ResponseMetadata"))
 
 
-def _metadata(response: dict[str, Any]) -> dict[str, Any]:
-    metadata = response.get("ResponseMetadata")
-    return metadata if isinstance(metadata, dict) else {}
-
-
 def _status(response: dict[str, Any]) -> int | None:
-    status = _metadata(response).get("HTTPStatusCode")
+    metadata = response.get("ResponseMetadata")
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
     return status if isinstance(status, int) and not isinstance(status, bool) and status > 0 else None
 
 
-def _request_id(response: dict[str, Any]) -> str | None:
-    metadata = _metadata(response)
-    request_id = metadata.get("RequestId")
-    if isinstance(request_id, str) and request_id:
-        return request_id
-    headers = metadata.get("HTTPHeaders")
-    if isinstance(headers, dict):
-        for name in ("x-amzn-requestid", "x-amz-request-id"):
-            value = headers.get(name)
-            if isinstance(value, str) and value:
-                return value
-    return None
-
-
 @functools.cache
-def _modeled_statuses() -> dict[str, int]:
-    # The service model is the source of truth for each error's HTTP status; read once, on first need.
-    model = _botocore_data.service_model()
-    statuses: dict[str, int] = {}
-    for shape in model.error_shapes:
-        status = shape.metadata.get("error", {}).get("httpStatusCode")
-        if isinstance(status, int):
-            statuses[shape.name.lower()] = status
-    return statuses
+def modeled_statuses() -> dict[str, int]:
+    """Each modeled error code's HTTP status ("ThrottlingException": 429), read once from the service model,
+    the source of truth for them."""
+    shapes = _botocore_data.service_model().error_shapes
+    return {shape.name: shape.metadata["error"]["httpStatusCode"] for shape in shapes}
 
 
-def _modeled_status(code: str) -> int | None:
-    return _modeled_statuses().get(_modeled_name(code).lower())
+def modeled_status(code: str) -> int | None:
+    """The modeled HTTP status of a code, also in the lowerCamel form mid-stream codes take."""
+    return modeled_statuses().get(_modeled_name(code))
 
 
 # -- the drop-in classes ---------------------------------------------------------------------------------

@@ -53,11 +53,24 @@ def client() -> Iterator[Any]:
     made.close()
 
 
+def defaults(klass: type[errors.BedrockServiceError]) -> dict[str, Any]:
+    """Every keyword the class takes, with its default."""
+    found: dict[str, Any] = {}
+    for base in reversed(klass.__mro__):
+        init = vars(base).get("__init__")
+        if base.__module__ == errors.__name__ and init is not None:
+            parameters = inspect.signature(init).parameters.values()
+            found.update({p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY})
+    return found
+
+
 def build(klass: type[errors.BedrockServiceError]) -> errors.BedrockServiceError:
-    accepted = set()
-    for base in klass.__mro__:
-        accepted.update(vars(base).get("_FIELDS", ()))
-    extra = {name: value for name, value in EXTRA_FIELDS.items() if name in accepted}
+    """An error whose every field differs from its default, so a field that pickling drops shows."""
+    extra = {name: value for name, value in EXTRA_FIELDS.items() if name in defaults(klass)}
+    response = {
+        "Error": {"Code": "AccessDeniedException", "Message": "as Bedrock sent it"},
+        "ResponseMetadata": {"RequestId": "req-1", "HTTPStatusCode": 403, "HTTPHeaders": {"x": "y"}},
+    }
     return klass(
         code="AccessDeniedException",
         message="User: x is not authorized to perform: bedrock:InvokeModel",
@@ -67,23 +80,23 @@ def build(klass: type[errors.BedrockServiceError]) -> errors.BedrockServiceError
         region="us-east-1",
         request_id="req-1",
         http_status=403,
-        retryable=False,
+        retryable=True,
         fix="Attach a policy.",
         mid_stream=True,
         events_received=2,
+        response=response,
         **extra,
     )
 
 
 def state(error: errors.BedrockServiceError) -> dict[str, Any]:
-    names = set(EXTRA_FIELDS) | set(errors.BedrockServiceError._FIELDS)
-    return {name: getattr(error, name) for name in sorted(names) if hasattr(error, name)}
+    return {**error.fields(), "response": error.response}
 
 
 def test_the_tree_covers_every_class_the_hierarchy_documents() -> None:
     names = {klass.__name__ for klass in SERVICE_ERRORS}
     for name in names:
-        assert name in errors.__doc__  # type: ignore[operator]
+        assert name in errors.__doc__
         assert name in errors.__all__
     assert len(names) == 22
 
@@ -102,6 +115,9 @@ def test_every_service_error_is_a_botocore_client_error_with_a_response(
 @pytest.mark.parametrize("klass", SERVICE_ERRORS, ids=lambda klass: klass.__name__)
 def test_every_service_error_pickles_with_all_its_fields(klass: type[errors.BedrockServiceError]) -> None:
     error = build(klass)
+    given = state(error)
+    assert given.keys() == defaults(klass).keys()
+    assert [name for name, default in defaults(klass).items() if given[name] == default] == []
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is klass
     assert state(copy) == state(error)

@@ -11,12 +11,17 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError, ReadTimeoutError
 
 from safe_bedrock import errors
+from safe_bedrock._classify import Cause
 from safe_bedrock._ids import parse_model_id
+from safe_bedrock._observe import error_fields
 from safe_bedrock._translate import CallContext, translate
 from tests.error_corpus import CORPUS, Case
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+
+CONVERSE = CallContext(operation="Converse", region="us-east-1")
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +152,18 @@ def test_every_translated_error_pickles_as_its_public_class(case: Case, client: 
     assert str(copy) == str(error)
 
 
+@pytest.mark.parametrize("cause", list(Cause), ids=[cause.name for cause in Cause])
+def test_every_cause_is_logged_under_the_category_the_cause_table_gives_it(cause: Cause) -> None:
+    error = cause.error_class(code="x", message="y", operation="Converse")
+    assert error_fields(error)["error_category"] == cause.category
+    assert cause.retryable is isinstance(error, errors.TransientError)
+
+
 def test_modeled_class_is_found_from_the_code_when_botocore_raised_plain_client_error(client: Any) -> None:
     response = {"Error": {"Code": "AccessDeniedException", "Message": "Access denied."}}
     original = ClientError(response, "Converse")
-    context = CallContext(operation="Converse", model_id=None, model_arn=None, region="us-east-1", ref=None)
     with pytest.raises(client.exceptions.AccessDeniedException):
-        raise translate(original, context=context, exceptions=client.exceptions) from original
+        raise translate(original, context=CONVERSE, exceptions=client.exceptions) from original
 
 
 def test_modeled_class_is_kept_without_the_client_exceptions(client: Any) -> None:
@@ -163,8 +174,7 @@ def test_modeled_class_is_kept_without_the_client_exceptions(client: Any) -> Non
         }
     }
     original = client.exceptions.ThrottlingException(response, "Converse")
-    context = CallContext(operation="Converse", model_id=None, model_arn=None, region="us-east-1", ref=None)
-    error = translate(original, context=context)
+    error = translate(original, context=CONVERSE)
     assert isinstance(error, errors.ThrottlingError)
     assert isinstance(error, client.exceptions.ThrottlingException)
 
@@ -179,14 +189,7 @@ def test_mid_stream_error_without_the_client_exceptions_is_still_an_event_stream
     original = EventStreamError(
         {"Error": {"Code": "throttlingException", "Message": "slow down"}}, "ConverseStream"
     )
-    context = CallContext(
-        operation="ConverseStream",
-        model_id=None,
-        model_arn=None,
-        region="us-east-1",
-        ref=None,
-        mid_stream=True,
-    )
+    context = CallContext(operation="ConverseStream", region="us-east-1", mid_stream=True)
     error = translate(original, context=context)
     assert isinstance(error, errors.ThrottlingError)
     assert isinstance(error, EventStreamError)
@@ -199,10 +202,7 @@ def test_mid_stream_error_takes_the_stream_request_id_from_the_context() -> None
     )
     context = CallContext(
         operation="ConverseStream",
-        model_id=None,
-        model_arn=None,
         region="us-east-1",
-        ref=None,
         mid_stream=True,
         events_received=7,
         request_id="req-stream",
@@ -223,8 +223,7 @@ def test_mid_stream_error_takes_the_stream_request_id_from_the_context() -> None
     ids=["value-error", "read-timeout", "already-translated"],
 )
 def test_errors_that_are_not_bedrock_service_errors_pass_through_unchanged(exc: Exception) -> None:
-    context = CallContext(operation="Converse", model_id=None, model_arn=None, region="us-east-1", ref=None)
-    assert translate(exc, context=context) is exc
+    assert translate(exc, context=CONVERSE) is exc
 
 
 def test_translating_a_translated_error_returns_it_unchanged(client: Any) -> None:
@@ -238,15 +237,13 @@ def test_request_id_falls_back_to_the_response_header() -> None:
         "Error": {"Code": "InternalServerException", "Message": "boom"},
         "ResponseMetadata": {"HTTPStatusCode": 500, "HTTPHeaders": {"x-amzn-requestid": "from-header"}},
     }
-    context = CallContext(operation="Converse", model_id=None, model_arn=None, region="us-east-1", ref=None)
-    error = translate(ClientError(response, "Converse"), context=context)
+    error = translate(ClientError(response, "Converse"), context=CONVERSE)
     assert isinstance(error, errors.InternalServerError)
     assert error.request_id == "from-header"
 
 
 def test_a_response_without_error_details_still_translates() -> None:
-    context = CallContext(operation="Converse", model_id=None, model_arn=None, region="us-east-1", ref=None)
-    error = translate(ClientError({}, "Converse"), context=context)
+    error = translate(ClientError({}, "Converse"), context=CONVERSE)
     assert isinstance(error, errors.BedrockServiceError)
     assert error.code == ""
     assert error.fix

@@ -74,7 +74,6 @@ CONTEXT = CallContext(
     model_id=FIELDS["model_id"],
     model_arn=FIELDS["resource"],
     region="us-east-1",
-    ref=None,
 )
 
 
@@ -102,14 +101,7 @@ def test_every_catalog_message_classifies_to_its_cause(code: str, variant: str) 
 @pytest.mark.parametrize("member", _catalog.STREAM_EXCEPTIONS)
 def test_every_mid_stream_exception_the_fake_can_send_classifies_by_its_code(member: str) -> None:
     original = EventStreamError({"Error": {"Code": member, "Message": "x"}}, "ConverseStream")
-    context = CallContext(
-        operation="ConverseStream",
-        model_id=None,
-        model_arn=None,
-        region="us-east-1",
-        ref=None,
-        mid_stream=True,
-    )
+    context = CallContext(operation="ConverseStream", region="us-east-1", mid_stream=True)
     error = translate(original, context=context)
     assert isinstance(error, errors.BedrockServiceError)
     assert type(error) is not errors.BedrockServiceError
