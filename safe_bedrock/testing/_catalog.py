@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from safe_bedrock._botocore_data import service_model
+from safe_bedrock._translate import modeled_statuses
 
 __all__ = [
     "ERRORS",
@@ -336,12 +337,6 @@ _FIELDS = frozenset(
 
 
 @lru_cache(maxsize=1)
-def _modeled_status() -> dict[str, int]:
-    model = service_model()
-    return {shape.name: int(shape.metadata["error"]["httpStatusCode"]) for shape in model.error_shapes}
-
-
-@lru_cache(maxsize=1)
 def _stream_exceptions() -> dict[str, str]:
     # Mid-stream exceptions are the error members of the streaming operations' event-stream unions, keyed by
     # their lowerCamel member name (what :exception-type carries) -> error code.
@@ -372,12 +367,12 @@ def stream_exceptions_of(operation: str) -> tuple[str, ...]:
 
 def http_status(code: str) -> int:
     """HTTP status for an error code: from the service model's error shapes, else the AWS front door's."""
-    return _modeled_status().get(code) or _FRONT_DOOR_STATUS.get(code, 400)
+    return modeled_statuses().get(code) or _FRONT_DOOR_STATUS.get(code, 400)
 
 
 def codes() -> tuple[str, ...]:
     """Every error code the fake can send: the service model's error shapes plus the front-door ones."""
-    return tuple(sorted(set(_modeled_status()) | set(_FRONT_DOOR_STATUS)))
+    return tuple(sorted(set(modeled_statuses()) | set(_FRONT_DOOR_STATUS)))
 
 
 def variants(code: str) -> tuple[str, ...]:
