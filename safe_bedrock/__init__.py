@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock._allowlist import AllowlistError, EmptyAllowlistWarning, ModelAllowlist
+from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._client import SafeBedrockClient
 from safe_bedrock._observe import BodyLogging, CallDetails, CallHook
-from safe_bedrock._policy import PolicyError
 from safe_bedrock._retry import RetryConfig
 from safe_bedrock._wire import guard
 from safe_bedrock.errors import (
     AccessDeniedError,
+    AllowlistError,
     BedrockServiceError,
+    EmptyAllowlistWarning,
     ExpiredCredentialsError,
     ExplicitDenyError,
     InferenceProfileRequiredError,
@@ -35,6 +36,7 @@ from safe_bedrock.errors import (
     ModelRetiredError,
     ModelStreamError,
     ModelTimeoutError,
+    PolicyError,
     QuotaExceededError,
     SafeBedrockError,
     ServiceUnavailableError,

@@ -195,4 +195,4 @@ def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:
         )
     if not isinstance(allow, Iterable):
         raise TypeError(f"allow= takes a list of model ids or ARNs or a ModelAllowlist, not {type(allow)}")
-    return ModelAllowlist(list(allow), _stacklevel=4)
+    return ModelAllowlist(list(allow))  # its warning finds the caller's line itself

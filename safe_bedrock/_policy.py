@@ -15,15 +15,14 @@ to direct calls, exactly as in IAM.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from safe_bedrock._ids import ModelKind, ModelRef, profile_routes
-from safe_bedrock.errors import SafeBedrockError
+from safe_bedrock.errors import PolicyError
 
 __all__ = [
     "INVOKE",
@@ -35,8 +34,11 @@ __all__ = [
     "PolicyVerdict",
     "Statement",
     "action_for",
+    "any_account_denies",
     "iam_match",
+    "iam_pattern",
     "least_privilege_policy",
+    "routed_refusal",
 ]
 
 INVOKE: Final = "bedrock:InvokeModel"
@@ -71,49 +73,39 @@ _CONDITION_OPERATORS: Final = frozenset({"StringEquals", "StringLike", "ArnEqual
 _ACTION_RE: Final = re.compile(r"\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+")
 
 
-class PolicyError(SafeBedrockError, ValueError):
-    """A policy document that is malformed, or uses a construct this library will not guess about."""
-
-    def __init__(
-        self, message: str, *, source: str = "", problem: str = "", statement: str | None = None
-    ) -> None:
-        self.source = source
-        self.problem = problem or message
-        self.statement = statement
-        super().__init__(message)
-
-
 def action_for(operation: str) -> str:
     """The IAM action a bedrock-runtime operation needs (Converse is authorized as InvokeModel, ...)."""
     return _ACTION_OF.get(operation, f"bedrock:{operation}")
 
 
-@functools.lru_cache(maxsize=8192)
-def _compile(pattern: str, *, fold: bool) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if fold else 0))
+_EXACT: Final = int(re.DOTALL)  # plain ints: combining RegexFlag members costs more than the lookup
+_FOLD: Final = int(re.DOTALL | re.IGNORECASE)
+
+
+def iam_pattern(pattern: str, *, fold: bool = False) -> re.Pattern[str]:
+    """An IAM wildcard pattern as a regex, anchored at both ends (``\\A...\\Z``) whatever method is used.
+
+    ``*`` matches any run of characters (``:`` and ``/`` included), ``?`` exactly one, everything else is
+    literal. Case-sensitive, as IAM compares resource ARNs, unless ``fold`` (IAM compares actions ignoring
+    case). The one translation of IAM wildcards in the package: policies, the allowlist (which joins the
+    ``.pattern`` of several into one alternation) and the fake all use it; ``re`` caches compiled forms.
+    """
+    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(rf"\A{body}\Z", _FOLD if fold else _EXACT)
 
 
 def iam_match(pattern: str, value: str) -> bool:
-    """IAM wildcard match: ``*`` any run of characters (``:`` and ``/`` included), ``?`` exactly one.
-
-    Case-sensitive, as IAM compares resource ARNs.
-    """
+    """Whether ``value`` matches the IAM wildcard ``pattern`` (see `iam_pattern`), case-sensitively."""
     if "*" not in pattern and "?" not in pattern:
         return pattern == value
-    return _compile(pattern, fold=False).fullmatch(value) is not None
+    return iam_pattern(pattern).match(value) is not None
 
 
 def action_match(pattern: str, action: str) -> bool:
     """IAM action match: wildcards as in `iam_match`, case-insensitive (IAM treats actions so)."""
-    return _compile(pattern, fold=True).fullmatch(action) is not None
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == action.lower()
+    return iam_pattern(pattern, fold=True).match(action) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +233,86 @@ class PolicyDocument:
                 )
             found.update(dict.fromkeys(statement.resources))
         return tuple(found)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Allowlists read from a policy (`ModelAllowlist.from_policy`): denies for any account, routed profiles
+
+
+def _any_account(pattern: str) -> str:
+    parts = pattern.split(":", 5)
+    if len(parts) == 6 and "/" not in parts[4]:
+        parts[4] = "*"
+    return ":".join(parts)
+
+
+def any_account_denies(document: PolicyDocument) -> PolicyDocument:
+    """The policy with every Deny widened to any account (its resources and its profile condition).
+
+    The caller's account is unknown to an allowlist: a Deny naming any account is assumed to apply.
+    """
+
+    def widen(statement: Statement) -> Statement:
+        if statement.effect != "Deny" or statement.not_resource:
+            return statement
+        arns = statement.profile_arns
+        return replace(
+            statement,
+            resources=tuple(map(_any_account, statement.resources)),
+            profile_arns=None if arns is None else tuple(map(_any_account, arns)),
+            profile_exact=False,
+        )
+
+    statements = tuple(map(widen, document.statements))
+    return PolicyDocument(statements=statements, version=document.version, source=document.source)
+
+
+# Stands for the caller's account in a system profile's ARN when the id does not name it: only a wildcard
+# account matches it, so an Allow naming some account is never taken to be the caller's.
+_UNKNOWN_ACCOUNT: Final = "{account-id}"
+
+
+def routed_refusal(document: PolicyDocument, ref: ModelRef, *, action: str) -> str:
+    """Why IAM would refuse calling the system profile ``ref`` under ``document``; "" when it allows it.
+
+    IAM authorizes such a call on the profile ARN and on the foundation model in every region the request
+    may be routed to, each with bedrock:InferenceProfileArn set to the profile (`PolicyDocument.evaluate`
+    with that context is IAM's decision; the routes are `profile_routes`).
+    """
+    profile = ref.arn
+    if not ref.account:
+        profile = (
+            f"arn:{ref.partition}:bedrock:{ref.region}:{_UNKNOWN_ACCOUNT}:inference-profile/{ref.resource_id}"
+        )
+    try:
+        routes = profile_routes(ref)
+    except LookupError as exc:
+        return f"{exc}, so the policy cannot be checked for every region this profile may send requests to"
+    for resource in (profile, *routes):
+        verdict = document.evaluate(action=action, resource=resource, inference_profile_arn=profile)
+        if verdict.allowed:
+            continue
+        where = "the profile" if resource == profile else f"{resource}, where this profile may route"
+        if verdict.explicit_deny:
+            sid = f" (Sid {verdict.matched_sid!r})" if verdict.matched_sid else ""
+            return (
+                f"an explicit Deny{sid} in the policy covers {where}, "
+                "so IAM refuses the call; narrow that Deny, or call a model or profile it does not cover"
+            )
+        if resource == profile and ref.account:
+            return f"the policy does not allow {action} on {profile} (it names another account)"
+        if resource == profile:
+            return (
+                "the policy allows the profile only in a named account, and the caller's account is not "
+                f"known here; allow {policy_resource(ref)} (any account), or pass the profile's full ARN "
+                "with your account as modelId"
+            )
+        return (
+            f"the policy does not allow {action} on {where} (IAM checks every routed region); allow it "
+            f"conditioned on bedrock:InferenceProfileArn {policy_resource(ref)} "
+            f"(`safe-bedrock policy {ref.resource_id}` writes that statement)"
+        )
+    return ""
 
 
 # ---------------------------------------------------------------------------------------------------------

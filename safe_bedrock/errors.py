@@ -3,6 +3,8 @@
 ```
 SafeBedrockError
 ├── InvalidModelIdError (also ValueError)      malformed or unsafe modelId, refused locally
+├── AllowlistError (also ValueError)           a malformed or too-broad allowlist entry or source
+├── PolicyError (also ValueError)              an IAM policy document safe-bedrock will not guess about
 └── BedrockServiceError (also botocore ClientError)
     ├── AccessDeniedError
     │   ├── ModelNotAllowedError               refused locally by the allowlist
@@ -25,6 +27,8 @@ SafeBedrockError
         ├── ServiceUnavailableError
         ├── InternalServerError
         └── ModelStreamError
+
+EmptyAllowlistWarning (a UserWarning)          an allowlist with no entries: every call will be refused
 ```
 
 The class names the cause, read from Bedrock's error code *and* message (one code, such as
@@ -34,7 +38,8 @@ this very call (the IAM action, the ARNs, the region), and `str(error)` is one l
 
 Configuration mistakes are refused when the client or allowlist is built, also as `SafeBedrockError`s and
 `ValueError`s: `AllowlistError` (a bad or too-broad allowlist entry or file) and `PolicyError` (an IAM
-policy document safe-bedrock will not guess about), both exported from `safe_bedrock`.
+policy document safe-bedrock will not guess about). An empty allowlist is not an error but warns with
+`EmptyAllowlistWarning`, pointing at the line that built it.
 
 Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
 `.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
@@ -60,7 +65,9 @@ from botocore.exceptions import ClientError
 
 __all__ = [
     "AccessDeniedError",
+    "AllowlistError",
     "BedrockServiceError",
+    "EmptyAllowlistWarning",
     "ExpiredCredentialsError",
     "ExplicitDenyError",
     "InferenceProfileRequiredError",
@@ -78,6 +85,7 @@ __all__ = [
     "ModelRetiredError",
     "ModelStreamError",
     "ModelTimeoutError",
+    "PolicyError",
     "QuotaExceededError",
     "SafeBedrockError",
     "ServiceUnavailableError",
@@ -147,6 +155,42 @@ class InvalidModelIdError(SafeBedrockError, ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {"model_id": self.model_id, "problem": self.problem, "fix": self.fix}
         return (_rebuild, (_public_class(self), kwargs))
+
+
+class AllowlistError(SafeBedrockError, ValueError):
+    """An allowlist entry or source that is malformed or too broad; names the entry, source and fix."""
+
+    def __init__(self, *, source: str, problem: str, fix: str, entry: str | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        self.fix = fix
+        self.entry = entry
+        subject = f"allowlist entry {entry!r} ({source})" if entry is not None else f"allowlist from {source}"
+        super().__init__(f"{subject}: {problem}. Fix: {fix}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"source": self.source, "problem": self.problem, "fix": self.fix, "entry": self.entry}
+        return (_rebuild, (_public_class(self), kwargs))
+
+
+class PolicyError(SafeBedrockError, ValueError):
+    """A policy document that is malformed, or uses a construct this library will not guess about."""
+
+    def __init__(
+        self, message: str, *, source: str = "", problem: str = "", statement: str | None = None
+    ) -> None:
+        self.source = source
+        self.problem = problem or message
+        self.statement = statement
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"source": self.source, "problem": self.problem, "statement": self.statement}
+        return (_rebuild, (_public_class(self), {"message": str(self), **kwargs}))
+
+
+class EmptyAllowlistWarning(UserWarning):
+    """An allowlist with no entries: every model-addressed call will be refused."""
 
 
 class BedrockServiceError(SafeBedrockError, ClientError):

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from safe_bedrock._allowlist import AllowlistError, EmptyAllowlistWarning, ModelAllowlist
+from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id
-from safe_bedrock._policy import (
-    INVOKE,
-    INVOKE_BIDI_STREAM,
-    INVOKE_STREAM,
+from safe_bedrock._policy import INVOKE, INVOKE_BIDI_STREAM, INVOKE_STREAM, least_privilege_policy
+from safe_bedrock.errors import (
+    AllowlistError,
+    EmptyAllowlistWarning,
+    InvalidModelIdError,
     PolicyError,
-    least_privilege_policy,
+    SafeBedrockError,
 )
-from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -607,14 +607,20 @@ def test_many_entries_decide_the_same_as_few() -> None:
     assert not allowlist.decide(ref(OPUS), action=INVOKE).allowed
 
 
-def test_warnings_from_binding_do_not_repeat() -> None:
+def test_an_empty_allowlist_warns_once_when_built_and_not_again_when_bound_or_deciding() -> None:
+    with pytest.warns(EmptyAllowlistWarning) as record:
+        allowlist = ModelAllowlist([])
+    assert len(record) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ModelAllowlist([HAIKU]).bind(region="us-east-1")
+        for region in ("us-east-1", "eu-west-1"):
+            bound = allowlist.bind(region=region)
+            assert not bound.decide(ref(HAIKU, region), action=INVOKE).allowed
+        assert not allowlist.decide(ref(HAIKU), action=INVOKE_STREAM).allowed
 
 
-def test_a_repeated_refusal_is_remembered() -> None:
-    allowlist = ModelAllowlist([HAIKU]).bind(region="us-east-1")
-    first = allowlist.decide(ref(OPUS), action=INVOKE)
-    assert allowlist.decide(ref(OPUS), action=INVOKE) is first
-    assert allowlist.decide(ref(OPUS), action=INVOKE_STREAM) is not first
+def test_deciding_keeps_no_state_the_same_call_gets_an_equal_decision() -> None:
+    allowlist = ModelAllowlist([HAIKU, "meta.llama3-*"]).bind(region="us-east-1")
+    for model_id in (OPUS, HAIKU, "meta.llama3-1-70b-instruct-v1:0"):
+        first = allowlist.decide(ref(model_id), action=INVOKE)
+        assert allowlist.decide(ref(model_id), action=INVOKE) == first

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from safe_bedrock._allowlist import AllowlistError, ModelAllowlist
+from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import parse_model_id
 from safe_bedrock._policy import INVOKE, iam_match
+from safe_bedrock.errors import AllowlistError
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,12 +14,12 @@ from safe_bedrock._policy import (
     INVOKE_STREAM,
     PROFILE_ARN_KEY,
     PolicyDocument,
-    PolicyError,
     action_for,
     iam_match,
+    iam_pattern,
     least_privilege_policy,
 )
-from safe_bedrock.errors import SafeBedrockError
+from safe_bedrock.errors import PolicyError, SafeBedrockError
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 FM = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
@@ -53,6 +54,52 @@ PROFILE = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{HAIKU}"
 )
 def test_iam_wildcards(pattern: str, value: str, expected: bool) -> None:
     assert iam_match(pattern, value) is expected
+    regex = iam_pattern(pattern)
+    # Anchored at both ends: every method answers for the whole value.
+    for method in (regex.match, regex.fullmatch, regex.search):
+        assert (method(value) is not None) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("a.b", "axb", False),  # '.' is literal
+        ("a+b", "a+b", True),
+        ("a\\*", "a\\xyz", True),  # a backslash is literal and does not escape the '*'
+        ("a\\?", "a\\x", True),
+        ("(a|b)", "a", False),
+        ("a*", "a\nb", True),  # '*' is any run of characters
+        ("abc", "xabcx", False),
+        ("*c", "abcd", False),
+    ],
+)
+def test_iam_pattern_treats_every_other_character_literally(pattern: str, value: str, expected: bool) -> None:
+    regex = iam_pattern(pattern)
+    assert (regex.search(value) is not None) is expected
+    assert iam_match(pattern, value) is expected
+
+
+def test_iam_pattern_folds_case_only_when_asked_as_for_actions() -> None:
+    assert iam_pattern("bedrock:Invoke*", fold=True).match("BEDROCK:INVOKEMODEL")
+    assert not iam_pattern("bedrock:Invoke*").match("BEDROCK:INVOKEMODEL")
+
+
+def test_iam_patterns_join_into_one_alternation_that_names_the_branch() -> None:
+    patterns = ["anthropic.*", "meta.llama?-*", "amazon.nova-pro-v1:0"]
+    joined = re.compile("|".join(f"{iam_pattern(p).pattern}()" for p in patterns), re.DOTALL)
+    for value, branch in [("meta.llama3-x", 2), ("amazon.nova-pro-v1:0", 3), ("anthropic.x", 1)]:
+        found = joined.match(value)
+        assert found is not None
+        assert found.lastindex == branch
+    assert joined.match("amazon.nova-pro-v1:0x") is None
+    assert joined.match("xanthropic.x") is None
+
+
+def test_the_fake_matches_wildcards_with_the_one_translation() -> None:
+    from safe_bedrock.testing import _control_plane, _script  # noqa: PLC0415
+
+    assert _script._wildcard is iam_pattern
+    assert _control_plane._wildcard("anthropic.*") == iam_pattern("anthropic.*")
 
 
 @pytest.mark.parametrize(

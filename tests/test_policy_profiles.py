@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from safe_bedrock import ModelNotAllowedError, SafeBedrockClient
-from safe_bedrock._allowlist import AllowlistError, ModelAllowlist
+from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import ModelKind, parse_model_id, profile_routes
-from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PROFILE_ARN_KEY, PolicyError, least_privilege_policy
+from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PROFILE_ARN_KEY, least_privilege_policy
+from safe_bedrock.errors import AllowlistError, PolicyError
 from safe_bedrock.testing import FakeBedrock
 
 LLAMA = "meta.llama3-1-70b-instruct-v1:0"

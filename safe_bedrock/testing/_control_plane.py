@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
 from safe_bedrock import _botocore_data
+from safe_bedrock._policy import iam_pattern
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -379,9 +380,8 @@ def _context(form: Mapping[str, str]) -> dict[str, str]:
     return entries
 
 
-@lru_cache(maxsize=64)
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern))
+    return iam_pattern(pattern)  # IAM wildcard semantics, anchored at both ends
 
 
 def _template_regex(template: str) -> re.Pattern[str]:

@@ -14,7 +14,6 @@ A scripting mistake (an error code Bedrock does not have, a stream error on a no
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from botocore import xform_name
 
 from safe_bedrock._botocore_data import service_model
+from safe_bedrock._policy import iam_pattern
 from safe_bedrock.testing import _catalog
 
 if TYPE_CHECKING:
@@ -154,12 +154,7 @@ def text_operations() -> frozenset[str]:
     return frozenset({"InvokeModel", "Converse"}) | stream_operations()
 
 
-@lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    # IAM wildcard semantics: * any run of characters, ? one character, everything else literal.
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z"
-    )
+_wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
 
 
 def _model_matches(pattern: str, request: FakeRequest) -> bool:

@@ -51,7 +51,7 @@ FILES: list[tuple[str, str | bytes, str]] = [
     ("traversal.json", json.dumps({"allow": [f"{HAIKU}/../x"]}), "traversal"),
     ("confusable.json", json.dumps({"allow": ["\u0430nthropic.claude-3-haiku-20240307-v1:0"]}), "non-ASCII"),
     ("empty.json", "", "JSON"),
-    ("not-a-table.json", json.dumps([HAIKU]), ""),
+    ("not-a-table.json", json.dumps([HAIKU]), "top level"),
     ("stream-only-star.toml", f'allow = ["{HAIKU}"]\nstream_only = ["*"]', "every model"),
     ("star-zero.json", json.dumps({"allow": [HAIKU, "*0"]}), "every provider"),
     ("star-e-star.toml", 'invoke_only = ["*e*"]', "every provider"),
@@ -142,7 +142,7 @@ POLICIES: list[tuple[str, object, type[Exception], str]] = [
         "policy variable",
         _doc(Resource="arn:aws:bedrock:us-east-1::foundation-model/${aws:username}"),
         AllowlistError,
-        "",
+        "characters no ARN has",
     ),
 ]
 
