@@ -136,8 +136,15 @@ class GuardedShell:
 
     @property
     def client(self) -> Any:
-        """The wrapped client; calls made on it directly bypass the guard."""
-        return self._inner()
+        """The wrapped boto3 client, for code that needs it raw (a framework's `client=`).
+
+        Its calls skip this client's typed errors, retries and log event, but not the allowlist: from
+        the moment it is handed out, every request it sends (and every URL it presigns) is checked on the
+        wire against this client's allowlist, for as long as it lives.
+        """
+        inner = self._inner()
+        install(inner, self._guard)
+        return inner
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # never recurse through a half-built instance

@@ -22,6 +22,7 @@ is guarded. Installing twice stacks the checks: each can only narrow what is sen
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -70,17 +71,22 @@ def check_request(guard: Guard, method: str | None, url: str, body: object, *, r
 
 
 def _body_member(body: object) -> object:
-    """modelId from a JSON request body (StartAsyncInvoke); None when it holds none (then refused).
+    """modelId from a JSON request body (StartAsyncInvoke); None (then refused) unless there is one.
 
-    A presigned URL has no body, and whoever holds it may send any: such operations are never presigned.
+    Exactly one top-level key spelt `modelId` and no other spelling of it: JSON parsers disagree on
+    which of two equal keys wins, and a case-insensitive one could read another. A presigned URL has no
+    body, and whoever holds it may send any: such operations are never presigned.
     """
-    if isinstance(body, (bytes, bytearray, str)):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        return data.get("modelId") if isinstance(data, dict) else None
-    return None
+    if not isinstance(body, (bytes, str)):
+        return None
+    try:
+        pairs = json.loads(body, object_pairs_hook=list)
+    except ValueError:
+        return None
+    if not isinstance(pairs, list):
+        return None
+    named = [(key, value) for key, value in pairs if key.casefold() == "modelid"]
+    return named[0][1] if len(named) == 1 and named[0][0] == "modelId" else None
 
 
 def guard_for(client: Any, allowlist: ModelAllowlist, **settings: Any) -> Guard:
@@ -101,12 +107,13 @@ class _Checks:
     """The guards on one client: those `guard()` put there, and those of the shells wrapping it.
 
     Every `guard()` applies to every request (installing twice narrows). A shell's guard applies to the
-    calls made through that shell (`ACTIVE` names it while its call runs), so several SafeBedrockClients
-    may share one boto3 client, each with its own allowlist; a call made on the boto3 client directly must
-    satisfy every live shell wrapping it.
+    request its own call sends (`ACTIVE` names it for one request per attempt), so several
+    SafeBedrockClients may share one boto3 client, each with its own allowlist; any other request on the
+    boto3 client (a direct call, one made from inside a handler) must satisfy every live shell wrapping it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
         self.explicit: list[Guard] = []
         self.shells: weakref.WeakKeyDictionary[object, Guard] = weakref.WeakKeyDictionary()
 
@@ -114,13 +121,15 @@ class _Checks:
         for rules in self.explicit:
             check_request(rules, method, url, body, record=True)
         active = ACTIVE.get()
-        shells = list(self.shells.values())
-        mine = active is not None and any(rules is active for rules in shells)
-        for rules in [active] if mine and active is not None else shells:
+        if active is not None and active.endpoint == self.endpoint:
+            ACTIVE.set(None)  # spent: a nested call made while this one runs is decided as a direct one
+            check_request(active, method, url, body)
+            return
+        for rules in list(self.shells.values()):
             check_request(rules, method, url, body)
 
 
-# The guard of the shell whose call is running in this thread or task (see `_Checks`).
+# The guard of the shell whose call is about to send its request in this thread or task (see `_Checks`).
 ACTIVE: ContextVar[Guard | None] = ContextVar("safe_bedrock_active_guard", default=None)
 
 
@@ -128,50 +137,71 @@ def install(client: Any, rules: Guard, *, shell: object = None) -> None:
     """Put the wire check on a botocore or aiobotocore bedrock-runtime client (in place).
 
     Two places, each the last step of its path: the endpoint's send step (after every event handler,
-    just before the HTTP session) and the URL `generate_presigned_url` returns (after every signing
-    handler). Checking the presigned URL itself means the check on it cannot be outrun by a handler.
-    `shell`: the SafeBedrockClient these rules belong to (None: `guard()`, applying to every request).
+    just before the HTTP session) and the request signer's presigning (after every signing handler, on
+    the URL it returns). `shell`: the SafeBedrockClient these rules belong to, held weakly (None: the
+    rules apply to every request for the client's lifetime, as `guard()` installs them).
     """
     endpoint = client._endpoint  # the send step: after every event handler
     checks: _Checks | None = getattr(endpoint, _INSTALLED, None)
     if checks is None:
-        checks = _Checks()
+        checks = _Checks(client.meta.endpoint_url)
         _wrap_send(client, checks)
         setattr(endpoint, _INSTALLED, checks)
-    if shell is None:
-        checks.explicit.append(rules)
-    else:
+    if shell is not None:
         checks.shells[shell] = rules
+    elif all(existing is not rules for existing in checks.explicit):
+        checks.explicit.append(rules)
 
 
 def _wrap_send(client: Any, checks: _Checks) -> None:
-    endpoint = client._endpoint
-    send, presign = endpoint._send, client.generate_presigned_url
+    # Both steps are instance attributes of botocore's own objects, reached through every public path:
+    # client.generate_presigned_url, the class's, and botocore.signers' all presign through the signer.
+    endpoint, signer = client._endpoint, client._request_signer
+    send, presign = endpoint._send, signer.generate_presigned_url
+
+    def checked(request: Any) -> Any:
+        # What is checked is what is sent: a copy in exact built-in types, so neither a str or bytes
+        # subclass nor a thread changing the request after the check can show the check something else.
+        sent = copy.copy(request)
+        sent.method = _exact(request.method)
+        sent.url = _exact(request.url)
+        sent.body = _exact(request.body)
+        sent.headers = request.headers.copy()
+        checks.check(sent.method, sent.url, sent.body)
+        return sent
 
     def check_url(url: str) -> str:
-        checks.check(None, url, None)  # a presigned URL may be used with any method
-        return url
+        exact = str.__str__(url)
+        checks.check(None, exact, None)  # a presigned URL may be used with any method
+        return exact
 
     if _is_async(client):
 
         async def checked_send_async(request: Any) -> Any:
-            checks.check(request.method, request.url, request.body)
-            return await send(request)
+            return await send(checked(request))
 
         async def checked_presign_async(*args: Any, **kwargs: Any) -> str:
             return check_url(await presign(*args, **kwargs))
 
-        endpoint._send, client.generate_presigned_url = checked_send_async, checked_presign_async
+        endpoint._send, signer.generate_presigned_url = checked_send_async, checked_presign_async
     else:
 
         def checked_send(request: Any) -> Any:
-            checks.check(request.method, request.url, request.body)
-            return send(request)
+            return send(checked(request))
 
         def checked_presign(*args: Any, **kwargs: Any) -> str:
             return check_url(presign(*args, **kwargs))
 
-        endpoint._send, client.generate_presigned_url = checked_send, checked_presign
+        endpoint._send, signer.generate_presigned_url = checked_send, checked_presign
+
+
+def _exact(value: Any) -> Any:
+    """`value` as a plain str or bytes (whatever its class overrides), or as it is when it is neither."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return memoryview(value).tobytes()
+    return value
 
 
 def _is_async(client: object) -> bool:
