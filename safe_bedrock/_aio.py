@@ -154,7 +154,7 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
             async def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
-                    response, _ = await acall_with_retries(
+                    response = await acall_with_retries(
                         lambda: _attempt(guard, state, operation, kwargs), config=retry
                     )
                 except BaseException as exc:
@@ -169,10 +169,9 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
             async def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
-                    response, _ = await acall_with_retries(
+                    return await acall_with_retries(
                         lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
                     )
-                    return response
                 except BaseException as exc:
                     guard.record_error(state, exc)
                     raise

@@ -226,7 +226,7 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
             def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
-                    response, _ = call_with_retries(
+                    response = call_with_retries(
                         lambda: _attempt(guard, state, operation, kwargs), config=retry
                     )
                 except BaseException as exc:
@@ -241,10 +241,9 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
             def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
                 try:
-                    response, _ = call_with_retries(
+                    return call_with_retries(
                         lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
                     )
-                    return response
                 except BaseException as exc:
                     guard.record_error(state, exc)
                     raise

@@ -1,37 +1,22 @@
-"""The retry policy: one decision, used by the sync and the async runner (tenacity stays in here).
+"""The retry policy, run by tenacity for the sync and the async client alike (tenacity stays in here).
 
-What is retried: `TransientError` (throttling, model not ready, model timeout, service unavailable, internal
-server error, model stream error) and connection-level failures (botocore `ConnectionError` and
-`HTTPClientError`: endpoint unreachable, connect/read timeout, connection closed, response streaming error;
-urllib3 `ProtocolError` and `ReadTimeoutError`, raised unwrapped while an event stream is read). Never
-access, validation, not-found, quota or model errors: resending the same request cannot change their
-answer. The runners see errors as the client raises them, so the client translates botocore errors
-(`_translate.translate`) inside the retried function.
-
-How long: at most `RetryConfig.attempts` attempts in all, and no new attempt once `RetryConfig.timeout`
-seconds have passed since the first began (waits included). Between attempts the wait is exponential with
-full jitter, `uniform(0, min(wait_max, wait_initial * wait_exp_base ** (n - 1)))` after the n-th attempt,
-unless the error carries a `Retry-After` header (seconds or an HTTP date): then that, capped at `wait_max`.
-Every wait is also capped at the time left.
-
-Streams: a stream is retried only while nothing has reached the caller. The client opens the stream *and
-reads its first event* inside the retried function (an `EventStreamError` as the first frame is a failure
-of that attempt); once the first event is handed to the caller the stream lives outside the runner, so a
-later failure propagates with `mid_stream=True` and is never retried: no silent duplicate answer.
-
-No multiplied retries: botocore retries on its own too (3 attempts in its default "standard" mode).
-`no_retry_config` turns that off for clients safe-bedrock builds; `botocore_retries_active` lets the client
-warn once about a client that was handed in still retrying (each of our attempts may then be several).
+Whether: `is_transient` (transient service errors and connection failures; never access, validation,
+not-found, quota or model errors, whose answer a resend cannot change), on errors the client has already
+translated inside the retried function. When: `RetryConfig` (stamina's parameters and backoff, through
+tenacity's own strategies), or the error's `Retry-After`. Streams: the client reads the first event inside
+the retried function, so only a failure before anything reached the caller is retried. One policy:
+`no_retry_config` turns botocore's own retries off, `botocore_retries_active` spots a client still retrying.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
-import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -48,17 +33,15 @@ from safe_bedrock.errors import TransientError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from types import TracebackType
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "RetryConfig",
-    "RetryDetails",
     "acall_with_retries",
     "botocore_retries_active",
     "call_with_retries",
     "is_testing",
     "is_transient",
-    "next_wait",
     "no_retry_config",
     "parse_retry_after",
     "retry_after_of",
@@ -67,23 +50,14 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# Connection-level failures: the request may not have reached Bedrock, or its answer was cut off before
-# the caller saw any of it. HTTPClientError covers read timeouts, closed connections and broken streams;
-# botocore's ConnectionError covers unreachable endpoints, connect timeouts, proxy and TLS failures. While
-# an event stream is read, urllib3's own errors come through unwrapped: ProtocolError ("Response ended
-# prematurely", "Connection broken") and ReadTimeoutError (no byte within read_timeout).
+# The request may not have reached Bedrock, or its answer was cut off before the caller saw any of it.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    BotocoreConnectionError,
-    HTTPClientError,
-    ProtocolError,
-    Urllib3ReadTimeoutError,
-    # An event-stream frame that fails its CRC or does not parse was damaged in transit. Streams are only
-    # retried before their first event reaches the caller, so resending then duplicates nothing.
-    EventStreamParserError,
+    BotocoreConnectionError,  # unreachable endpoint, connect timeout, proxy and TLS failures
+    HTTPClientError,  # read timeout, closed connection, broken response stream
+    ProtocolError,  # while an event stream is read: "Response ended prematurely", "Connection broken"
+    Urllib3ReadTimeoutError,  # while an event stream is read: no byte within read_timeout
+    EventStreamParserError,  # a frame that fails its CRC or does not parse was damaged in transit
 )
-
-# Exponents beyond this overflow a float long before any sane wait_max; the wait is wait_max by then.
-_MAX_EXPONENT = 1000
 
 
 def _seconds(name: str, value: object) -> float:
@@ -98,20 +72,14 @@ def _seconds(name: str, value: object) -> float:
     return seconds
 
 
-def _as_float(value: float | timedelta) -> float:
-    # RetryConfig stores float seconds; the annotation still admits the timedelta it was built from.
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryConfig:
-    """How safe-bedrock retries transient failures.
+    """How safe-bedrock retries transient failures; the parameters mean what they mean in stamina.
 
     `attempts` counts every attempt including the first (1 = no retries). `timeout` caps the whole call,
-    waits included: no attempt starts after it. Waits grow as `wait_initial * wait_exp_base ** (n - 1)`
-    up to `wait_max`; with `wait_jitter` (the default) each wait is drawn uniformly between 0 and that
-    value ("full jitter"), so clients throttled together do not come back together. A `Retry-After` sent
-    by the service replaces the computed wait (capped at `wait_max`). Durations take seconds or a
+    waits included: no attempt starts after it. The wait after the n-th failed attempt is
+    `min(wait_max, wait_initial * wait_exp_base ** (n - 1) + uniform(0, wait_jitter))`; a `Retry-After`
+    sent by the service replaces it (capped at `wait_max`). Durations take seconds or a
     `datetime.timedelta`; they are stored as float seconds.
     """
 
@@ -120,40 +88,48 @@ class RetryConfig:
     wait_initial: float | timedelta = 0.5
     wait_max: float | timedelta = 10.0
     wait_exp_base: float = 2.0
-    wait_jitter: bool = True
+    wait_jitter: float | timedelta = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise TypeError(f"RetryConfig.attempts takes an int, not {type(self.attempts).__name__}")
-        if self.attempts < 1:
+        attempts, base = self.attempts, self.wait_exp_base
+        if isinstance(attempts, bool) or not isinstance(attempts, int):
+            raise TypeError(f"RetryConfig.attempts takes an int, not {type(attempts).__name__}")
+        if attempts < 1:
             raise ValueError(
-                f"RetryConfig.attempts counts the first attempt too, so it must be >= 1, got {self.attempts}"
+                f"RetryConfig.attempts counts the first attempt too, so it must be >= 1, got {attempts}"
                 " (use RetryConfig.disabled() for no retries)"
             )
-        timeout = _seconds("timeout", self.timeout)
-        if timeout == 0:
-            raise ValueError(
-                "RetryConfig.timeout must be > 0 seconds: it caps the whole call, waits included"
-            )
-        wait_initial = _seconds("wait_initial", self.wait_initial)
-        wait_max = _seconds("wait_max", self.wait_max)
-        if wait_max < wait_initial:
-            raise ValueError(
-                f"RetryConfig.wait_max ({wait_max}s) is below wait_initial ({wait_initial}s); "
-                "wait_max caps every wait, so raise it or lower wait_initial"
-            )
-        base = self.wait_exp_base
         if isinstance(base, bool) or not isinstance(base, (int, float)):
             raise TypeError(f"RetryConfig.wait_exp_base takes a float, not {type(base).__name__}")
         if not math.isfinite(base) or base < 1:
             raise ValueError(f"RetryConfig.wait_exp_base must be >= 1 (1 = constant waits), got {base!r}")
-        if not isinstance(self.wait_jitter, bool):
-            raise TypeError(f"RetryConfig.wait_jitter takes a bool, not {type(self.wait_jitter).__name__}")
-        # Normalised so that equal policies compare equal whichever unit they were written in.
-        object.__setattr__(self, "timeout", timeout)
-        object.__setattr__(self, "wait_initial", wait_initial)
-        object.__setattr__(self, "wait_max", wait_max)
+        if isinstance(self.wait_jitter, bool):
+            warnings.warn(
+                f"RetryConfig(wait_jitter={self.wait_jitter}) is deprecated: wait_jitter is the most seconds "
+                f"of random jitter added to each wait now, as in stamina; write wait_jitter="
+                f"{float(self.wait_jitter)}, which is what {self.wait_jitter} means now",
+                DeprecationWarning,
+                stacklevel=3,  # __post_init__ <- the dataclass __init__ <- the caller
+            )
+            object.__setattr__(self, "wait_jitter", float(self.wait_jitter))
+        # Stored as float seconds, so equal policies compare equal whichever unit they were written in.
+        for name in ("timeout", "wait_initial", "wait_max", "wait_jitter"):
+            object.__setattr__(self, name, _seconds(name, getattr(self, name)))
         object.__setattr__(self, "wait_exp_base", float(base))
+        timeout, initial, wait_max, _ = self._durations
+        if timeout == 0:
+            raise ValueError("RetryConfig.timeout must be > 0 seconds: it caps the whole call, waits too")
+        if wait_max < initial:
+            raise ValueError(
+                f"RetryConfig.wait_max ({wait_max}s) is below wait_initial ({initial}s); "
+                "wait_max caps every wait, so raise it or lower wait_initial"
+            )
+
+    @property
+    def _durations(self) -> tuple[float, float, float, float]:
+        """(timeout, wait_initial, wait_max, wait_jitter), which __post_init__ stored as float seconds."""
+        durations = (self.timeout, self.wait_initial, self.wait_max, self.wait_jitter)
+        return cast("tuple[float, float, float, float]", durations)
 
     @classmethod
     def disabled(cls) -> RetryConfig:
@@ -161,62 +137,27 @@ class RetryConfig:
         return cls(attempts=1)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryDetails:
-    """Handed to `on_retry` before each wait: what failed, and how long the runner waits now."""
-
-    attempt: int  # the attempt that just failed, 1-based
-    wait: float  # seconds the runner waits before the next attempt (0 in testing mode)
-    elapsed: float  # seconds since the first attempt began
-    retry_after: float | None  # what the service asked for, in seconds, when it did
-    error: BaseException
+# The testing switch, as process-wide as stamina's: None when off, else (attempts override or None,).
+_testing: tuple[int | None] | None = None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The testing switch (modelled on stamina.set_testing)
+def _switch(state: tuple[int | None] | None) -> None:
+    global _testing  # noqa: PLW0603 - one process-wide switch, like stamina's
+    _testing = state
 
 
-@dataclass(frozen=True, slots=True)
-class _Testing:
-    attempts: int | None
-
-
-_testing: _Testing | None = None
-
-
-class _TestingSwitch:
-    """What `set_testing` returns: the switch is already flipped; used as a context manager it flips back."""
-
-    __slots__ = ("_previous",)
-
-    def __init__(self, previous: _Testing | None) -> None:
-        self._previous = previous
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        global _testing  # noqa: PLW0603 - one process-wide switch, like stamina's
-        _testing = self._previous
-
-
-def set_testing(enabled: bool, *, attempts: int | None = None) -> _TestingSwitch:  # noqa: FBT001 - stamina's shape
+def set_testing(enabled: bool, *, attempts: int | None = None) -> contextlib.AbstractContextManager[object]:  # noqa: FBT001 - stamina's shape
     """Turn testing mode on or off: no waiting between attempts (and, with `attempts`, that many at most).
 
     `set_testing(True)` takes effect at once; `with set_testing(True): ...` restores the previous mode on
     exit. `attempts=1` turns retries off entirely; `None` keeps each client's configured attempts.
     """
-    global _testing  # noqa: PLW0603 - one process-wide switch, like stamina's
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
         raise ValueError(f"set_testing(attempts=...) takes an int >= 1 or None, got {attempts!r}")
-    previous = _testing
-    _testing = _Testing(attempts=attempts) if enabled else None
-    return _TestingSwitch(previous)
+    restore = contextlib.ExitStack()
+    restore.callback(_switch, _testing)
+    _switch((attempts,) if enabled else None)
+    return restore
 
 
 def is_testing() -> bool:
@@ -224,22 +165,14 @@ def is_testing() -> bool:
     return _testing is not None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The decision (sans-I/O)
-
-
 def is_transient(exc: BaseException) -> bool:
     """The default retry rule: transient service errors and connection failures, nothing else."""
-    if isinstance(exc, TransientError):
+    if isinstance(exc, (TransientError, *CONNECTION_ERRORS)):
         return True
-    if isinstance(exc, CONNECTION_ERRORS):
-        return True
-    # The async client's transport raises aiohttp's own errors while reading a body; look them up only when
-    # aiohttp is already loaded, so the sync client never imports it.
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        return isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError))
-    return False
+    aiohttp = sys.modules.get("aiohttp")  # the async client's transport; the sync client never imports it
+    return aiohttp is not None and isinstance(
+        exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+    )
 
 
 def parse_retry_after(value: object, *, now: float) -> float | None:
@@ -247,188 +180,68 @@ def parse_retry_after(value: object, *, now: float) -> float | None:
 
     `now` is the wall clock (`time.time()`) an HTTP date is measured against; a date in the past means 0.
     """
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if not isinstance(text, str):
         return None
     try:
         seconds = float(text)
     except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; an obsolete form without a zone means the same
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - now)
+        try:
+            when = email.utils.parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        # RFC 9110 dates are GMT; an obsolete form without a zone means the same.
+        return max(0.0, when.replace(tzinfo=when.tzinfo or timezone.utc).timestamp() - now)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def retry_after_of(exc: BaseException, *, now: float) -> float | None:
+def retry_after_of(exc: BaseException | None, *, now: float) -> float | None:
     """The Retry-After an error's HTTP response carried, in seconds (botocore keeps the response)."""
     response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return None
-    metadata = response.get("ResponseMetadata")
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
     headers = metadata.get("HTTPHeaders") if isinstance(metadata, dict) else None
     if not isinstance(headers, dict):
         return None
-    value = headers.get("retry-after")
-    if value is None:  # botocore lower-cases header names; a hand-built response may not
-        value = next(
-            (v for k, v in headers.items() if isinstance(k, str) and k.lower() == "retry-after"), None
-        )
+    # botocore lower-cases header names; a hand-built response may not.
+    value = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == "retry-after"), None)
     return None if value is None else parse_retry_after(value, now=now)
 
 
-def backoff(config: RetryConfig, *, attempt: int, rand: Callable[[], float] = random.random) -> float:
-    """The computed wait after the `attempt`-th failure (1-based), before the Retry-After and time caps."""
-    wait_max = _as_float(config.wait_max)
-    exponent = min(attempt - 1, _MAX_EXPONENT)
-    try:
-        ceiling = min(wait_max, _as_float(config.wait_initial) * config.wait_exp_base**exponent)
-    except OverflowError:
-        ceiling = wait_max
-    return rand() * ceiling if config.wait_jitter else ceiling
-
-
-def next_wait(
+def _policy(
     config: RetryConfig,
-    *,
-    attempt: int,
-    elapsed: float,
-    retry_after: float | None,
-    max_attempts: int | None = None,
-    rand: Callable[[], float] = random.random,
-) -> float | None:
-    """Seconds to wait before attempt `attempt + 1`, or None to give up (for a retryable error).
+    is_retryable: Callable[[BaseException], bool],
+    clock: Callable[[], float],
+    now: Callable[[], float],
+) -> dict[str, Any]:
+    """tenacity's arguments for one call: our rule says whether, the backoff or Retry-After how long."""
+    if not isinstance(config, RetryConfig):
+        raise TypeError(f"config= takes a RetryConfig, not {type(config).__name__}")
+    testing = _testing  # read once: a call keeps the mode it started in
+    attempts = config.attempts if testing is None or testing[0] is None else testing[0]
+    timeout, initial, wait_max, jitter = config._durations
+    # stamina's backoff, min(wait_max, wait_initial * wait_exp_base ** (n - 1) + uniform(0, wait_jitter)),
+    # from tenacity strategies every tenacity since 8.2 has (the sum is capped at wait_max below).
+    exponential = tenacity.wait_exponential(multiplier=initial, max=wait_max, exp_base=config.wait_exp_base)
+    backoff = exponential + tenacity.wait_random(0, jitter)
+    started = clock()
 
-    `attempt` is the number of attempts made so far, `elapsed` the seconds since the first began,
-    `retry_after` what the service asked for (seconds), `max_attempts` an override of `config.attempts`.
-    """
-    limit = config.attempts if max_attempts is None else max_attempts
-    if attempt >= limit:
-        return None
-    remaining = _as_float(config.timeout) - elapsed
-    if remaining <= 0:
-        return None
-    if retry_after is not None:
-        wait = min(retry_after, _as_float(config.wait_max))
-    else:
-        wait = backoff(config, attempt=attempt, rand=rand)
-    return max(0.0, min(wait, remaining))
-
-
-class _Run:
-    """One call's retry state; its `decide` is the single decision both runners (and tenacity) consult."""
-
-    __slots__ = (
-        "attempts",
-        "clock",
-        "config",
-        "is_retryable",
-        "max_attempts",
-        "now",
-        "on_retry",
-        "pending",
-        "rand",
-        "started",
-        "testing",
-    )
-
-    def __init__(
-        self,
-        config: RetryConfig,
-        *,
-        is_retryable: Callable[[BaseException], bool],
-        on_retry: Callable[[RetryDetails], None] | None,
-        clock: Callable[[], float],
-        now: Callable[[], float],
-        rand: Callable[[], float],
-    ) -> None:
-        if not isinstance(config, RetryConfig):
-            raise TypeError(f"config= takes a RetryConfig, not {type(config).__name__}")
-        testing = _testing  # read once: a call keeps the mode it started in
-        self.config = config
-        self.is_retryable = is_retryable
-        self.on_retry = on_retry
-        self.clock = clock
-        self.now = now
-        self.rand = rand
-        self.testing = testing is not None
-        self.max_attempts = testing.attempts if testing is not None else None
-        self.started = clock()
-        self.attempts = 0
-        self.pending: RetryDetails | None = None
-
-    @property
-    def single(self) -> bool:
-        limit = self.config.attempts if self.max_attempts is None else self.max_attempts
-        return limit <= 1
-
-    def decide(self, exc: BaseException) -> RetryDetails | None:
-        """After a failed attempt: the wait before the next one, or None to raise `exc` as it is."""
-        self.pending = None
+    def retry(state: tenacity.RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome is not None else None
         # KeyboardInterrupt, SystemExit and task cancellation always go straight through.
-        if not isinstance(exc, Exception) or not self.is_retryable(exc):
-            return None
-        elapsed = self.clock() - self.started
-        retry_after = retry_after_of(exc, now=self.now())
-        wait = next_wait(
-            self.config,
-            attempt=self.attempts,
-            elapsed=elapsed,
-            retry_after=retry_after,
-            max_attempts=self.max_attempts,
-            rand=self.rand,
-        )
-        if wait is None:
-            return None
-        if self.testing:
-            wait = 0.0
-        self.pending = RetryDetails(
-            attempt=self.attempts, wait=wait, elapsed=elapsed, retry_after=retry_after, error=exc
-        )
-        return self.pending
+        return isinstance(error, Exception) and is_retryable(error)
 
-    # tenacity's hooks, all reading the one decision. tenacity asks `retry` first, then `wait`, then
-    # `stop`; a retryable error we give up on answers "do not retry", which makes tenacity re-raise the
-    # error itself (never a tenacity.RetryError).
-    def _retry(self, state: tenacity.RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        error = outcome.exception()
-        return error is not None and self.decide(error) is not None
+    def wait(state: tenacity.RetryCallState) -> float:
+        if testing is not None:
+            return 0.0
+        retry_after = retry_after_of(state.outcome.exception() if state.outcome else None, now=now())
+        seconds = backoff(state) if retry_after is None else retry_after
+        return max(0.0, min(seconds, wait_max, timeout - (clock() - started)))
 
-    def _wait(self, _state: tenacity.RetryCallState) -> float:
-        return self.pending.wait if self.pending is not None else 0.0
+    def stop(state: tenacity.RetryCallState) -> bool:
+        return state.attempt_number >= attempts or clock() - started >= timeout
 
-    def _before_sleep(self, _state: tenacity.RetryCallState) -> None:
-        if self.on_retry is not None and self.pending is not None:
-            self.on_retry(self.pending)
-
-    def retrying_kwargs(self) -> dict[str, Any]:
-        return {
-            "retry": self._retry,
-            "wait": self._wait,
-            "stop": tenacity.stop_never,
-            "before_sleep": self._before_sleep,
-            "reraise": True,
-        }
-
-
-def _no_sleep(_seconds: float) -> None:
-    return None
-
-
-async def _no_async_sleep(_seconds: float) -> None:
-    return None
+    # A retryable error we give up on is raised as it is (reraise), never as a tenacity.RetryError.
+    return {"retry": retry, "wait": wait, "stop": stop, "reraise": True}
 
 
 def call_with_retries(
@@ -436,40 +249,12 @@ def call_with_retries(
     *,
     config: RetryConfig,
     is_retryable: Callable[[BaseException], bool] = is_transient,
-    on_retry: Callable[[RetryDetails], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
-    rand: Callable[[], float] = random.random,
-) -> tuple[_T, int]:
-    """Call `fn` under the policy; returns its result and the number of attempts it took.
-
-    The final error is raised as `fn` raised it (never wrapped). `sleep`, `clock`, `now` and `rand` are
-    seams for tests; the defaults are the real ones.
-    """
-    run = _Run(config, is_retryable=is_retryable, on_retry=on_retry, clock=clock, now=now, rand=rand)
-    run.attempts = 1
-    # The first attempt runs outside tenacity: building a Retrying costs ~13 us, and most calls succeed at
-    # once. Its failure goes through the same `decide` as every later one.
-    if run.single:
-        return fn(), 1
-    try:
-        return fn(), 1
-    except Exception as exc:
-        details = run.decide(exc)
-        if details is None:
-            raise
-    if on_retry is not None:
-        on_retry(details)
-    if not run.testing:
-        sleep(details.wait)
-
-    def attempt() -> _T:
-        run.attempts += 1
-        return fn()
-
-    retrying = tenacity.Retrying(sleep=_no_sleep if run.testing else sleep, **run.retrying_kwargs())
-    return retrying(attempt), run.attempts
+) -> _T:
+    """`fn()` under the policy; the final error is raised as `fn` raised it. sleep/clock/now: test seams."""
+    return tenacity.Retrying(sleep=sleep, **_policy(config, is_retryable, clock, now))(fn)
 
 
 async def acall_with_retries(
@@ -477,81 +262,39 @@ async def acall_with_retries(
     *,
     config: RetryConfig,
     is_retryable: Callable[[BaseException], bool] = is_transient,
-    on_retry: Callable[[RetryDetails], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
-    rand: Callable[[], float] = random.random,
-) -> tuple[_T, int]:
-    """`call_with_retries` for a coroutine function; waits with `asyncio.sleep` (tenacity's AsyncRetrying)."""
-    run = _Run(config, is_retryable=is_retryable, on_retry=on_retry, clock=clock, now=now, rand=rand)
-    run.attempts = 1
-    if run.single:
-        return await fn(), 1
-    try:
-        return await fn(), 1
-    except Exception as exc:
-        details = run.decide(exc)
-        if details is None:
-            raise
-    if on_retry is not None:
-        on_retry(details)
-    if not run.testing:
-        await sleep(details.wait)
+) -> _T:
+    """`call_with_retries` for a function returning an awaitable (a lambda, too), waiting with `sleep`."""
 
-    async def attempt() -> _T:
-        run.attempts += 1
+    async def attempt() -> _T:  # tenacity awaits only what a coroutine function returns
         return await fn()
 
-    retrying = tenacity.AsyncRetrying(
-        sleep=_no_async_sleep if run.testing else sleep, **run.retrying_kwargs()
-    )
-    result: _T = await retrying(attempt)
-    return result, run.attempts
-
-
-# ---------------------------------------------------------------------------------------------------------
-# botocore's own retries
-
-
-def _total_attempts(retries: object) -> int | None:
-    """botocore's total attempts from a `retries` dict (`max_attempts` there counts retries only)."""
-    if not isinstance(retries, dict):
-        return None
-    total = retries.get("total_max_attempts")
-    if isinstance(total, int) and not isinstance(total, bool):
-        return total
-    extra = retries.get("max_attempts")
-    if isinstance(extra, int) and not isinstance(extra, bool):
-        return extra + 1
-    return None
+    retrying = tenacity.AsyncRetrying(sleep=sleep, **_policy(config, is_retryable, clock, now))
+    return cast("_T", await retrying(attempt))
 
 
 def botocore_retries_active(client: object) -> bool:
     """Whether a boto3/aiobotocore client still retries on its own (so our attempts would multiply).
 
-    botocore resolves the retry settings when it builds a client (Config, then AWS_MAX_ATTEMPTS /
-    ~/.aws/config) into `client.meta.config.retries`; with no attempt count there, its mode's default
-    applies (3 for "standard" and "adaptive", 5 for "legacy"), which retries.
+    botocore resolves Config, AWS_MAX_ATTEMPTS and ~/.aws/config into `client.meta.config.retries`, where
+    `max_attempts` counts retries only; with no count there, its mode's default (3 or 5 attempts) retries.
     """
-    meta = getattr(client, "meta", None)
-    config = getattr(meta, "config", None)
-    total = _total_attempts(getattr(config, "retries", None))
-    return total is None or total > 1
+    retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None)
+    retries = retries if isinstance(retries, dict) else {}
+    total, extra = retries.get("total_max_attempts"), retries.get("max_attempts")
+    return total > 1 if isinstance(total, int) else extra > 0 if isinstance(extra, int) else True
 
 
 def no_retry_config(config: Config | None) -> Config:
     """The user's Config (or a new one) with botocore's retries off: one attempt per safe-bedrock attempt.
 
-    The retry mode the user chose is kept (adaptive mode's client-side rate limiting still applies);
-    attempt counts are replaced, since safe-bedrock's RetryConfig is the one place attempts are set.
+    The retry mode is kept (adaptive mode's client-side rate limiting still applies); attempt counts go.
     """
     if config is not None and not isinstance(config, Config):
         raise TypeError(f"config= takes a botocore.config.Config, not {type(config).__name__}")
-    retries: dict[str, Any] = {}
     theirs = getattr(config, "retries", None)  # botocore-stubs do not declare Config's option attributes
-    if isinstance(theirs, dict):
-        retries = {k: v for k, v in theirs.items() if k not in {"max_attempts", "total_max_attempts"}}
-    retries["total_max_attempts"] = 1
-    mine = Config(retries=cast("Any", retries))
+    kept = {k: v for k, v in (theirs or {}).items() if k not in {"max_attempts", "total_max_attempts"}}
+    mine = Config(retries=cast("Any", {**kept, "total_max_attempts": 1}))
     return mine if config is None else config.merge(mine)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import email.utils
 import math
 from datetime import timedelta
@@ -27,13 +26,10 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 from safe_bedrock import errors
 from safe_bedrock._retry import (
     RetryConfig,
-    RetryDetails,
     acall_with_retries,
-    backoff,
     call_with_retries,
     is_testing,
     is_transient,
-    next_wait,
     parse_retry_after,
     retry_after_of,
     set_testing,
@@ -103,8 +99,16 @@ class Clock:
 def run(
     fn: Callable[[], str], config: RetryConfig, clock: Clock | None = None, **kwargs: Any
 ) -> tuple[str, int]:
+    """Call `fn` under the policy on the test's clock; returns its result and the attempts it took."""
     clock = clock or Clock()
-    return call_with_retries(fn, config=config, sleep=clock.sleep, clock=clock, **kwargs)
+    attempts = 0
+
+    def attempt() -> str:
+        nonlocal attempts
+        attempts += 1
+        return fn()
+
+    return call_with_retries(attempt, config=config, sleep=clock.sleep, clock=clock, **kwargs), attempts
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -114,14 +118,17 @@ def run(
 def test_config_defaults_are_three_attempts_within_45_seconds() -> None:
     config = RetryConfig()
     assert (config.attempts, config.timeout, config.wait_initial, config.wait_max) == (3, 45.0, 0.5, 10.0)
-    assert config.wait_exp_base == 2.0
-    assert config.wait_jitter is True
+    assert (config.wait_exp_base, config.wait_jitter) == (2.0, 1.0)  # wait_jitter in seconds, as in stamina
 
 
 def test_config_takes_timedeltas_and_equals_the_same_policy_in_seconds() -> None:
-    config = RetryConfig(timeout=timedelta(seconds=45), wait_initial=timedelta(milliseconds=500))
+    config = RetryConfig(
+        timeout=timedelta(seconds=45),
+        wait_initial=timedelta(milliseconds=500),
+        wait_jitter=timedelta(seconds=1),
+    )
     assert config == RetryConfig()
-    assert config.timeout == 45.0
+    assert (config.timeout, config.wait_jitter) == (45.0, 1.0)
 
 
 def test_config_is_frozen_and_keyword_only() -> None:
@@ -130,6 +137,25 @@ def test_config_is_frozen_and_keyword_only() -> None:
         config.attempts = 5  # type: ignore[misc]
     with pytest.raises(TypeError):
         RetryConfig(5)  # type: ignore[misc]
+
+
+def old_style(jitter: bool) -> RetryConfig:
+    return RetryConfig(wait_jitter=jitter)
+
+
+@pytest.mark.parametrize(("old", "new"), [(True, 1.0), (False, 0.0)])
+def test_a_bool_wait_jitter_still_works_with_a_deprecation_warning_pointing_at_the_caller(
+    old: bool,
+    new: float,
+) -> None:
+    with pytest.warns(
+        DeprecationWarning, match=rf"write wait_jitter={new}, which is what {old} means now"
+    ) as caught:
+        config = old_style(old)
+    (warning,) = caught
+    assert "wait_jitter is the most seconds of random jitter added to each wait" in str(warning.message)
+    assert (warning.filename, warning.lineno) == (__file__, old_style.__code__.co_firstlineno + 1)
+    assert config == RetryConfig(wait_jitter=new)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +172,8 @@ def test_config_is_frozen_and_keyword_only() -> None:
         ({"wait_initial": 5.0, "wait_max": 1.0}, ValueError, r"wait_max \(1.0s\) is below wait_initial"),
         ({"wait_exp_base": 0.5}, ValueError, "wait_exp_base must be >= 1"),
         ({"wait_exp_base": "2"}, TypeError, "wait_exp_base takes a float"),
-        ({"wait_jitter": "full"}, TypeError, "wait_jitter takes a bool"),
+        ({"wait_jitter": "full"}, TypeError, "wait_jitter takes seconds as a float or a datetime.timedelta"),
+        ({"wait_jitter": -0.5}, ValueError, "wait_jitter must be a finite number of seconds >= 0"),
     ],
 )
 def test_config_rejects_nonsense_with_a_message_naming_the_field(
@@ -273,67 +300,76 @@ def test_a_custom_rule_decides_instead_of_the_default() -> None:
     assert result == ("done", 3)
 
 
-def test_on_retry_hears_each_failed_attempt_before_its_wait() -> None:
-    first, second = throttled(), throttled()
-    seen: list[RetryDetails] = []
-    clock = Clock()
-    run(Script(first, second), RetryConfig(wait_jitter=False), clock, on_retry=seen.append)
-    assert [(d.attempt, d.error, d.wait, d.retry_after) for d in seen] == [
-        (1, first, 0.5, None),
-        (2, second, 1.0, None),
-    ]
-    assert clock.sleeps == [0.5, 1.0]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # How long it waits
 
 
+def failing(times: int) -> Script:
+    return Script(*(throttled() for _ in range(times)))
+
+
 def test_waits_grow_exponentially_up_to_wait_max_without_jitter() -> None:
-    config = RetryConfig(attempts=8, wait_jitter=False, timeout=1000)
-    waits = [backoff(config, attempt=n) for n in range(1, 8)]
-    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    clock = Clock()
+    run(failing(7), RetryConfig(attempts=8, wait_jitter=0, timeout=1000), clock)
+    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
 def test_a_huge_attempt_number_waits_wait_max_instead_of_overflowing() -> None:
-    config = RetryConfig(attempts=100_000, wait_jitter=False, wait_exp_base=10.0, timeout=1e9)
-    assert backoff(config, attempt=5000) == 10.0
+    clock = Clock()  # 10.0 ** 400 overflows a float
+    run(failing(400), RetryConfig(attempts=401, wait_jitter=0, wait_exp_base=10.0, timeout=1e9), clock)
+    assert clock.sleeps[-1] == 10.0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
-    attempt=st.integers(min_value=1, max_value=60),
+    failures=st.integers(min_value=1, max_value=30),
     wait_initial=st.floats(min_value=0, max_value=5),
     extra=st.floats(min_value=0, max_value=60),
     base=st.floats(min_value=1, max_value=5),
-    draw=st.floats(min_value=0, max_value=1, exclude_max=True),
+    jitter=st.floats(min_value=0, max_value=10),
 )
-def test_full_jitter_draws_between_zero_and_the_exponential_ceiling(
-    attempt: int, wait_initial: float, extra: float, base: float, draw: float
+def test_jitter_adds_up_to_wait_jitter_seconds_to_the_exponential_wait_within_wait_max(
+    failures: int, wait_initial: float, extra: float, base: float, jitter: float
 ) -> None:
-    config = RetryConfig(wait_initial=wait_initial, wait_max=wait_initial + extra, wait_exp_base=base)
-    ceiling = backoff(dataclasses.replace(config, wait_jitter=False), attempt=attempt)
-    wait = backoff(config, attempt=attempt, rand=lambda: draw)
-    assert 0 <= wait <= ceiling <= wait_initial + extra
-    assert wait == pytest.approx(draw * ceiling)
+    wait_max = wait_initial + extra
+    config = RetryConfig(
+        attempts=failures + 1,
+        timeout=1e9,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_exp_base=base,
+        wait_jitter=jitter,
+    )
+    clock = Clock()
+    run(failing(failures), config, clock)
+    for n, wait in enumerate(clock.sleeps, start=1):
+        exponential = wait_initial * base ** (n - 1)
+        assert min(wait_max, exponential) <= wait <= min(wait_max, exponential + jitter)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    attempt=st.integers(min_value=1, max_value=10),
     elapsed=st.floats(min_value=0, max_value=100),
     retry_after=st.none() | st.floats(min_value=0, max_value=1e6),
 )
-def test_a_wait_never_exceeds_wait_max_nor_the_time_left(
-    attempt: int, elapsed: float, retry_after: float | None
-) -> None:
+def test_a_wait_never_exceeds_wait_max_nor_the_time_left(elapsed: float, retry_after: float | None) -> None:
+    clock = Clock()
+    error = throttled() if retry_after is None else with_retry_after(repr(retry_after))
+    script = Script(error)
+
+    def slow_first_attempt() -> str:
+        if script.calls == 0:
+            clock.now += elapsed
+        return script()
+
     config = RetryConfig(attempts=10, timeout=45)
-    wait = next_wait(config, attempt=attempt, elapsed=elapsed, retry_after=retry_after)
-    if elapsed >= 45 or attempt >= 10:
-        assert wait is None
+    if elapsed >= 45:
+        with pytest.raises(errors.ThrottlingError):
+            run(slow_first_attempt, config, clock)
+        assert clock.sleeps == []
     else:
-        assert wait is not None
-        assert 0 <= wait <= min(10.0, 45 - elapsed)
+        assert run(slow_first_attempt, config, clock) == ("done", 2)
+        assert 0 <= clock.sleeps[0] <= min(10.0, 45 - elapsed)
 
 
 def test_the_total_time_cap_stops_retrying_once_the_time_is_spent() -> None:
@@ -344,7 +380,7 @@ def test_the_total_time_cap_stops_retrying_once_the_time_is_spent() -> None:
         raise throttled()
 
     with pytest.raises(errors.ThrottlingError):
-        run(slow_failure, RetryConfig(attempts=10, timeout=45, wait_jitter=False), clock)
+        run(slow_failure, RetryConfig(attempts=10, timeout=45, wait_jitter=0), clock)
     # 20 s, wait 0.5, 40.5 s, wait 1, 61.5 s: past 45 s, so no fourth attempt.
     assert clock.sleeps == [0.5, 1.0]
 
@@ -358,7 +394,7 @@ def test_the_last_wait_is_cut_to_the_time_left() -> None:
         clock.now += 44
         raise throttled()
 
-    config = RetryConfig(attempts=10, timeout=45, wait_initial=5, wait_jitter=False)
+    config = RetryConfig(attempts=10, timeout=45, wait_initial=5, wait_jitter=0)
     with pytest.raises(errors.ThrottlingError):
         run(slow_failure, config, clock)
     assert clock.sleeps == [1.0]
@@ -405,7 +441,7 @@ def test_retry_after_as_an_http_date_waits_until_that_date() -> None:
 
 def test_an_unreadable_retry_after_falls_back_to_the_backoff() -> None:
     clock = Clock()
-    run(Script(with_retry_after("soon")), RetryConfig(wait_jitter=False), clock)
+    run(Script(with_retry_after("soon")), RetryConfig(wait_jitter=0), clock)
     assert clock.sleeps == [0.5]
 
 
@@ -456,7 +492,7 @@ def test_testing_mode_retries_without_waiting() -> None:
     with set_testing(True):
         assert is_testing()
         assert run(Script(with_retry_after("30"), throttled()), RetryConfig(), clock) == ("done", 3)
-    assert clock.sleeps == []
+    assert clock.sleeps == [0.0, 0.0]
     assert not is_testing()
 
 
@@ -486,7 +522,7 @@ def test_testing_mode_really_skips_time_sleep() -> None:
         result = call_with_retries(
             Script(with_retry_after("10"), with_retry_after("10")), config=RetryConfig()
         )
-    assert result == ("done", 3)
+    assert result == "done"
 
 
 @pytest.mark.parametrize("attempts", [0, -1, True, 1.5])
@@ -550,13 +586,21 @@ def arun(script: AsyncScript, config: RetryConfig, **kwargs: Any) -> tuple[tuple
         sleeps.append(seconds)
 
     result = asyncio.run(acall_with_retries(script.acall, config=config, sleep=sleep, **kwargs))
-    return result, sleeps
+    return (result, script.calls), sleeps
 
 
 def test_async_runner_retries_transient_errors_with_the_same_waits() -> None:
-    result, sleeps = arun(AsyncScript(throttled(), with_retry_after("3")), RetryConfig(wait_jitter=False))
+    result, sleeps = arun(AsyncScript(throttled(), with_retry_after("3")), RetryConfig(wait_jitter=0))
     assert result == ("done", 3)
     assert sleeps == [0.5, 3.0]
+
+
+def test_async_runner_awaits_what_a_plain_function_returns_as_the_client_passes_it() -> None:
+    # The client hands over `lambda: _attempt(...)`: not a coroutine function, but it returns a coroutine.
+    script = AsyncScript(throttled())
+    with set_testing(True):
+        result = asyncio.run(acall_with_retries(lambda: script.acall(), config=RetryConfig()))  # noqa: PLW0108
+    assert (result, script.calls) == ("done", 2)
 
 
 def test_async_runner_raises_the_last_error_at_the_attempt_cap() -> None:
@@ -586,7 +630,7 @@ def test_async_runner_in_testing_mode_does_not_wait() -> None:
     with set_testing(True):
         result, sleeps = arun(AsyncScript(with_retry_after("30")), RetryConfig())
     assert result == ("done", 2)
-    assert sleeps == []
+    assert sleeps == [0.0]
 
 
 def test_async_runner_with_retries_disabled_makes_one_attempt() -> None:
