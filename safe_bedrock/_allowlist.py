@@ -58,7 +58,6 @@ from safe_bedrock._ids import (
     base_model_id,
     match_key,
     parse_model_id,
-    partition_of,
 )
 from safe_bedrock._policy import (
     INVOKE,
@@ -71,6 +70,7 @@ from safe_bedrock._policy import (
     routed_refusal,
     strict_object,
 )
+from safe_bedrock._service import partition_of
 from safe_bedrock.errors import AllowlistError, EmptyAllowlistWarning, InvalidModelIdError, PolicyError
 
 __all__ = [

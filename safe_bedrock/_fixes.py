@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, partition_of, profile_routes
-from safe_bedrock._policy import action_for
+from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, profile_routes
+from safe_bedrock._service import action_for, partition_of
 
 if TYPE_CHECKING:
     from safe_bedrock._classify import Diagnosis

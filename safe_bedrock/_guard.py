@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from safe_bedrock._observe import BodyLogging, CallHook
-    from safe_bedrock._operations import OperationSpec
+    from safe_bedrock._service import OperationSpec
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
-from safe_bedrock import _botocore_data
+from safe_bedrock._service import max_model_id_length, model_id_rule, partition_of
 from safe_bedrock.errors import InvalidModelIdError
 
 __all__ = [
@@ -39,8 +39,8 @@ __all__ = [
     "geography",
     "match_key",
     "parse_model_id",
-    "partition_of",
     "profile_routes",
+    "profiles_from",
 ]
 
 
@@ -107,8 +107,6 @@ _BEDROCK_RESOURCES: Final[dict[str, tuple[ModelKind, re.Pattern[str]]]] = {
 }
 _SAGEMAKER_ENDPOINT_RE: Final = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,62})")
 
-_MAX_LEN_FALLBACK = 2048
-
 # Where each geography of system (cross-Region) inference profiles routes requests. One table, used both to
 # explain a profile and to write least-privilege policies (IAM checks the foundation model in the region
 # the request lands in). Sources: AWS Bedrock user guide, "Supported Regions and models for inference
@@ -152,62 +150,14 @@ PROFILE_ROUTES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------
-# botocore's pattern (the outer bound) and partitions, read once from botocore's shipped data
+def profiles_from(model: str, region: str) -> tuple[str, ...]:
+    """The system inference profile ids of ``model`` (an id or id pattern) a client in ``region`` can call.
 
-
-@functools.cache
-def _botocore_model_id_rule() -> tuple[re.Pattern[str] | None, int]:
-    try:
-        model = _botocore_data.service_model()
-        shape = model.operation_model("InvokeModel").input_shape
-        assert shape is not None  # noqa: S101 - InvokeModel always has an input shape
-        metadata = shape.members["modelId"].metadata
-    except Exception:  # noqa: BLE001 - an older botocore without the model: our own checks still apply  # pragma: no cover
-        return None, _MAX_LEN_FALLBACK
-    pattern = metadata.get("pattern")
-    max_len = int(metadata.get("max", _MAX_LEN_FALLBACK))
-    return (re.compile(pattern) if isinstance(pattern, str) else None), max_len
-
-
-@functools.cache
-def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
-    try:
-        data = _botocore_data.data("partitions")
-        rows = [
-            (p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"]))
-            for p in data["partitions"]
-        ]
-    except Exception:  # noqa: BLE001 - fall back to the well-known prefixes  # pragma: no cover
-        rows = []
-    if not rows:  # pragma: no cover
-        rows = [
-            ("aws-cn", frozenset(), re.compile(r"^cn\-\w+\-\d+$")),
-            ("aws-us-gov", frozenset(), re.compile(r"^us\-gov\-\w+\-\d+$")),
-            ("aws-iso", frozenset(), re.compile(r"^us\-iso\-\w+\-\d+$")),
-            ("aws-iso-b", frozenset(), re.compile(r"^us\-isob\-\w+\-\d+$")),
-        ]
-    # Explicit region lists first, the "aws" catch-all regex last.
-    rows.sort(key=lambda row: row[0] == "aws")
-    return tuple(rows)
-
-
-@functools.lru_cache(maxsize=256)
-def partition_of(region: str) -> str:
-    """The partition a region belongs to: ``"cn-north-1"`` -> ``"aws-cn"``; unknown shapes -> ``"aws"``."""
-    rows = _partitions()
-    for name, regions, _ in rows:
-        if region in regions:
-            return name
-    for name, _, regex in rows:
-        if regex.match(region):
-            return name
-    return "aws"
-
-
-def max_model_id_length() -> int:
-    """The longest modelId the service model allows."""
-    return _botocore_model_id_rule()[1]
+    A client calls the profiles of its own region only: those of every geography that routes from it (by
+    ``PROFILE_ROUTES``; ``us`` from ``us-east-1``, ``eu`` from ``eu-west-1``, ``apac`` and ``jp`` from
+    ``ap-northeast-1``), and ``global``. What ``profiles+<model>`` allows, in the allowlist and in policies.
+    """
+    return tuple(f"{geo}.{model}" for geo, to in PROFILE_ROUTES.items() if region in to or geo == "global")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -460,7 +410,7 @@ def _check_arn_region_account(
 
 
 def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
-    pattern, _ = _botocore_model_id_rule()
+    pattern, _ = model_id_rule()
     if pattern is None:  # pragma: no cover - botocore without the service model
         return
     candidates = [model_id]

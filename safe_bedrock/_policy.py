@@ -33,7 +33,6 @@ __all__ = [
     "PolicyError",
     "PolicyVerdict",
     "Statement",
-    "action_for",
     "any_account_denies",
     "iam_match",
     "iam_pattern",
@@ -45,12 +44,6 @@ INVOKE: Final = "bedrock:InvokeModel"
 INVOKE_STREAM: Final = "bedrock:InvokeModelWithResponseStream"
 INVOKE_BIDI_STREAM: Final = "bedrock:InvokeModelWithBidirectionalStream"
 PROFILE_ARN_KEY: Final = "bedrock:InferenceProfileArn"
-
-# Operations authorized by another operation's action (AWS documents Converse under InvokeModel).
-_ACTION_OF: Final[Mapping[str, str]] = {
-    "Converse": INVOKE,
-    "ConverseStream": INVOKE_STREAM,
-}
 
 _MAX_POLICY_CHARS: Final = 1 << 20  # IAM's own limits are far lower (6,144 for managed policies)
 _MAX_DEPTH: Final = 16
@@ -71,11 +64,6 @@ _STATEMENT_KEYS: Final = frozenset(
 )
 _CONDITION_OPERATORS: Final = frozenset({"StringEquals", "StringLike", "ArnEquals", "ArnLike"})
 _ACTION_RE: Final = re.compile(r"\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+")
-
-
-def action_for(operation: str) -> str:
-    """The IAM action a bedrock-runtime operation needs (Converse is authorized as InvokeModel, ...)."""
-    return _ACTION_OF.get(operation, f"bedrock:{operation}")
 
 
 _EXACT: Final = int(re.DOTALL)  # plain ints: combining RegexFlag members costs more than the lookup

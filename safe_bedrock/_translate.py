@@ -17,19 +17,19 @@ Sans-I/O: no network, no clock, no logging; the service model is read once for m
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from botocore.exceptions import ClientError, EventStreamError
 
-from safe_bedrock import _botocore_data, errors
+from safe_bedrock import errors
 from safe_bedrock._classify import Diagnosis, classify
 from safe_bedrock._fixes import needed_action, suggested_model_id
 from safe_bedrock._ids import ModelKind, parse_model_id
 from safe_bedrock._measure import request_id_of
 from safe_bedrock._observe import safe_text
-from safe_bedrock._policy import action_for, least_privilege_policy
+from safe_bedrock._policy import least_privilege_policy
+from safe_bedrock._service import action_for, modeled_status
 
 if TYPE_CHECKING:
     from safe_bedrock._allowlist import Decision
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 _E = TypeVar("_E", bound=errors.BedrockServiceError)
 _ACCESS_FIELDS = ("principal", "action", "resource", "policy_type", "policy_arn")  # as the message names them
 
-__all__ = ["CallContext", "modeled_status", "modeled_statuses", "refused", "refused_request", "translate"]
+__all__ = ["CallContext", "refused", "refused_request", "translate"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,19 +240,6 @@ def _status(response: dict[str, Any]) -> int | None:
     metadata = response.get("ResponseMetadata")
     status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
     return status if isinstance(status, int) and not isinstance(status, bool) and status > 0 else None
-
-
-@functools.cache
-def modeled_statuses() -> dict[str, int]:
-    """Each modeled error code's HTTP status ("ThrottlingException": 429), read once from the service model,
-    the source of truth for them."""
-    shapes = _botocore_data.service_model().error_shapes
-    return {shape.name: shape.metadata["error"]["httpStatusCode"] for shape in shapes}
-
-
-def modeled_status(code: str) -> int | None:
-    """The modeled HTTP status of a code, also in the lowerCamel form mid-stream codes take."""
-    return modeled_statuses().get(_modeled_name(code))
 
 
 # -- the drop-in classes ---------------------------------------------------------------------------------

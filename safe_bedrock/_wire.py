@@ -31,9 +31,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from safe_bedrock._botocore_data import RUNTIME as SERVICE
 from safe_bedrock._guard import Call, Guard, coerce_allowlist
-from safe_bedrock._operations import operation_specs, operations_at
+from safe_bedrock._service import RUNTIME, operation_specs, operations_at
 from safe_bedrock._translate import refused_request
 
 if TYPE_CHECKING:
@@ -225,9 +224,9 @@ def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
     allowlist = coerce_allowlist(allow)
     meta = getattr(target, "meta", None)
     if meta is not None and getattr(meta, "service_model", None) is not None:
-        if meta.service_model.service_name != SERVICE:
+        if meta.service_model.service_name != RUNTIME:
             raise TypeError(
-                f"guard() takes a {SERVICE!r} client or a session, "
+                f"guard() takes a {RUNTIME!r} client or a session, "
                 f"not a {meta.service_model.service_name!r} client"
             )
         install(target, guard_for(target, allowlist))
@@ -235,14 +234,14 @@ def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
     events = _session_events(target)
     if events is None:
         raise TypeError(
-            f"guard() takes a boto3/botocore/aiobotocore {SERVICE!r} client or session, "
+            f"guard() takes a boto3/botocore/aiobotocore {RUNTIME!r} client or session, "
             f"not {type(target).__name__}"
         )
 
     def add_check(base_classes: list[type], **_: Any) -> None:
         base_classes.insert(0, _guarding_base(allowlist))
 
-    events.register(f"creating-client-class.{SERVICE}", add_check, unique_id=f"{_INSTALLED}-{id(allowlist)}")
+    events.register(f"creating-client-class.{RUNTIME}", add_check, unique_id=f"{_INSTALLED}-{id(allowlist)}")
     return target
 
 

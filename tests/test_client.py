@@ -19,8 +19,8 @@ from safe_bedrock import (
     SafeBedrockClient,
     ThrottlingError,
 )
-from safe_bedrock._operations import operation_specs
 from safe_bedrock._retry import set_testing
+from safe_bedrock._service import operation_specs
 from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import (
     HAIKU,

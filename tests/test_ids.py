@@ -12,11 +12,10 @@ from safe_bedrock._ids import (
     base_model_id,
     geography,
     match_key,
-    max_model_id_length,
     parse_model_id,
-    partition_of,
     profile_routes,
 )
+from safe_bedrock._service import max_model_id_length, partition_of
 from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

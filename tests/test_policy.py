@@ -14,11 +14,11 @@ from safe_bedrock._policy import (
     INVOKE_STREAM,
     PROFILE_ARN_KEY,
     PolicyDocument,
-    action_for,
     iam_match,
     iam_pattern,
     least_privilege_policy,
 )
+from safe_bedrock._service import action_for
 from safe_bedrock.errors import PolicyError, SafeBedrockError
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

@@ -7,6 +7,7 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
 from safe_bedrock import errors
+from safe_bedrock._service import stream_exceptions
 from safe_bedrock._translate import CallContext, translate
 from safe_bedrock.testing import _catalog
 
@@ -98,7 +99,7 @@ def test_every_catalog_message_classifies_to_its_cause(code: str, variant: str) 
         assert error.resource == FIELDS["resource"]
 
 
-@pytest.mark.parametrize("member", _catalog.STREAM_EXCEPTIONS)
+@pytest.mark.parametrize("member", stream_exceptions())
 def test_every_mid_stream_exception_the_fake_can_send_classifies_by_its_code(member: str) -> None:
     original = EventStreamError({"Error": {"Code": member, "Message": "x"}}, "ConverseStream")
     context = CallContext(operation="ConverseStream", region="us-east-1", mid_stream=True)

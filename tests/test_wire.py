@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 import safe_bedrock
 from safe_bedrock import InvalidModelIdError, ModelNotAllowedError, SafeBedrockClient, guard
 from safe_bedrock._client import PASS_THROUGH
-from safe_bedrock._operations import operation_specs
+from safe_bedrock._service import operation_specs
 from safe_bedrock.testing import FakeBedrock, FakeBedrockServer
 from tests.clienthelpers import HAIKU, LLAMA, NO_BOTOCORE_RETRIES, messages
 

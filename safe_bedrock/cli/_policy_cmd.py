@@ -309,7 +309,7 @@ def build_policy(
     account: str | None = None,
 ) -> Built:
     """The policy `safe-bedrock policy` prints, as data (raises CommandError / SafeBedrockError)."""
-    from safe_bedrock._ids import partition_of  # noqa: PLC0415
+    from safe_bedrock._service import partition_of  # noqa: PLC0415
 
     if role not in ROLES:
         raise CommandError(f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app")

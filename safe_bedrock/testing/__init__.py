@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._retry import set_testing
-from safe_bedrock.testing._core import ConnectionDrop, FakeRequest
 from safe_bedrock.testing._fake import FakeBedrock
 from safe_bedrock.testing._script import ANY, ScriptingAPI
+from safe_bedrock.testing._wire import ConnectionDrop, FakeRequest
 
 if TYPE_CHECKING:
     from safe_bedrock.testing._server import FakeBedrockServer

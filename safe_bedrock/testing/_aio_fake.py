@@ -24,17 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.session import AioSession
 
-from safe_bedrock.testing._core import ConnectionDrop, ReadTimeout
-from safe_bedrock.testing._fake import close_chunks, first_chunks
 from safe_bedrock.testing._session import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ISOLATED_SESSION_VARS, isolate
+from safe_bedrock.testing._wire import ConnectionDrop, ReadTimeout, close_chunks, first_chunks
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
     from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
 
-    from safe_bedrock.testing._core import Reply
-    from safe_bedrock.testing._fake import FakeBedrock
+    from safe_bedrock.testing._wire import Reply
 
 __all__ = ["answerer", "isolated_aio_session"]
 
@@ -53,13 +51,16 @@ def isolated_aio_session(*, region_name: str) -> AioSession:
     return session
 
 
-def answerer(fake: FakeBedrock, *, check_open: bool) -> Callable[..., Awaitable[AioAWSResponse]]:
-    """The coroutine `send` of an aiobotocore client's HTTP session, answered by `fake`."""
+def answerer(
+    receive: Callable[[AWSPreparedRequest], tuple[str, Reply, bool]], *, check_open: Callable[[], None] | None
+) -> Callable[..., Awaitable[AioAWSResponse]]:
+    """The coroutine `send` of an aiobotocore client's HTTP session: `receive` is the fake's blocking
+    answer, `check_open` raises once the fake is closed."""
 
     async def answer(request: AWSPreparedRequest, **_: Any) -> AioAWSResponse:
-        if check_open:
-            fake._check_open()
-        url, reply, stream = await _in_thread(fake._receive, request)
+        if check_open is not None:
+            check_open()
+        url, reply, stream = await _in_thread(receive, request)
         return await _response(url, reply, stream=stream)
 
     return answer

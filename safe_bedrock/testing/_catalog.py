@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from functools import lru_cache
 
-from safe_bedrock._botocore_data import service_model
-from safe_bedrock._translate import modeled_statuses
+from safe_bedrock._service import modeled_statuses, stream_exceptions
 
 __all__ = [
     "ERRORS",
-    "STREAM_EXCEPTIONS",
     "ErrorMessage",
     "codes",
     "find",
@@ -336,35 +333,6 @@ _FIELDS = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _stream_exceptions() -> dict[str, str]:
-    # Mid-stream exceptions are the error members of the streaming operations' event-stream unions, keyed by
-    # their lowerCamel member name (what :exception-type carries) -> error code.
-    model = service_model()
-    found: dict[str, str] = {}
-    for name in model.operation_names:
-        operation = model.operation_model(name)
-        stream = operation.get_event_stream_output()
-        if stream is None:
-            continue
-        for member, shape in stream.members.items():  # type: ignore[attr-defined]  # a StructureShape
-            if shape.metadata.get("exception"):
-                found[member] = shape.name
-    return found
-
-
-STREAM_EXCEPTIONS: tuple[str, ...] = tuple(sorted(_stream_exceptions()))
-
-
-def stream_exceptions_of(operation: str) -> tuple[str, ...]:
-    """The mid-stream exception members (lowerCamel) one streaming operation can send."""
-    stream = service_model().operation_model(operation).get_event_stream_output()
-    if stream is None:
-        return ()
-    members = stream.members.items()  # type: ignore[attr-defined]  # a StructureShape
-    return tuple(sorted(name for name, shape in members if shape.metadata.get("exception")))
-
-
 def http_status(code: str) -> int:
     """HTTP status for an error code: from the service model's error shapes, else the AWS front door's."""
     return modeled_statuses().get(code) or _FRONT_DOOR_STATUS.get(code, 400)
@@ -404,7 +372,7 @@ def find(code: str, variant: str | None = None) -> ErrorMessage:
 
 def stream_exception_name(code: str) -> str:
     """The lowerCamel :exception-type of a mid-stream error given as "ThrottlingException" or member name."""
-    table = _stream_exceptions()
+    table = stream_exceptions()
     if code in table:
         return code
     for member, shape_name in table.items():

@@ -31,21 +31,19 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Final, Literal
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from safe_bedrock import _botocore_data
 from safe_bedrock._policy import iam_pattern
+from safe_bedrock._service import route
+from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ["ControlPlane", "ControlPlaneCall", "Decision", "ModelAccess"]
 
-DEFAULT_ACCOUNT: Final = "123456789012"
-DEFAULT_PRINCIPAL: Final = f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/app/session"
 _STS_NS: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 _IAM_NS: Final = "https://iam.amazonaws.com/doc/2010-05-08/"
 _SCOPE: Final = re.compile(r"Credential=([^/,\s]+)/[^/]*/([^/]*)/([^/]*)/")
@@ -384,45 +382,11 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     return iam_pattern(pattern)  # IAM wildcard semantics, anchored at both ends
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    parts = []
-    for piece in re.split(r"(\{[^}]+\})", template.split("?", 1)[0]):
-        if piece.startswith("{") and piece.endswith("}"):
-            name = piece[1:-1].rstrip("+")
-            parts.append(f"(?P<{name}>.+)" if piece.endswith("+}") else f"(?P<{name}>[^/]+)")
-        else:
-            parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$")
-
-
-@lru_cache(maxsize=2)
-def _routes(service: str) -> tuple[tuple[str, re.Pattern[str], str], ...]:
-    model = _botocore_data.service_model(service)
-    rows = []
-    for name in model.operation_names:
-        http = model.operation_model(name).http
-        rows.append(
-            (http["method"], _template_regex(http["requestUri"]), name, http["requestUri"].count("{"))
-        )
-    rows.sort(key=lambda row: row[3])  # literal paths before templated ones
-    return tuple((method, regex, name) for method, regex, name, _ in rows)
-
-
-def _match(service: str, method: str, path: str) -> tuple[str, dict[str, str]] | None:
-    bare = path.split("?", 1)[0]
-    for op_method, regex, name in _routes(service):
-        if op_method == method.upper():
-            match = regex.match(bare)
-            if match is not None:
-                return name, {key: unquote(value) for key, value in match.groupdict().items()}
-    return None
-
-
 def _control_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     # A bedrock-runtime route always goes to the runtime core, even if the control plane had the same path.
-    if _match("bedrock-runtime", method, path) is not None:
+    if route(method, path) is not None:
         return None
-    return _match("bedrock", method, path)
+    return route(method, path, "bedrock")
 
 
 def _model_summary(model_id: str) -> dict[str, object]:

@@ -4,8 +4,8 @@ Both transports (the in-process `FakeBedrock` and the HTTP `FakeBedrockServer`) 
 `FakeRequest`, call `FakeBedrockCore.handle`, and write the `Reply` back. Everything else (routing, default
 answers, scripted answers, injected errors, the request log, optional IAM enforcement) lives here or below.
 
-Routing reads botocore's loaded service model (the `requestUri` templates), so an operation Bedrock adds shows
-up here when botocore learns it, without a hand list.
+Routing is `_service.route`, over botocore's loaded service model (the `requestUri` templates), so an
+operation Bedrock adds shows up here when botocore learns it, without a hand list.
 """
 
 from __future__ import annotations
@@ -14,131 +14,28 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from urllib.parse import unquote
 
-from safe_bedrock._botocore_data import service_model
 from safe_bedrock._eventstream import event_frame, exception_frame
+from safe_bedrock._ids import parse_model_id
+from safe_bedrock._service import action_for, partition_of, route, stream_exceptions, stream_operations
 from safe_bedrock.testing import _catalog, _responders
-from safe_bedrock.testing._script import Script, Scripted, stream_operations
+from safe_bedrock.testing._script import Script, Scripted
+from safe_bedrock.testing._wire import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_PRINCIPAL,
+    DEFAULT_REGION,
+    ConnectionDrop,
+    FakeRequest,
+    ReadTimeout,
+    Reply,
+)
 
-__all__ = [
-    "DEFAULT_ACCOUNT",
-    "DEFAULT_PRINCIPAL",
-    "ConnectionDrop",
-    "FakeBedrockCore",
-    "FakeRequest",
-    "ReadTimeout",
-    "Reply",
-    "error_reply",
-    "request_from_http",
-    "route",
-]
+__all__ = ["FakeBedrockCore", "error_reply", "request_from_http"]
 
-SERVICE_NAME = "bedrock-runtime"
-DEFAULT_ACCOUNT = "123456789012"
-DEFAULT_PRINCIPAL = f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/app/session"
-DEFAULT_REGION = "us-east-1"
 JSON = "application/json"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-
-
-class ConnectionDrop(Exception):  # noqa: N818 - names what happens on the wire, not an error of the caller
-    """Raised from `Reply.chunks`: the transport must cut the connection without finishing the response."""
-
-
-class ReadTimeout(ConnectionDrop):
-    """A scripted delay outlasts the client's read timeout (known in-process only): the client gives up.
-
-    A transport that does not know it treats it as the drop it subclasses.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class FakeRequest:
-    """One request as the fake received it, recorded in `.requests` for assertions.
-
-    `headers` has lower-cased names. `json` is the parsed body (for InvokeModel: the model's own payload), or
-    None when the body is empty or not JSON. `access_key` is the SigV4 access key id (or the bearer token) the
-    caller signed with; `region` comes from the SigV4 credential scope (default us-east-1).
-    """
-
-    operation: str
-    path_params: Mapping[str, str]
-    model_id: str | None
-    body: bytes
-    json: object | None
-    headers: Mapping[str, str]
-    access_key: str | None
-    method: str
-    path: str
-    region: str = DEFAULT_REGION
-
-
-@dataclass(slots=True)
-class Reply:
-    """What the transport writes back: a whole `body`, or `chunks` (raw bytes, may raise ConnectionDrop).
-
-    `failure` is set when a scripted expectation did not match the request: the in-process transport raises it
-    as an AssertionError at the call site; the HTTP transport answers with the error reply as is.
-    """
-
-    status: int
-    headers: dict[str, str]
-    body: bytes | None = None
-    chunks: Iterable[bytes] | None = None
-    failure: str | None = None
-
-
-# --- routing, from the service model -------------------------------------------------------------------
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    for piece in re.split(r"(\{[^}]+\})", template.split("?", 1)[0]):
-        if piece.startswith("{") and piece.endswith("}"):
-            name = piece[1:-1]
-            # {name+} is a greedy label that may contain slashes; {name} is one path segment.
-            if name.endswith("+"):
-                parts.append(f"(?P<{name[:-1]}>.+)")
-            else:
-                parts.append(f"(?P<{name}>[^/]+)")
-        else:
-            parts.append(re.escape(piece))
-    return re.compile("^" + "".join(parts) + "$")
-
-
-@lru_cache(maxsize=1)
-def _routes() -> tuple[tuple[str, re.Pattern[str], str], ...]:
-    model = service_model()
-    table: list[tuple[str, re.Pattern[str], str, int]] = []
-    for name in model.operation_names:
-        http = model.operation_model(name).http
-        template = http["requestUri"]
-        # Literal templates before templated ones, so /async-invoke never shadows a longer literal path.
-        table.append((http["method"], _template_regex(template), name, template.count("{")))
-    table.sort(key=lambda row: row[3])
-    return tuple((method, regex, name) for method, regex, name, _ in table)
-
-
-def route(method: str, raw_path: str) -> tuple[str, dict[str, str]] | None:
-    """The botocore operation name and URL-decoded path parameters for a request line, or None if unknown."""
-    found = _route(method.upper(), raw_path.split("?", 1)[0])
-    return None if found is None else (found[0], dict(found[1]))
-
-
-@lru_cache(maxsize=1024)
-def _route(method: str, path: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-    # Cached: a test suite calls the same few models over and over, and routing is a pure function.
-    for op_method, regex, name in _routes():
-        if op_method != method:
-            continue
-        match = regex.match(path)
-        if match is not None:
-            return name, tuple((key, unquote(value)) for key, value in match.groupdict().items())
-    return None
 
 
 # --- turning raw HTTP pieces into a FakeRequest ----------------------------------------------------------
@@ -229,32 +126,14 @@ _REQUEST_ID_PREFIX = "5afeb3d0-fa6e-4000-8000-"  # a version-4-shaped UUID whose
 _ASYNC_SUBMIT_TIME = "2025-01-01T00:00:00Z"
 
 
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-_PROFILE_ID = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.[a-z0-9-]+\.")
-
-
 def resource_arn(model_id: str, *, region: str, account: str) -> str:
-    """The ARN IAM names for a model id: as is for ARNs, else a profile or foundation-model ARN."""
+    """The ARN IAM names for a model id (as the product reads it); a foundation-model ARN for any other."""
     if model_id.startswith("arn:"):
         return model_id
-    partition = _partition(region)
-    if _PROFILE_ID.match(model_id):
-        return f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
-    return f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"
-
-
-def action_for(operation: str) -> str:
-    # Converse is authorised as InvokeModel and ConverseStream as InvokeModelWithResponseStream, as on AWS.
-    return "bedrock:" + {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}.get(
-        operation, operation
-    )
+    try:
+        return parse_model_id(model_id, region=region, account=account).arn
+    except ValueError:  # InvalidModelIdError, or a region no client would sign for
+        return f"arn:{partition_of(region)}:bedrock:{region}::foundation-model/{model_id}"
 
 
 def _drop_now(exc: ConnectionDrop | None = None) -> Iterator[bytes]:
@@ -550,7 +429,7 @@ class FakeBedrockCore:
             "action": action_for(request.operation),
             "resource": resource_arn(model_id, region=request.region, account=self.account)
             if model_id
-            else f"arn:{_partition(request.region)}:bedrock:{request.region}:{self.account}:*",
+            else f"arn:{partition_of(request.region)}:bedrock:{request.region}:{self.account}:*",
             "model_id": model_id,
             "region": request.region,
             "account": self.account,
@@ -628,7 +507,7 @@ class FakeBedrockCore:
         if ending == "exception":
             code = scripted.code or "InternalServerException"
             member = _catalog.stream_exception_name(code)
-            valid = _catalog.stream_exceptions_of(operation)
+            valid = stream_exceptions(operation)
             if member not in valid:
                 raise _ScriptFailureError(
                     f"{scripted.origin}: {operation} cannot send {member} (botocore would not even know its"

@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
-from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, ReadTimeout, Reply, request_from_http
-from safe_bedrock.testing._script import ScriptingAPI, stream_operations
+from safe_bedrock._service import RUNTIME, stream_operations
+from safe_bedrock.testing._core import FakeBedrockCore, request_from_http
+from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import FAKE_ACCESS_KEY, isolated_client, isolated_session
+from safe_bedrock.testing._wire import (
+    DEFAULT_REGION,
+    ConnectionDrop,
+    ReadTimeout,
+    Reply,
+    close_chunks,
+    first_chunks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -36,8 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FAKE_ACCESS_KEY", "FakeBedrock"]
 # Requests never leave the process; should a client outlive its fake, this host cannot resolve either.
-_UNUSED_ENDPOINT = "https://bedrock-runtime.{region}.fake-bedrock.invalid"
-_CREATING = "creating-client-class.bedrock-runtime"
+_UNUSED_ENDPOINT = f"https://{RUNTIME}.{{region}}.fake-bedrock.invalid"
+_CREATING = f"creating-client-class.{RUNTIME}"
 _ids = itertools.count(1)
 
 
@@ -113,6 +121,8 @@ class FakeBedrock(ScriptingAPI):
     for aiobotocore clients, so other tasks run meanwhile.
     """
 
+    _core: FakeBedrockCore
+
     def __init__(self, *, max_requests: int | None = None) -> None:
         """`max_requests`: keep only the newest N requests in `.requests` (default: all of them)."""
         self._core = FakeBedrockCore(max_requests=max_requests)
@@ -123,7 +133,7 @@ class FakeBedrock(ScriptingAPI):
 
     # --- clients -----------------------------------------------------------------------------------------
 
-    def client(self, region_name: str = "us-east-1", **kwargs: Any) -> BedrockRuntimeClient:
+    def client(self, region_name: str = DEFAULT_REGION, **kwargs: Any) -> BedrockRuntimeClient:
         """A real boto3 bedrock-runtime client with fake static credentials, attached to this fake.
 
         Keyword arguments go to `boto3.session.Session.client` (config, endpoint_url, ...) and win over the
@@ -135,7 +145,7 @@ class FakeBedrock(ScriptingAPI):
         self.attach(client)
         return client
 
-    def session(self, region_name: str = "us-east-1") -> boto3.session.Session:
+    def session(self, region_name: str = DEFAULT_REGION) -> boto3.session.Session:
         """A boto3 Session (fake credentials, no AWS profile or files) whose bedrock-runtime clients this fake
         answers: for code that builds its own client, such as `SafeBedrockClient(session=...)`.
 
@@ -146,7 +156,7 @@ class FakeBedrock(ScriptingAPI):
         session.events.register(_CREATING, self._attaching_base, unique_id=self._unique)
         return session
 
-    def aio_session(self, region_name: str = "us-east-1") -> AioSession:
+    def aio_session(self, region_name: str = DEFAULT_REGION) -> AioSession:
         """An aiobotocore AioSession (fake credentials, no AWS profile or files) whose bedrock-runtime clients
         this fake answers: for async code that builds its own client, such as
         `AsyncSafeBedrockClient(session=...)`. Needs aiobotocore (the `aio` extra); as `session()` otherwise.
@@ -176,7 +186,7 @@ class FakeBedrock(ScriptingAPI):
         event loop).
         """
         meta = getattr(client, "meta", None)
-        if meta is None or meta.service_model.service_name != "bedrock-runtime":
+        if meta is None or meta.service_model.service_name != RUNTIME:
             raise TypeError(f"attach() takes a boto3 or aiobotocore bedrock-runtime client, got {client!r}")
         self._attach(client, from_session=False)
         if client not in self._clients:
@@ -191,7 +201,7 @@ class FakeBedrock(ScriptingAPI):
         if _is_aiobotocore(client):
             from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
 
-            answer = _aio_fake.answerer(self, check_open=from_session)
+            answer = _aio_fake.answerer(self._receive, check_open=self._check_open if from_session else None)
         else:
             answer = self._answer_open if from_session else self._answer
         endpoint.http_session = _Transport(answer, original, owner=self._unique)
@@ -317,28 +327,3 @@ def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
     first = first_chunks(iterator, url, stream=stream)
     body = _Body(itertools.chain(first, iterator), url, source=iterator)
     return AWSResponse(url, reply.status, _headers(reply.headers), body)
-
-
-def first_chunks(iterator: Iterator[bytes], url: str, *, stream: bool) -> list[bytes]:
-    """What must arrive before the response head: the first chunk of a stream, the whole of any other body.
-
-    Nothing reaches the client before the first chunk, as over HTTP (where the head waits for it): a drop or a
-    timeout before it is an error of the call itself, raised as botocore's connection errors (which botocore
-    may retry). May block through scripted delays.
-    """
-    try:
-        return [b"".join(iterator)] if not stream else list(itertools.islice(iterator, 1))
-    except ReadTimeout as exc:
-        close_chunks(iterator)
-        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-    except ConnectionDrop as exc:
-        # What botocore raises when the connection closes before a response: it retries it as a connection
-        # error, exactly as against the real endpoint.
-        close_chunks(iterator)
-        raise ConnectionClosedError(endpoint_url=url) from exc
-
-
-def close_chunks(chunks: object) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()

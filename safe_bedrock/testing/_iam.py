@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safe_bedrock._ids import ModelKind, parse_model_id, profile_routes
-from safe_bedrock._policy import PolicyError, action_for
+from safe_bedrock._policy import PolicyError
+from safe_bedrock._service import action_for
 from safe_bedrock.errors import InvalidModelIdError
+from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from safe_bedrock._policy import PolicyDocument
-    from safe_bedrock.testing._core import FakeRequest
+    from safe_bedrock.testing._wire import FakeRequest
 
 __all__ = [
     "DEFAULT_PRINCIPAL",
@@ -37,9 +39,6 @@ __all__ = [
     "validate_policy_arn",
     "validate_principal",
 ]
-
-DEFAULT_ACCOUNT = "123456789012"
-DEFAULT_PRINCIPAL = f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/app/session"
 
 # Principals are IAM or STS identities: arn:<partition>:iam|sts::<account>:<name>.
 _PRINCIPAL = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?:iam|sts)::(?P<account>\d{12}):\S+$")

@@ -18,19 +18,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from botocore import xform_name
-
-from safe_bedrock._botocore_data import service_model
 from safe_bedrock._policy import iam_pattern
+from safe_bedrock._service import operation_specs, service_model, stream_exceptions, stream_operations
 from safe_bedrock.testing import _catalog
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from safe_bedrock.testing._core import FakeBedrockCore, FakeRequest
+    from safe_bedrock.testing._wire import FakeRequest
 
 __all__ = [
     "ANY",
@@ -127,28 +124,6 @@ class Scripted:
         return self.origin + (f" (for {', '.join(where)})" if where else "")
 
 
-@lru_cache(maxsize=1)
-def _operations() -> dict[str, str]:
-    """Every accepted spelling of an operation -> botocore name (InvokeModel and invoke_model alike)."""
-    model = service_model()
-    names: dict[str, str] = {}
-    for name in model.operation_names:
-        names[name] = name
-        names[xform_name(name)] = name
-    return names
-
-
-@lru_cache(maxsize=1)
-def stream_operations() -> frozenset[str]:
-    model = service_model()
-    return frozenset(
-        name
-        for name in model.operation_names
-        if model.operation_model(name).has_event_stream_output
-        and not model.operation_model(name).has_event_stream_input
-    )
-
-
 def text_operations() -> frozenset[str]:
     # The operations that answer with model text: InvokeModel, Converse and their streaming twins.
     return frozenset({"InvokeModel", "Converse"}) | stream_operations()
@@ -231,13 +206,15 @@ class Script:
 
 
 def _operation(operation: str | None) -> str | None:
+    """The botocore name of an operation given as InvokeModel or invoke_model; ValueError if none."""
     if operation is None:
         return None
-    names = _operations()
-    if operation not in names:
-        valid = ", ".join(sorted(n for n in names if n[0].isupper()))
-        raise ValueError(f"operation={operation!r} is not a bedrock-runtime operation; valid: {valid}")
-    return names[operation]
+    specs = operation_specs(service_model()).values()
+    for spec in specs:
+        if operation in {spec.name, spec.method}:
+            return spec.name
+    valid = ", ".join(sorted(spec.name for spec in specs))
+    raise ValueError(f"operation={operation!r} is not a bedrock-runtime operation; valid: {valid}")
 
 
 def _non_negative(name: str, value: float | None) -> None:
@@ -293,10 +270,22 @@ def _error_fields(code: str, message: str | None, variant: str | None) -> tuple[
     return row.code, row.variant if variant is not None else None
 
 
+class _Core(Protocol):
+    """What the scripting methods use of the fake's core (`_core.FakeBedrockCore`, which imports this)."""
+
+    script: Script
+    lock: threading.Lock
+    requests: list[FakeRequest]
+
+    def failures(self) -> list[str]: ...
+    def set_policy(self, policy: object | None, *, principal: str = ...) -> None: ...
+    def reset(self) -> None: ...
+
+
 class ScriptingAPI:
     """The scripting methods shared by FakeBedrock and FakeBedrockServer. Subclasses set `self._core`."""
 
-    _core: FakeBedrockCore
+    _core: _Core
 
     # --- answers ---------------------------------------------------------------------------------------
 
@@ -398,10 +387,10 @@ class ScriptingAPI:
         lowerCamel code while the caller iterates.
         """
         member = _catalog.stream_exception_name(code)
-        code_name = _catalog._stream_exceptions()[member]
+        code_name = stream_exceptions()[member]
         op = _operation(operation)
-        if op is not None and op in stream_operations() and member not in _catalog.stream_exceptions_of(op):
-            valid = ", ".join(_catalog.stream_exceptions_of(op))
+        if op is not None and op in stream_operations() and member not in stream_exceptions(op):
+            valid = ", ".join(stream_exceptions(op))
             raise ValueError(f"{op} cannot send {member} mid-stream; its mid-stream errors are: {valid}")
         _error_fields(code_name, message, variant)
         self._queue_stream(

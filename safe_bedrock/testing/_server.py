@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._eventstream import exception_frame
 from safe_bedrock.testing._control_plane import ControlPlane
-from safe_bedrock.testing._core import ConnectionDrop, FakeBedrockCore, Reply, error_reply, request_from_http
+from safe_bedrock.testing._core import FakeBedrockCore, error_reply, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import isolated_client, isolated_session
+from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -325,12 +326,14 @@ class FakeBedrockServer(ScriptingAPI):
     ```
     """
 
+    _core: FakeBedrockCore
+
     def __init__(
         self,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        region: str = "us-east-1",
+        region: str = DEFAULT_REGION,
         control_plane: ControlPlane | None = None,
         max_requests: int | None = None,
     ) -> None:

@@ -4,7 +4,7 @@ Isolated means: fake static credentials, and no AWS profile, config file or cred
 environment. A test must never pick up (or send) real credentials, and an `AWS_PROFILE` naming a profile that
 does not exist (common on CI machines) must not break anything.
 
-Every session shares the process's botocore data loader (`safe_bedrock._botocore_data`), so the service model
+Every session shares the process's botocore data loader (`safe_bedrock._service`), so the service model
 and endpoint data are parsed once: a fresh session plus its first client costs milliseconds, not a tenth of a
 second.
 """
@@ -16,7 +16,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock._botocore_data import loader
+from safe_bedrock._service import RUNTIME, loader
 
 if TYPE_CHECKING:
     import boto3.session
@@ -90,7 +90,5 @@ def isolated_client(*, region_name: str, **kwargs: Any) -> BedrockRuntimeClient:
     kwargs.setdefault("aws_secret_access_key", FAKE_SECRET_KEY)
     # boto3 sessions are not thread-safe while they build clients: creation is serialised.
     with _client_lock:
-        client: BedrockRuntimeClient = _shared_session().client(
-            "bedrock-runtime", region_name=region_name, **kwargs
-        )
+        client: BedrockRuntimeClient = _shared_session().client(RUNTIME, region_name=region_name, **kwargs)
     return client

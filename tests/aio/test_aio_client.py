@@ -24,8 +24,8 @@ from safe_bedrock import (
     SafeBedrockClient,
     ThrottlingError,
 )
-from safe_bedrock._operations import operation_specs
 from safe_bedrock._retry import set_testing
+from safe_bedrock._service import operation_specs
 from safe_bedrock.testing import FakeBedrockServer
 from tests.aio.aiohelpers import astream_text, async_client, isolated_session
 from tests.clienthelpers import HAIKU, LLAMA, SONNET, US_HAIKU, anthropic_body, messages

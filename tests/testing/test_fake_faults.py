@@ -13,8 +13,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EventStreamError
 from urllib3.exceptions import ProtocolError
 
+from safe_bedrock._service import stream_exceptions
 from safe_bedrock.testing import FakeBedrock
-from safe_bedrock.testing._catalog import ERRORS, _stream_exceptions, codes, http_status, stream_exceptions_of
+from safe_bedrock.testing._catalog import ERRORS, codes, http_status
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES: Any = [{"role": "user", "content": [{"text": "Hello there, friend"}]}]
@@ -124,7 +125,7 @@ def test_throttling_twice_then_success_is_retried_by_botocore(fake_bedrock: Fake
             ("invoke_model_with_response_stream", "InvokeModelWithResponseStream"),
             ("converse_stream", "ConverseStream"),
         ]
-        for member in stream_exceptions_of(op_name)
+        for member in stream_exceptions(op_name)
     ],
 )
 def test_mid_stream_errors_raise_event_stream_error_with_the_lower_camel_code(
@@ -147,7 +148,7 @@ def test_stream_errors_accept_the_error_code_spelling_too(fake_bedrock: FakeBedr
     fake_bedrock.add_stream_error("ModelStreamErrorException", "boom", after=0)
     with pytest.raises(EventStreamError, match=r"\(modelStreamErrorException\).*boom"):
         list(client.converse_stream(modelId=HAIKU, messages=MESSAGES)["stream"])
-    assert _stream_exceptions()["modelStreamErrorException"] == "ModelStreamErrorException"
+    assert stream_exceptions()["modelStreamErrorException"] == "ModelStreamErrorException"
 
 
 def test_a_stream_error_the_operation_cannot_send_fails_the_test_loudly(

@@ -15,8 +15,8 @@ from botocore.exceptions import ConnectionClosedError, EventStreamError
 from urllib3.exceptions import ProtocolError
 
 from safe_bedrock._eventstream import event_frame
-from safe_bedrock.testing._core import Reply
 from safe_bedrock.testing._server import FakeBedrockServer
+from safe_bedrock.testing._wire import Reply
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
