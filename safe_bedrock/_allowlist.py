@@ -11,7 +11,8 @@ Entries
 Data residency
     Allowing a foundation model does not allow the cross-Region inference profiles that route it to other
     regions; list the profile (``us.anthropic...``), or write ``profiles+anthropic.claude-...`` to allow a
-    model and every cross-Region profile of it (every geography, ``global.`` included) in one entry.
+    model and the cross-Region profiles of it a client in the region can call (`_ids.profiles_from`: each
+    geography that routes from the region, and ``global.``) in one entry.
 
 Deny by default
     An empty allowlist refuses everything and warns. ``"*"``, a resource of ``*`` or a wildcard entry that
@@ -109,13 +110,11 @@ class _Table:
         self.exact: dict[str, str] = {}
         patterns: dict[ModelKind | None, dict[str, str]] = {}
         for rule in rules:
-            key = rule.key
-            if rule.bare:
-                key = key.replace("{partition}", partition, 1).replace("{region}", region, 1)
-            if is_wild(key):
-                patterns.setdefault(rule.kind, {}).setdefault(key, rule.entry)
-            else:
-                self.exact.setdefault(key, rule.entry)
+            for key in rule.keys(region, partition):
+                if is_wild(key):
+                    patterns.setdefault(rule.kind, {}).setdefault(key, rule.entry)
+                else:
+                    self.exact.setdefault(key, rule.entry)
         # One alternation per kind; each branch ends in an empty group, so `lastindex` names the entry.
         self.wild: dict[ModelKind | None, tuple[re.Pattern[str], list[str]]] = {
             kind: (

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id
+from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id, profiles_from
 from safe_bedrock.errors import AllowlistError, InvalidModelIdError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-__all__ = ["PLACEHOLDER_REGION", "PROFILES_PREFIX", "Rule", "is_wild", "resource_part", "rules"]
+__all__ = ["PLACEHOLDER_REGION", "PROFILES_PREFIX", "Rule", "bare_kind", "is_wild", "resource_part", "rules"]
 
 PROFILES_PREFIX: Final = "profiles+"
 PLACEHOLDER_REGION: Final = "us-east-1"  # validates bare entries before any region is known
@@ -43,6 +43,17 @@ class Rule:
     kind: ModelKind | None
     key: str  # exact key or IAM pattern; "{region}"/"{partition}" placeholders for bare entries
     bare: bool  # resolved against a region when bound
+    profiles: bool = False  # a profiles+ rule: key names the model, bound to the region's profiles of it
+
+    def keys(self, region: str, partition: str) -> tuple[str, ...]:
+        """The keys (exact or IAM patterns) this rule stands for in ``region``."""
+        if not self.bare:
+            return (self.key,)
+        key = self.key.replace("{partition}", partition, 1).replace("{region}", region, 1)
+        if not self.profiles:
+            return (key,)
+        head, _, model = key.rpartition("/")
+        return tuple(f"{head}/{profile}" for profile in profiles_from(model, region))
 
 
 def is_wild(text: str) -> bool:
@@ -74,7 +85,8 @@ def _check_coverage(resource_id: str, kind: ModelKind, *, entry: str, source: st
     elif kind is ModelKind.INFERENCE_PROFILE:
         shape, covers = _GEO_PROVIDER_HEAD, "every provider or geography"
         need = (
-            "a geography and a provider (like 'us.anthropic.'; 'profiles+<model id>' allows every geography)"
+            "a geography and a provider (like 'us.anthropic.'; 'profiles+<model id>' allows the profiles of "
+            "every geography that routes from the region)"
         )
     elif head:
         return
@@ -110,16 +122,15 @@ def _rules_for(entry: object, *, source: str, broad_ok: bool) -> list[Rule]:
                 f"{PROFILES_PREFIX!r} takes a foundation-model id (provider.model...), not {model!r}",
                 f"write {PROFILES_PREFIX}anthropic.claude-3-haiku-20240307-v1:0",
             )
-        profiles = _bare_rules(
-            f"*.{model}", entry=entry, source=source, broad_ok=True, kind=ModelKind.INFERENCE_PROFILE
-        )
-        return rules + profiles
+        key = f"arn:{{partition}}:bedrock:{{region}}::inference-profile/{model}"
+        return [*rules, Rule(entry, ModelKind.INFERENCE_PROFILE, key, bare=True, profiles=True)]
     if entry.startswith("arn:"):
         return [_arn_rule(entry, source=source, broad_ok=broad_ok)]
     return _bare_rules(entry, entry=entry, source=source, broad_ok=broad_ok)
 
 
-def _bare_kind(text: str) -> ModelKind:
+def bare_kind(text: str) -> ModelKind:
+    """The kind a bare id or id pattern names: a profile when it starts with a geography."""
     head = text.split(":", 1)[0]
     first = head.split(".", 1)[0]
     if head.count(".") >= 2 or first in PROFILE_ROUTES:
@@ -127,10 +138,8 @@ def _bare_kind(text: str) -> ModelKind:
     return ModelKind.FOUNDATION_MODEL
 
 
-def _bare_rules(
-    text: str, *, entry: str, source: str, broad_ok: bool, kind: ModelKind | None = None
-) -> list[Rule]:
-    kind = kind or _bare_kind(text)
+def _bare_rules(text: str, *, entry: str, source: str, broad_ok: bool) -> list[Rule]:
+    kind = bare_kind(text)
     if not is_wild(text):
         try:
             kind = parse_model_id(text, region=PLACEHOLDER_REGION).kind

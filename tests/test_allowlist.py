@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from safe_bedrock._allowlist import ModelAllowlist
-from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id
+from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, ModelRef, parse_model_id
 from safe_bedrock._policy import INVOKE, INVOKE_BIDI_STREAM, INVOKE_STREAM, least_privilege_policy
 from safe_bedrock.errors import (
     AllowlistError,
@@ -122,13 +122,22 @@ def test_allowing_a_model_does_not_allow_profiles_that_route_it_elsewhere() -> N
     assert not allows(allowlist, f"global.{HAIKU}")
 
 
-def test_profiles_plus_allows_a_model_and_all_its_cross_region_profiles_in_one_entry() -> None:
-    allowlist = ModelAllowlist([f"profiles+{HAIKU}"])
-    for model_id in (HAIKU, f"us.{HAIKU}", f"eu.{HAIKU}", f"global.{HAIKU}"):
-        assert allows(allowlist, model_id), model_id
-    assert not allows(allowlist, OPUS)
-    assert not allows(allowlist, f"us.{OPUS}")
-    assert allows(ModelAllowlist(["profiles+anthropic.claude-3-haiku*"]), f"apac.{HAIKU}")
+@pytest.mark.parametrize(
+    ("region", "callable_geographies"),
+    [("us-east-1", {"us"}), ("eu-west-1", {"eu"}), ("ap-northeast-1", {"apac", "jp"}), ("sa-east-1", set())],
+)
+def test_profiles_plus_allows_a_model_and_the_profiles_a_client_in_its_region_can_call(
+    region: str, callable_geographies: set[str]
+) -> None:
+    # A client calls the profiles of its own region: the geographies that route from it, and global.
+    allowed = {*callable_geographies, "global"}
+    for entry in (f"profiles+{HAIKU}", "profiles+anthropic.claude-3-haiku*"):
+        allowlist = ModelAllowlist([entry])
+        assert allows(allowlist, HAIKU, region=region)
+        for geo in ("us", "us-gov", "eu", "apac", "jp", "au", "global"):
+            assert allows(allowlist, f"{geo}.{HAIKU}", region=region) is (geo in allowed), (entry, geo)
+        assert not allows(allowlist, OPUS, region=region)
+        assert not allows(allowlist, f"global.{OPUS}", region=region)
     with pytest.raises(AllowlistError, match="foundation-model id"):
         ModelAllowlist([f"profiles+us.{HAIKU}"])
 
@@ -516,8 +525,11 @@ def naive_allows(entries: Iterable[str], target: ModelRef, region: str) -> bool:
             patterns.append(
                 (f"arn:aws:bedrock:{region}::foundation-model/{model}", ModelKind.FOUNDATION_MODEL)
             )
-            patterns.append(
-                (f"arn:aws:bedrock:{region}::inference-profile/*.{model}", ModelKind.INFERENCE_PROFILE)
+            # The profiles a client in the region can call: geographies that route from it, and global.
+            geos = [geo for geo, to in PROFILE_ROUTES.items() if region in to or geo == "global"]
+            patterns.extend(
+                (f"arn:aws:bedrock:{region}::inference-profile/{geo}.{model}", ModelKind.INFERENCE_PROFILE)
+                for geo in geos
             )
         elif entry.startswith("arn:"):
             parts = entry.split(":", 5)

@@ -166,16 +166,6 @@ def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllo
     return sources, denied
 
 
-def _bare_kind(text: str) -> str:
-    from safe_bedrock._ids import PROFILE_ROUTES  # noqa: PLC0415
-
-    head = text.split(":", 1)[0]
-    first = head.split(".", 1)[0]
-    if head.count(".") >= 2 or first in PROFILE_ROUTES:
-        return "inference-profile"
-    return "foundation-model"
-
-
 @dataclass
 class _Resources:
     """Resources for one set of actions: exact model refs, and patterns the user wrote with wildcards."""
@@ -187,17 +177,13 @@ class _Resources:
 
 
 def _expand(entry: str, *, region: str, partition: str, account: str, into: _Resources) -> None:
-    from safe_bedrock._allowlist import PROFILES_PREFIX  # noqa: PLC0415
-    from safe_bedrock._ids import PROFILE_ROUTES, parse_model_id  # noqa: PLC0415
+    from safe_bedrock._entries import PROFILES_PREFIX, bare_kind  # noqa: PLC0415
+    from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id, profile_routes, profiles_from  # noqa: PLC0415
 
-    if entry.startswith(PROFILES_PREFIX):
-        # A model and its cross-Region profiles: the profiles callable from this region are the
-        # geographies that route from it, and global.
+    if entry.startswith(PROFILES_PREFIX):  # the model and its profiles a client in the region can call
         model = entry[len(PROFILES_PREFIX) :]
-        _expand(model, region=region, partition=partition, account=account, into=into)
-        for geo, regions in sorted(PROFILE_ROUTES.items()):
-            if geo == "global" or region in regions:
-                _expand(f"{geo}.{model}", region=region, partition=partition, account=account, into=into)
+        for each in (model, *profiles_from(model, region)):
+            _expand(each, region=region, partition=partition, account=account, into=into)
         return
     if "*" not in entry and "?" not in entry:
         into.refs.append(parse_model_id(entry, region=region, partition=partition, account=account))
@@ -205,23 +191,22 @@ def _expand(entry: str, *, region: str, partition: str, account: str, into: _Res
     if entry.startswith("arn:"):
         into.patterns.append(entry)
         return
-    kind = _bare_kind(entry)
-    if kind == "foundation-model":
+    kind = bare_kind(entry)
+    if kind is ModelKind.FOUNDATION_MODEL:
         into.patterns.append(f"arn:{partition}:bedrock:{region}::foundation-model/{entry}")
         return
-    geo, _, model = entry.partition(".")
-    if geo not in PROFILE_ROUTES:
-        raise CommandError(
-            f"cannot tell where the inference profiles {entry!r} route requests (geography {geo!r})",
-            fix="list the inference profiles exactly, for example us.anthropic.claude-3-haiku-20240307-v1:0",
-        )
     pattern = f"arn:{partition}:bedrock:{region}:{account or '*'}:inference-profile/{entry}"
+    try:  # the foundation models a profile pattern routes to: those of the patterned profile
+        routed = profile_routes(ModelRef(entry, kind, partition, region, account, entry, pattern))
+    except LookupError:
+        raise CommandError(
+            f"cannot tell where the inference profiles {entry!r} route requests "
+            f"(geography {entry.partition('.')[0]!r})",
+            fix="list the inference profiles exactly, for example us.anthropic.claude-3-haiku-20240307-v1:0",
+        ) from None
     into.patterns.append(pattern)
     into.profile_patterns.append(pattern)
-    for destination in sorted({*PROFILE_ROUTES[geo], region}):
-        into.routed_patterns.append(f"arn:{partition}:bedrock:{destination}::foundation-model/{model}")
-    if geo == "global":
-        into.routed_patterns.append(f"arn:{partition}:bedrock:::foundation-model/{model}")
+    into.routed_patterns.extend(routed)
 
 
 def _statements_for(

@@ -73,6 +73,20 @@ def test_profile_gets_its_arn_plus_the_model_in_every_region_it_routes_to_only_t
     assert routed["Condition"]["ArnLike"]["bedrock:InferenceProfileArn"] == profiles
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-northeast-1", "us-gov-west-1"])
+def test_profiles_plus_means_in_a_policy_what_it_means_in_the_allowlist(region: str) -> None:
+    # The model and the profiles a client in the region can call, no others, in both readings.
+    built = build_policy(models=[f"profiles+{HAIKU}"], region=region, account="123456789012")
+    by_sid = {s["Sid"]: s for s in statements(built.policy)}
+    in_policy = {arn.rpartition("/")[2] for arn in by_sid["InvokeCrossRegionInferenceProfiles"]["Resource"]}
+    allowlist = ModelAllowlist([f"profiles+{HAIKU}"])
+    geographies = ("us", "us-gov", "eu", "apac", "jp", "au", "global")
+    in_allowlist = {f"{g}.{HAIKU}" for g in geographies if allowlist.allows(f"{g}.{HAIKU}", region=region)}
+    assert in_policy == in_allowlist
+    assert f"global.{HAIKU}" in in_policy
+    assert len(in_policy) < len(geographies)
+
+
 def test_invoke_is_never_allowed_on_resource_star() -> None:
     for role in ("app", "developer"):
         built = build_policy(models=MODELS, role=role, region="us-east-1")
