@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from safe_bedrock._allowlist import ENV_VAR
-from safe_bedrock.cli import Command, CommandError
+from safe_bedrock.cli import Command
 from safe_bedrock.cli._output import (
     EXIT_DENIED,
     EXIT_OK,
@@ -50,7 +50,6 @@ OK: Final = "ok"
 DENIED: Final = "denied"
 UNKNOWN: Final = "unknown"
 SKIP: Final = "skip"
-ACTIONS: Final = {"invoke": "bedrock:InvokeModel", "stream": "bedrock:InvokeModelWithResponseStream"}
 _ROLE_SESSION: Final = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
 _IAM_PRINCIPAL: Final = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/.+")
 _CREDENTIAL_FIXES: Final = {
@@ -509,13 +508,9 @@ def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
         from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
         from safe_bedrock.cli._invoke import aws_session  # noqa: PLC0415
+        from safe_bedrock.cli._policy_cmd import parse_actions  # noqa: PLC0415
 
-        names = [part.strip().lower() for part in args.actions.split(",") if part.strip()]
-        if not names or any(name not in ACTIONS for name in names):
-            raise CommandError(
-                f"--actions {args.actions!r} is not a list of invoke, stream", fix="--actions invoke,stream"
-            )
-        actions = [ACTIONS[name] for name in dict.fromkeys(names)]
+        actions = list(parse_actions(args.actions))
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
         region = str(session.region_name)
         ref = parse_model_id(args.model, region=region)  # bad ids are usage errors, before any call

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safe_bedrock.cli import EXIT_OK, Command, CommandError
+from safe_bedrock.testing._wire import DEFAULT_PRINCIPAL, DEFAULT_REGION
 
 if TYPE_CHECKING:
     import argparse
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4010
-DEFAULT_REGION = "us-east-1"
 _MAX_REQUESTS = 10_000  # requests kept in the fake's log; the oldest go first
 
 
@@ -40,7 +40,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--principal",
         metavar="ARN",
-        help="principal named in AccessDenied messages (default: an assumed role in account 123456789012)",
+        help=f"principal named in AccessDenied messages (default {DEFAULT_PRINCIPAL})",
     )
     parser.add_argument(
         "--region",

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from safe_bedrock._allowlist import ENV_VAR
+from safe_bedrock._policy import INVOKE, INVOKE_STREAM
 from safe_bedrock.cli import Command, CommandError
 from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_OK, Output, run_command
 
@@ -24,13 +26,10 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
 
-__all__ = ["COMMAND", "READ_ONLY_ACTIONS", "ROLES", "build_policy"]
+__all__ = ["COMMAND", "READ_ONLY_ACTIONS", "ROLES", "build_policy", "parse_actions"]
 
 ROLES: Final = ("app", "auditor", "developer")
-ACTION_NAMES: Final = {
-    "invoke": "bedrock:InvokeModel",
-    "stream": "bedrock:InvokeModelWithResponseStream",
-}
+ACTION_NAMES: Final = {"invoke": INVOKE, "stream": INVOKE_STREAM}
 # Read-only: IAM gives these no resource-level permissions, so "*" is the only valid Resource.
 LIST_ACTIONS: Final = (
     "bedrock:GetFoundationModelAvailability",
@@ -61,9 +60,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="model ids, inference profile ids or ARNs to allow (IAM wildcards * and ? allowed)",
     )
-    parser.add_argument(
-        "--from-env", action="store_true", help="add the entries of SAFE_BEDROCK_ALLOWED_MODELS"
-    )
+    parser.add_argument("--from-env", action="store_true", help=f"add the entries of {ENV_VAR}")
     parser.add_argument(
         "--file", metavar="F", help="add the entries of an allowlist file (TOML or JSON: allow = [...])"
     )
@@ -93,7 +90,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON object with the policy and notes")
 
 
-def _parse_actions(text: str) -> tuple[str, ...]:
+def parse_actions(text: str) -> tuple[str, ...]:
+    """--actions invoke,stream (of `policy` and `check`) -> the IAM actions."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in ACTION_NAMES]
     if unknown or not names:
@@ -137,18 +135,17 @@ def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist]
 
 def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
     from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
-    from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PolicyDocument  # noqa: PLC0415
+    from safe_bedrock._policy import PolicyDocument  # noqa: PLC0415
 
     sources: list[ModelAllowlist] = []
     denied: list[str] = []
     if args.models:
         sources.append(ModelAllowlist(list(args.models), region=region, source="command line"))
     if args.from_env:
-        env = os.environ.get("SAFE_BEDROCK_ALLOWED_MODELS", "")
-        if not env.strip():
+        if not os.environ.get(ENV_VAR, "").strip():
             raise CommandError(
-                "--from-env: SAFE_BEDROCK_ALLOWED_MODELS is not set or empty",
-                fix="set SAFE_BEDROCK_ALLOWED_MODELS=id[,id...], or pass the models as arguments",
+                f"--from-env: {ENV_VAR} is not set or empty",
+                fix=f"set {ENV_VAR}=id[,id...], or pass the models as arguments",
             )
         sources.append(ModelAllowlist.from_env(region=region))
     if args.file:
@@ -300,7 +297,7 @@ def build_policy(
         raise CommandError(f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app")
     if account is not None and not _ACCOUNT.fullmatch(account):
         raise CommandError(f"--account {account!r} is not a 12-digit AWS account id", fix="e.g. 123456789012")
-    wanted = _parse_actions(actions)
+    wanted = parse_actions(actions)
     where = resolve_region(region)
     partition = partition_of(where)
     owner = account or ""
