@@ -1,9 +1,11 @@
-"""Fuzzing the two parsers that read what the network hands us: event-stream frames and error messages.
+"""Fuzzing our event-stream code and the error-message parser against what the network hands us.
 
-- Our encoder round-trips through botocore's decoder (the one every boto3 user runs) for any headers and
-  payload; a corrupted frame (a flipped bit, a cut, a splice) never decodes into different content.
-- Arbitrary bytes served as a stream through the real client end in a botocore error or a clean end,
-  never a hang, never another exception, and the call still leaves exactly one log event.
+- Our encoder (`_eventstream`) round-trips any headers and payload through botocore's decoder (the one
+  every boto3 user runs), or refuses, naming the limit, what that decoder would refuse; a corrupted frame
+  (a flipped bit, a cut, a splice) never decodes into different content.
+- Our stream wrapper, over the real stack: damaged frames never reach the caller altered (what arrives is
+  a prefix of what was sent), and arbitrary bytes end the stream in a botocore error, a typed error or a
+  clean end, never a hang, never another exception; either way the call leaves exactly one log event.
 - Arbitrary error codes and messages served by the fake become typed errors, in bounded time.
 
 Every input runs under a watchdog: a hang fails the test instead of stalling the suite.
@@ -12,6 +14,7 @@ Every input runs under a watchdog: a hang fails the test instead of stalling the
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +26,7 @@ from botocore.exceptions import EventStreamError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from safe_bedrock import BedrockServiceError, SafeBedrockClient
+from safe_bedrock import BedrockServiceError, SafeBedrockClient, SafeBedrockError
 from safe_bedrock._classify import classify
 from safe_bedrock._eventstream import encode_frame, event_frame, exception_frame
 from safe_bedrock._retry import set_testing
@@ -98,11 +101,24 @@ def test_a_corrupted_stream_never_decodes_into_different_content(
     assert decoded == frames[: len(decoded)]
 
 
-@settings(max_examples=scaled(500), deadline=None)
-@given(junk=st.binary(max_size=2_048))
-def test_arbitrary_bytes_decode_or_raise_a_parser_error_never_anything_else(junk: bytes) -> None:
-    with contextlib.suppress(ParserError):
-        within(WATCHDOG, lambda: decode(junk))
+any_name = st.one_of(st.text(max_size=40), st.text(alphabet="ab", min_size=250, max_size=260))
+any_value = st.one_of(st.text(max_size=60), st.just("x" * 0x7FFF), st.just("x" * 0x8000))
+
+
+@settings(max_examples=scaled(300), deadline=None)
+@given(headers=st.dictionaries(any_name, any_value, max_size=5), payload=st.binary(max_size=2_048))
+def test_our_encoder_round_trips_any_frame_or_refuses_what_botocore_could_not_read(
+    headers: dict[str, str], payload: bytes
+) -> None:
+    sizes = [(len(name.encode()), len(value.encode())) for name, value in headers.items()]
+    readable = all(0 < name < 256 and value <= 0x7FFF for name, value in sizes) and (
+        sum(4 + name + value for name, value in sizes) <= 128 * 1024
+    )
+    if not readable:
+        with pytest.raises(ValueError, match="header"):  # named: what is over which limit
+            encode_frame(headers=headers, payload=payload)
+        return
+    assert decode(encode_frame(headers=headers, payload=payload)) == [(headers, payload)]
 
 
 @settings(max_examples=scaled(150), deadline=None)
@@ -180,6 +196,63 @@ def test_any_bytes_we_serve_end_the_stream_in_a_botocore_error_or_cleanly(
     # A stream corrupt from its first frame is resent once (nothing reached the caller; the retry gets the
     # fake's default answer); one that got further is never resent. Either way: one call, one record.
     assert len(fake.requests) in (1, 2)
+    assert len(recorder.snapshot()) == 1
+
+
+CONVERSE_EVENTS = [
+    ("messageStart", {"role": "assistant"}),
+    ("contentBlockDelta", {"delta": {"text": "Hello"}, "contentBlockIndex": 0}),
+    ("contentBlockDelta", {"delta": {"text": ", world"}, "contentBlockIndex": 0}),
+    ("contentBlockStop", {"contentBlockIndex": 0}),
+    ("messageStop", {"stopReason": "end_turn"}),
+]
+SENT = [{name: body} for name, body in CONVERSE_EVENTS]
+FRAMES = b"".join(event_frame(name, json.dumps(body).encode()) for name, body in CONVERSE_EVENTS)
+
+
+@st.composite
+def damaged(draw: st.DrawFn) -> bytes:
+    """The frames of a whole answer (and, sometimes, a mid-stream exception), damaged once."""
+    stream = bytearray(FRAMES)
+    if draw(st.booleans()):
+        stream += exception_frame("throttlingException", "Too many requests, please wait.")
+    at = draw(st.integers(min_value=0, max_value=len(stream) - 1))
+    how = draw(st.sampled_from(["flip", "cut", "splice", "insert"]))
+    if how == "flip":
+        stream[at] ^= 1 << draw(st.integers(min_value=0, max_value=7))
+    elif how == "cut":
+        del stream[at:]
+    elif how == "splice":
+        del stream[at : at + draw(st.integers(min_value=1, max_value=16))]
+    else:
+        stream[at:at] = draw(st.binary(min_size=1, max_size=16))
+    return bytes(stream)
+
+
+@settings(
+    max_examples=scaled(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(stream=damaged())
+def test_damaged_frames_never_reach_the_caller_altered(
+    fake: FakeBedrock, client: SafeBedrockClient, recorder: Recorder, stream: bytes
+) -> None:
+    fake.reset()
+    recorder.clear()
+    # Every attempt (a failed first read is retried) gets the same damaged bytes.
+    fake.add_stream(events=[stream], operation="ConverseStream", times=10)
+    received: list[object] = []
+
+    def read() -> None:
+        response = client.converse_stream(modelId=HAIKU, messages=messages())
+        received.extend(response["stream"])
+
+    # botocore's decoder refuses the bytes, or the exception frame arrives (typed), or the stream ends.
+    with contextlib.suppress(ParserError, EventStreamError, SafeBedrockError):
+        within(WATCHDOG, read)
+    # What the caller saw is what was sent, up to where the damage is: nothing altered, nothing twice.
+    assert received == SENT[: len(received)]
     assert len(recorder.snapshot()) == 1
 
 
