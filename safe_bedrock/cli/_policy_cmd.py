@@ -216,27 +216,15 @@ def _statements_for(
     if resources.refs:
         policy = least_privilege_policy(resources.refs, actions=actions, account=account)
         statements.extend(policy["Statement"])  # type: ignore[arg-type]
-    if resources.patterns:
-        statements.append(
-            {
-                "Sid": "InvokeModelPatterns",
-                "Effect": "Allow",
-                "Action": action_value,
-                "Resource": sorted(dict.fromkeys(resources.patterns)),
-            }
-        )
-    if resources.routed_patterns:
-        statements.append(
-            {
-                "Sid": "InvokeModelPatternsThroughProfiles",
-                "Effect": "Allow",
-                "Action": action_value,
-                "Resource": sorted(dict.fromkeys(resources.routed_patterns)),
-                "Condition": {
-                    "StringLike": {PROFILE_ARN_KEY: sorted(dict.fromkeys(resources.profile_patterns))}
-                },
-            }
-        )
+    through_profiles = {"StringLike": {PROFILE_ARN_KEY: sorted(dict.fromkeys(resources.profile_patterns))}}
+    for sid, patterns, condition in (
+        ("InvokeModelPatterns", resources.patterns, None),
+        ("InvokeModelPatternsThroughProfiles", resources.routed_patterns, through_profiles),
+    ):
+        if patterns:
+            statement = {"Sid": sid, "Effect": "Allow", "Action": action_value}
+            statement["Resource"] = sorted(dict.fromkeys(patterns))
+            statements.append(statement if condition is None else {**statement, "Condition": condition})
     for statement in statements:
         statement["Sid"] = prefix + str(statement["Sid"])
     return statements
