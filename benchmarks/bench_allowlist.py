@@ -11,7 +11,7 @@ them alike; the reported cost is the 10th percentile over rounds (the cost witho
 the median beside it. The RATIO lines compare the 10th percentile with the target and are printed whether
 or not it is met.
 
-    python benchmarks/bench_allowlist.py [--rounds N]
+Run: .venv/bin/python benchmarks/bench_allowlist.py [--rounds N]
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ converse_stream calls at once against the fake Bedrock server, each answer paced
 
 The fake server runs in a child process, so its own per-connection threads are not counted here.
 
+Noise: each side runs `--repeats` bursts (default 3), interleaved with the order alternating (async, sync,
+sync, async, ...), each with a fresh client. Times (TTFT p50/p99, wall) are each side's 20th percentile over
+its bursts (medians beside); threads added and streams completed are the worst burst, since they are
+bounds. RATIO lines: threads the async client added (<= streams/10: no thread per stream), the share of
+its streams completed (>= 1), and, for information, its TTFT p99 over the sync client's.
+
     .venv-aio/bin/python benchmarks/bench_chat_load.py [--streams 200] [--tokens 30] [--delay 0.02]
+        [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from _bench import low_quantile, ratio_line, verdict
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 KEY, SECRET = "AKIAFAKEBEDROCK00000", "fake-secret-access-key-for-safe-bedrock"
@@ -50,9 +59,7 @@ class Result:
     complete: int
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+QUANTILE = 0.2
 
 
 async def run_async(endpoint: str, streams: int, tokens: int) -> Result:
@@ -174,18 +181,23 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=30)
     parser.add_argument("--delay", type=float, default=0.02, help="seconds between a stream's tokens")
+    parser.add_argument("--repeats", type=int, default=3, help="bursts per side, order alternating")
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    server = context.Process(target=_serve, args=(child, 2 * args.streams + 2, args.tokens, args.delay))
+    answers = 2 * args.repeats * (args.streams + 1)
+    server = context.Process(target=_serve, args=(child, answers, args.tokens, args.delay))
     server.start()
+    runs: dict[str, list[Result]] = {"async": [], "sync": []}
     try:
         endpoint = parent.recv()
-        results = [
-            asyncio.run(run_async(endpoint, args.streams, args.tokens)),
-            run_sync(endpoint, args.streams, args.tokens),
-        ]
+        for index in range(args.repeats):
+            for side in ("async", "sync") if index % 2 == 0 else ("sync", "async"):
+                if side == "async":
+                    runs[side].append(asyncio.run(run_async(endpoint, args.streams, args.tokens)))
+                else:
+                    runs[side].append(run_sync(endpoint, args.streams, args.tokens))
     finally:
         parent.send("stop")
         server.join(10)
@@ -194,29 +206,47 @@ def main() -> None:
     print(
         f"{args.streams} concurrent converse_stream calls, {args.tokens} tokens each,"
         f" {args.delay * 1000:.0f} ms apart (one stream alone: ~{ideal:.2f} s),"
-        f" fake Bedrock server in a child process, {os.cpu_count()} cores\n"
+        f" fake Bedrock server in a child process, {os.cpu_count()} cores;"
+        f" {args.repeats} bursts per side, p20 (median) of times, worst of counts\n"
     )
-    columns = ("TTFT p50", 9), ("TTFT p99", 9), ("wall", 7), ("complete", 9), ("threads (peak/base)", 20)
-    header = f"{'client':38} " + " ".join(f"{name:>{width}}" for name, width in columns)
+    columns = ("TTFT p50", 17), ("TTFT p99", 17), ("wall", 15), ("complete", 9), ("threads +", 9)
+    header = f"{'client':36} " + " ".join(f"{name:>{width}}" for name, width in columns)
     print(header)
     print("-" * len(header))
-    for r in results:
-        p50, p99 = statistics.median(r.ttft) * 1000, _percentile(r.ttft, 0.99) * 1000
+
+    def times(side: str, metric: str) -> tuple[float, float]:
+        values = [
+            statistics.median(r.ttft)
+            if metric == "p50"
+            else low_quantile(r.ttft, 0.99)
+            if metric == "p99"
+            else r.wall
+            for r in runs[side]
+        ]
+        return low_quantile(values, QUANTILE), statistics.median(values)
+
+    added = {side: max(r.peak_threads - r.baseline_threads for r in runs[side]) for side in runs}
+    complete = {side: min(r.complete for r in runs[side]) for side in runs}
+    for side in runs:
+        (p50, p50m), (p99, p99m), (wall, wallm) = (times(side, m) for m in ("p50", "p99", "wall"))
+        ttft = f"{p50 * 1e3:6.1f} ({p50m * 1e3:6.1f})ms {p99 * 1e3:6.1f} ({p99m * 1e3:6.1f})ms"
         print(
-            f"{r.name:38} {p50:7.1f}ms {p99:7.1f}ms {r.wall:6.2f}s {r.complete:>4}/{args.streams:<4}"
-            f" {r.peak_threads:>11} / {r.baseline_threads:<6}"
+            f"{runs[side][0].name:36} {ttft} {wall:5.2f} ({wallm:5.2f})s"
+            f" {complete[side]:>4}/{args.streams:<4} {added[side]:>+9}"
         )
-    a, s = results
+    p99_ratio = times("async", "p99")[0] / times("sync", "p99")[0]
+    bound = f"<={args.streams // 10}"
+    share = complete["async"] / args.streams
+    held = verdict(added["async"], bound)
     print(
-        f"\nthreads added while holding the streams: async +{a.peak_threads - a.baseline_threads},"
-        f" sync +{s.peak_threads - s.baseline_threads}"
-        f"; TTFT p99 ratio async/sync {_percentile(a.ttft, 0.99) / _percentile(s.ttft, 0.99):.2f}x"
+        f"\nthreads added while holding the streams: async +{added['async']} ({held} {bound}),"
+        f" sync +{added['sync']}; async streams completed {share:.0%};"
+        f" TTFT p99 async/sync {p99_ratio:.2f}x (information)"
     )
     # For benchmarks/run_all.py: the async path must hold every stream without a thread per stream.
-    print(f"RATIO chat_load:async_threads_added {a.peak_threads - a.baseline_threads} <={args.streams // 10}")
-    print(f"RATIO chat_load:async_streams_completed {a.complete / args.streams:.3f} >=1")
-    p99_ratio = _percentile(a.ttft, 0.99) / _percentile(s.ttft, 0.99)
-    print(f"RATIO chat_load:ttft_p99_async_vs_sync {p99_ratio:.2f} -")
+    print(ratio_line("chat_load:async_threads_added", added["async"], bound))
+    print(ratio_line("chat_load:async_streams_completed", share, ">=1"))
+    print(ratio_line("chat_load:ttft_p99_async_vs_sync", p99_ratio, "-"))
 
 
 if __name__ == "__main__":

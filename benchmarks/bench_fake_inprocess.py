@@ -9,26 +9,28 @@ answers the request differs:
   default answers are cached per request, so a second variant sends a new prompt every call);
 - moto: `mock_aws()` (moto 5 answers `{}` to invoke_model and cannot stream, so only invoke_model).
 
-Calls are measured in rounds, the variants interleaved round by round in one process so machine noise hits
-all alike; the median per-call time of each is printed with the ratios. Targets (issue 2): fake within
-1.3x of the floor for invoke_model and for a 50-event invoke_model_with_response_stream; fake at least 2x
-faster than moto's invoke_model.
+Noise: the variants run in interleaved rounds in one process (each round runs every variant once, the
+order rotating by one each round, each from a collected heap); a round's sample is its mean time per call.
+Each variant's value is the 10th percentile over its rounds; ratios are formed from those (medians shown
+beside). Targets (issue 2): fake within 1.3x of the floor for invoke_model and for a 50-event
+invoke_model_with_response_stream; moto's invoke_model at least 2x the fake's time.
+Prints `RATIO <name> <value> <target>` lines for benchmarks/run_all.py.
 Run: .venv/bin/python benchmarks/bench_fake_inprocess.py [--rounds N] [--calls N]
-moto is not a dependency of the project: `pip install moto` to include it (skipped when missing).
+moto is not a dependency of the project: `make bench` installs it (the `bench` dependency group); the
+moto comparison is skipped when it is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import itertools
 import json
 import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from _bench import interleave, low_quantile, ratio_line, verdict
 from botocore.awsrequest import AWSResponse
 
 from safe_bedrock.testing import FakeBedrock
@@ -36,6 +38,7 @@ from safe_bedrock.testing import FakeBedrock
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+QUANTILE = 0.1
 MODEL_ID = "anthropic.claude-3-haiku-20240307-v1:0"
 # 43 prompt words + "You said:" = 45 text deltas; with message_start, content_block_start/stop,
 # message_delta and message_stop the default answer streams exactly 50 events.
@@ -106,17 +109,10 @@ def floor_client(fake: FakeBedrock, *, stream: bool) -> Any:
     return floor
 
 
-def measure(fn: Callable[[], None], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=60)
     args = parser.parse_args()
 
     floor_invoke = floor_client(FakeBedrock(), stream=False)
@@ -163,40 +159,35 @@ def main() -> None:
     try:
         from moto import mock_aws  # noqa: PLC0415 - optional, benchmark only
     except ImportError:
-        print("moto not installed: skipping the moto comparison (pip install moto)")
+        print("moto not installed: skipping the moto comparison (pip install --group bench, or make bench)")
     else:
         moto_context = mock_aws()
     with moto_context:
         if not isinstance(moto_context, contextlib.nullcontext):
             variants["moto invoke_model"] = invoke(new_client())
-        for fn in variants.values():  # warm up: imports, caches, connection pools
-            measure(fn, 20)
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        names = list(variants)
-        for round_no in range(args.rounds):
-            # Rotate the order each round, and start every measurement from a collected heap, so that no
-            # variant pays for garbage another one left.
-            for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
-                gc.collect()
-                samples[name].append(measure(variants[name], args.calls))
-                # A test gets a fresh fake; one fake recording thousands of requests would measure the
-                # garbage collector walking that log instead of the per-call cost. Cleared outside the timing.
-                fake.reset()
+        # A test gets a fresh fake; one fake recording thousands of requests would measure the garbage
+        # collector walking that log instead of the per-call cost. Cleared between runs, not timed.
+        samples = interleave(variants, rounds=args.rounds, calls=args.calls, warmup=20, between=fake.reset)
 
-    median = {name: statistics.median(times) for name, times in samples.items()}
-    print(f"{args.rounds} rounds x {args.calls} calls, variants interleaved; median time per call:")
-    for name, value in median.items():
-        print(f"  {name:32s} {value * 1e6:9.1f} us")
-    print("ratios (target):")
-    ratio = median["fake invoke_model"] / median["floor invoke_model"]
-    print(f"  fake / floor, invoke_model          {ratio:5.2f}x   (<= 1.3x)")
-    ratio = median["fake invoke_model, new prompt"] / median["floor invoke_model"]
-    print(f"  ... with a new prompt every call    {ratio:5.2f}x   (no answer cache hit; for information)")
-    ratio = median["fake stream (50 events)"] / median["floor stream (50 events)"]
-    print(f"  fake / floor, stream of 50 events   {ratio:5.2f}x   (<= 1.3x)")
-    if "moto invoke_model" in median:
-        ratio = median["moto invoke_model"] / median["fake invoke_model"]
-        print(f"  moto / fake, invoke_model           {ratio:5.2f}x   (>= 2x: fake is that much faster)")
+    low = {name: low_quantile(times, QUANTILE) for name, times in samples.items()}
+    print(f"{args.rounds} interleaved rounds x {args.calls} calls; p10 (median) time per call:")
+    for name, times in samples.items():
+        print(f"  {name:32s} {low[name] * 1e6:9.1f} us  ({statistics.median(times) * 1e6:9.1f})")
+    ratios = [
+        ("fake_vs_floor_invoke_model", "fake invoke_model", "floor invoke_model", "<=1.3"),
+        ("fake_vs_floor_invoke_model_new_prompt", "fake invoke_model, new prompt", "floor invoke_model", "-"),
+        ("fake_vs_floor_stream50", "fake stream (50 events)", "floor stream (50 events)", "<=1.3"),
+        ("moto_vs_fake_invoke_model", "moto invoke_model", "fake invoke_model", ">=2"),
+    ]
+    print(f"{'ratio (p10 / p10)':40} {'value':>6} {'target':>7}  verdict")
+    lines = []
+    for name, top, bottom, target in ratios:
+        if top in low:
+            value = low[top] / low[bottom]
+            print(f"  {name:38} {value:6.2f} {target:>7}  {verdict(value, target)}")
+            lines.append(ratio_line(f"fake_inprocess:{name}", value, target))
+    print("(new prompt: no answer cache hit; moto: how many times the fake's time moto takes)")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ The convention (one line per measured ratio, on stdout, anywhere in the script's
 - `target`: the bound the value must respect: a bare number or `<=N` means "at most N", `>=N` means
   "at least N", `-` means "for information, no target".
 
-Everything else a script prints is its own business (tables, profiles) and is shown with `--verbose`.
-Scripts written before this convention are read by the small adapters in `LEGACY` below.
+Everything else a script prints is its own business (its human-readable table) and is shown with
+`--verbose`. Every script says in its docstring how it keeps noise out (interleaved rounds, which low
+quantile) and runs in well under a minute by default on two cores.
 
 Each script runs as its own subprocess (a fresh interpreter, no shared warm caches), one after another,
 with a timeout, under this interpreter, unless its docstring's run line names another one from the
@@ -31,10 +32,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 RUN_LINE = re.compile(r"^\s*(?:Run:\s*)?(?P<python>\S*/bin/python\S*)\s+benchmarks/", re.MULTILINE)
@@ -100,57 +97,6 @@ def parse_ratio_lines(script: str, output: str) -> list[Ratio]:
     return ratios
 
 
-# --- adapters for scripts that print their own format ---------------------------------------------------
-
-
-def _legacy_fake_inprocess(script: str, output: str) -> list[Ratio]:
-    # Lines such as `fake / floor, invoke_model   1.21x   (<= 1.3x)`, or `(... for information)`.
-    ratios = []
-    pattern = re.compile(r"^\s*(?P<name>.+?)\s+(?P<value>\d+(?:\.\d+)?)x\s+\((?P<rest>.*)\)\s*$")
-    for line in output.splitlines():
-        match = pattern.match(line)
-        if match is None:
-            continue
-        bound = re.match(r"(?P<op><=|>=)\s*(?P<target>\d+(?:\.\d+)?)x", match["rest"])
-        name = "fake_inprocess:" + re.sub(r"[^a-z0-9]+", "_", match["name"].lower()).strip("_")
-        if bound is None:
-            ratios.append(Ratio(script, name, float(match["value"]), "", None))
-        else:
-            ratios.append(Ratio(script, name, float(match["value"]), bound["op"], float(bound["target"])))
-    return ratios
-
-
-def _legacy_fake_server(script: str, output: str) -> list[Ratio]:
-    # Lines such as `boto3 invoke_model   fake 512.3 us/call   floor 498.1 us/call   ratio 1.028x (...)`.
-    pattern = re.compile(r"^\s*(?P<name>.+?)\s+fake\s+[\d.]+ us/call.*ratio\s+(?P<value>\d+(?:\.\d+)?)x")
-    ratios = []
-    for line in output.splitlines():
-        match = pattern.match(line)
-        if match is not None:
-            name = "fake_server:" + re.sub(r"[^a-z0-9]+", "_", match["name"].lower()).strip("_")
-            ratios.append(Ratio(script, name, float(match["value"]), "<=", 1.1))
-    return ratios
-
-
-def _legacy_allowlist(script: str, output: str) -> list[Ratio]:
-    # The summary line: the decision time at 10,000 entries (target 5 us) and its growth (target 2x).
-    ratios = []
-    decision = re.search(r"allowed decision at 10,000 entries: (?P<us>\d+(?:\.\d+)?) us", output)
-    if decision is not None:
-        ratios.append(Ratio(script, "allowlist:decision_us_at_10k", float(decision["us"]), "<=", 5.0))
-    growth = re.search(r"growth 10 -> 10,000: (?P<x>\d+(?:\.\d+)?)x", output)
-    if growth is not None:
-        ratios.append(Ratio(script, "allowlist:growth_10_to_10k", float(growth["x"]), "<=", 2.0))
-    return ratios
-
-
-LEGACY: dict[str, Callable[[str, str], list[Ratio]]] = {
-    "bench_fake_inprocess.py": _legacy_fake_inprocess,
-    "bench_fake_server.py": _legacy_fake_server,
-    "bench_allowlist.py": _legacy_allowlist,
-}
-
-
 def interpreter_for(path: Path) -> tuple[str, str]:
     """(python to run the script with, why it cannot run or "")."""
     match = RUN_LINE.search(path.read_text(encoding="utf-8"))
@@ -185,8 +131,6 @@ def run_script(path: Path, *, timeout: float) -> Run:
         return Run(path.name, None, time.monotonic() - started, (), output)
     output = done.stdout + (("\n" + done.stderr) if done.stderr.strip() else "")
     ratios = parse_ratio_lines(path.name, done.stdout)
-    if not ratios and path.name in LEGACY:
-        ratios = LEGACY[path.name](path.name, done.stdout)
     return Run(path.name, done.returncode, time.monotonic() - started, tuple(ratios), output)
 
 
@@ -215,7 +159,7 @@ def table(runs: list[Run]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only the scripts whose name contains this")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per script (default 600)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per script (default 300)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed too")
     parser.add_argument("--verbose", action="store_true", help="show each script's own output")
     args = parser.parse_args(argv)
