@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._guard import Call, Guard
     from safe_bedrock._observe import BodyLogging, CallHook
-    from safe_bedrock._operations import OperationSpec
     from safe_bedrock._retry import RetryConfig
+    from safe_bedrock._service import OperationSpec
 
     # A user's type checker sees aiobotocore's methods, arguments and return types (types-aiobotocore).
     _ClientBase = BedrockRuntimeClient

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
-from safe_bedrock._botocore_data import RUNTIME
 from safe_bedrock._guard import Call, Guard, coerce_allowlist
 from safe_bedrock._measure import request_id_of
-from safe_bedrock._operations import OperationSpec, operation_specs
 from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
+from safe_bedrock._service import RUNTIME, OperationSpec, operation_specs
 from safe_bedrock._stream import SafeEventStream, first_event
 from safe_bedrock._wire import ACTIVE, guard_for, install
 
