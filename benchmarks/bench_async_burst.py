@@ -48,7 +48,7 @@ MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
 
 
 def _serve(conn: Any, answers: int, tokens: int, delay: float) -> None:
-    from safe_bedrock.testing import FakeBedrockServer  # noqa: PLC0415 - in the child process only
+    from safe_bedrock.testing import FakeBedrockServer  # in the child process only
 
     with FakeBedrockServer() as server:
         server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)

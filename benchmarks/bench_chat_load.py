@@ -41,7 +41,7 @@ KEY, SECRET = "AKIAFAKEBEDROCK00000", "fake-secret-access-key-for-safe-bedrock"
 
 
 def _serve(conn: Any, answers: int, tokens: int, delay: float) -> None:
-    from safe_bedrock.testing import FakeBedrockServer  # noqa: PLC0415 - in the child process only
+    from safe_bedrock.testing import FakeBedrockServer  # in the child process only
 
     with FakeBedrockServer() as server:
         server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)
@@ -63,10 +63,10 @@ QUANTILE = 0.2
 
 
 async def run_async(endpoint: str, streams: int, tokens: int) -> Result:
-    from aiobotocore.config import AioConfig  # noqa: PLC0415
-    from aiobotocore.session import AioSession  # noqa: PLC0415
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
 
-    from safe_bedrock import AsyncSafeBedrockClient  # noqa: PLC0415
+    from safe_bedrock import AsyncSafeBedrockClient
 
     session = AioSession(session_vars={"profile": (None, None, None, None)})
     session.set_config_variable("config_file", os.devnull)
@@ -119,11 +119,11 @@ async def run_async(endpoint: str, streams: int, tokens: int) -> Result:
 
 
 def run_sync(endpoint: str, streams: int, tokens: int) -> Result:
-    import boto3  # noqa: PLC0415
-    import botocore.session  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
+    import boto3
+    import botocore.session
+    from botocore.config import Config
 
-    from safe_bedrock import SafeBedrockClient  # noqa: PLC0415
+    from safe_bedrock import SafeBedrockClient
 
     isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     isolated.set_config_variable("config_file", os.devnull)

@@ -157,7 +157,7 @@ def main() -> None:
     }
     moto_context: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     try:
-        from moto import mock_aws  # noqa: PLC0415 - optional, benchmark only
+        from moto import mock_aws  # optional, benchmark only
     except ImportError:
         print("moto not installed: skipping the moto comparison (pip install --group bench, or make bench)")
     else:

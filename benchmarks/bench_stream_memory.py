@@ -27,7 +27,7 @@ CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=120)
 
 
 def _serve(events: int, runs: int, ready: Any, stop: Any) -> None:
-    from safe_bedrock.testing import FakeBedrockServer  # noqa: PLC0415 - imported in the child only
+    from safe_bedrock.testing import FakeBedrockServer  # imported in the child only
 
     with FakeBedrockServer() as server:
         server.add_stream(chunks=["w "] * events, times=runs)
@@ -40,9 +40,9 @@ def _peak_mb() -> float:
 
 
 def _consume(endpoint_url: str, safe: bool, out: Any) -> None:  # noqa: FBT001
-    import boto3  # noqa: PLC0415
+    import boto3
 
-    from safe_bedrock import SafeBedrockClient  # noqa: PLC0415
+    from safe_bedrock import SafeBedrockClient
 
     client: Any = boto3.client(
         "bedrock-runtime",

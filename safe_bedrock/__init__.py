@@ -91,7 +91,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The async client needs the optional `aio` extra (aiobotocore); importing safe_bedrock must not.
     if name == "AsyncSafeBedrockClient":
-        from safe_bedrock._aio import AsyncSafeBedrockClient  # noqa: PLC0415
+        from safe_bedrock._aio import AsyncSafeBedrockClient
 
         return AsyncSafeBedrockClient
     raise AttributeError(f"module 'safe_bedrock' has no attribute {name!r}")

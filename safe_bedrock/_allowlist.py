@@ -504,9 +504,9 @@ def _load_policy(
 
 def _toml_module() -> Any:  # tomllib on 3.11+, the tomli backport on 3.10: the same API
     if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415
+        import tomllib
 
         return tomllib
-    import tomli  # type: ignore[import-not-found]  # noqa: PLC0415 - the 3.10 backport
+    import tomli  # type: ignore[import-not-found]  # the 3.10 backport
 
     return tomli  # pragma: no cover

@@ -58,7 +58,7 @@ _AUTHORIZED_AS: Final = {"Converse": "InvokeModel", "ConverseStream": "InvokeMod
 @functools.cache
 def loader() -> Loader:
     """The process's botocore data loader (honours AWS_DATA_PATH, as botocore's own sessions do)."""
-    from botocore.loaders import create_loader  # noqa: PLC0415 - botocore's data loads only when needed
+    from botocore.loaders import create_loader  # botocore's data loads only when needed
 
     # What a botocore session would search: AWS_DATA_PATH first, then botocore's own data.
     return create_loader(os.environ.get("AWS_DATA_PATH"))
@@ -67,7 +67,7 @@ def loader() -> Loader:
 @functools.cache
 def service_model(service_name: str = RUNTIME) -> ServiceModel:
     """A service's model as botocore ships it (latest API version), parsed once per process."""
-    from botocore.model import ServiceModel  # noqa: PLC0415
+    from botocore.model import ServiceModel
 
     return ServiceModel(loader().load_service_model(service_name, "service-2"), service_name)
 

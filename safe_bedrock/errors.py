@@ -110,7 +110,7 @@ def _public_class(obj: BaseException) -> type[BaseException]:
 
 def _safe(text: str) -> str:
     # Imported here: _observe (the one home of redaction and escaping) imports this module.
-    from safe_bedrock._observe import safe_text  # noqa: PLC0415
+    from safe_bedrock._observe import safe_text
 
     return safe_text(text)
 

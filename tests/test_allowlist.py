@@ -514,8 +514,8 @@ ENTRY_POOL = [
 
 def naive_allows(entries: Iterable[str], target: ModelRef, region: str) -> bool:
     """A slow, independent reading of the entry syntax: does any entry cover the target?"""
-    from safe_bedrock._ids import match_key  # noqa: PLC0415
-    from safe_bedrock._policy import iam_match  # noqa: PLC0415
+    from safe_bedrock._ids import match_key
+    from safe_bedrock._policy import iam_match
 
     key = match_key(target)
     for entry in entries:

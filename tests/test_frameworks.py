@@ -35,7 +35,7 @@ def _refusal_in_chain(error: BaseException) -> ModelNotAllowedError | None:
 
 
 def test_langchain_chat_bedrock_converse_over_a_guarded_client(fake: FakeBedrock) -> None:
-    from langchain_aws import ChatBedrockConverse  # noqa: PLC0415 - a test dependency, imported where used
+    from langchain_aws import ChatBedrockConverse  # a test dependency, imported where used
 
     client = guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU])
     fake.add_response(text="Paris")
@@ -50,7 +50,7 @@ def test_langchain_chat_bedrock_converse_over_a_guarded_client(fake: FakeBedrock
 
 
 def test_langchain_streaming_over_a_guarded_client(fake: FakeBedrock) -> None:
-    from langchain_aws import ChatBedrockConverse  # noqa: PLC0415
+    from langchain_aws import ChatBedrockConverse
 
     client = guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU])
     fake.add_stream(text="Par is")
@@ -65,9 +65,9 @@ def test_langchain_streaming_over_a_guarded_client(fake: FakeBedrock) -> None:
 
 
 def test_pydantic_ai_over_a_guarded_client(fake: FakeBedrock) -> None:
-    from pydantic_ai import Agent  # noqa: PLC0415
-    from pydantic_ai.models.bedrock import BedrockConverseModel  # noqa: PLC0415
-    from pydantic_ai.providers.bedrock import BedrockProvider  # noqa: PLC0415
+    from pydantic_ai import Agent
+    from pydantic_ai.models.bedrock import BedrockConverseModel
+    from pydantic_ai.providers.bedrock import BedrockProvider
 
     provider = BedrockProvider(bedrock_client=guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU]))
     fake.add_response(text="Paris")
@@ -83,8 +83,8 @@ def test_pydantic_ai_over_a_guarded_client(fake: FakeBedrock) -> None:
 
 
 def test_strands_builds_its_client_from_a_guarded_session(fake: FakeBedrock) -> None:
-    from strands import Agent  # noqa: PLC0415
-    from strands.models.bedrock import BedrockModel  # noqa: PLC0415
+    from strands import Agent
+    from strands.models.bedrock import BedrockModel
 
     session = guard(fake.session(), allow=[HAIKU])
     fake.add_stream(text="Paris")

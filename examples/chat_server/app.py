@@ -79,7 +79,7 @@ async def bedrock(state: dict[str, Any]) -> AsyncIterator[AsyncSafeBedrockClient
             yield client
         return
     # Imported here: aiobotocore is only needed once a client is built (the `aio` extra).
-    from aiobotocore.session import AioSession  # noqa: PLC0415
+    from aiobotocore.session import AioSession
 
     with FakeBedrockServer() as fake:
         fake.route(NO_ACCESS_MODEL, error="AccessDeniedException", variant="implicit_deny")
@@ -216,7 +216,7 @@ app = create_app()
 
 
 def main() -> int:
-    import uvicorn  # noqa: PLC0415 - only the command line needs the server
+    import uvicorn  # only the command line needs the server
 
     host = os.environ.get("CHAT_HOST", "127.0.0.1")
     port = int(os.environ.get("CHAT_PORT", "8000"))

@@ -24,7 +24,7 @@ _HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D a
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from safe_bedrock.cli._invoke import add_converse_arguments  # noqa: PLC0415
+    from safe_bedrock.cli._invoke import add_converse_arguments
 
     parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
     add_converse_arguments(parser)
@@ -55,14 +55,14 @@ def _slash_command(line: str, messages: list[dict[str, Any]], out: Output) -> bo
 
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
-        from safe_bedrock.cli._invoke import (  # noqa: PLC0415
+        from safe_bedrock.cli._invoke import (
             aws_session,
             build_allowlist,
             converse_turn,
             safe_client,
             usage_line,
         )
-        from safe_bedrock.errors import SafeBedrockError  # noqa: PLC0415
+        from safe_bedrock.errors import SafeBedrockError
 
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
         allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))

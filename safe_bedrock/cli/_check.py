@@ -86,7 +86,7 @@ class _State:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from safe_bedrock.cli._invoke import add_aws_arguments  # noqa: PLC0415
+    from safe_bedrock.cli._invoke import add_aws_arguments
 
     parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
     add_aws_arguments(parser)
@@ -104,7 +104,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
-    from botocore.config import Config  # noqa: PLC0415
+    from botocore.config import Config
 
     config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
     make: Any = session.client  # boto3-stubs types one overload per service name, not a str variable
@@ -136,7 +136,7 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
         problem = describe(_no_credentials())
         state.add(Step("credentials", DENIED, problem.summary, problem.fix))
         return False
-    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY  # noqa: PLC0415
+    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
 
     key = credentials.access_key or ""
     if key == PLACEHOLDER_KEY:
@@ -148,13 +148,13 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
 
 
 def _no_credentials() -> Exception:
-    from botocore.exceptions import NoCredentialsError  # noqa: PLC0415
+    from botocore.exceptions import NoCredentialsError
 
     return NoCredentialsError()
 
 
 def _principal(state: _State, session: boto3.session.Session, endpoint: str | None) -> str | None:
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         identity = _client(session, "sts", endpoint).get_caller_identity()
@@ -179,8 +179,8 @@ def _allowlist(
     state: _State, args: argparse.Namespace, ref: ModelRef, actions: list[str]
 ) -> ModelAllowlist | None:
     """The allowlist the app would use, or None when none is configured; records the step."""
-    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
-    from safe_bedrock.cli._invoke import env_allowlist, nothing_allowed, quiet_when_empty  # noqa: PLC0415
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock.cli._invoke import env_allowlist, nothing_allowed, quiet_when_empty
 
     allowlist: ModelAllowlist | None
     if args.allow_file:
@@ -242,9 +242,9 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
     ref: ModelRef,
     actions: list[str],
 ) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    from safe_bedrock._ids import ModelKind, profile_routes  # noqa: PLC0415
+    from safe_bedrock._ids import ModelKind, profile_routes
 
     source = _policy_source(principal)
     if source is None:
@@ -359,9 +359,9 @@ def _sid(result: dict[str, Any]) -> str:
 def _model_access(
     state: _State, session: boto3.session.Session, endpoint: str | None, ref: ModelRef, region: str
 ) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    from safe_bedrock._ids import base_model_id  # noqa: PLC0415
+    from safe_bedrock._ids import base_model_id
 
     model = base_model_id(ref)
     if not model:
@@ -443,11 +443,11 @@ def _call(
     model: str,
     allowlist: ModelAllowlist | None,
 ) -> None:
-    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError
 
-    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
-    from safe_bedrock._client import SafeBedrockClient  # noqa: PLC0415
-    from safe_bedrock.errors import (  # noqa: PLC0415
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._client import SafeBedrockClient
+    from safe_bedrock.errors import (
         AccessDeniedError,
         BedrockServiceError,
         InvalidRequestError,
@@ -506,9 +506,9 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
 
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
-        from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
-        from safe_bedrock.cli._invoke import aws_session  # noqa: PLC0415
-        from safe_bedrock.cli._policy_cmd import parse_actions  # noqa: PLC0415
+        from safe_bedrock._ids import parse_model_id
+        from safe_bedrock.cli._invoke import aws_session
+        from safe_bedrock.cli._policy_cmd import parse_actions
 
         actions = list(parse_actions(args.actions))
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)

@@ -50,7 +50,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_policy(path: Path) -> object:
-    from safe_bedrock._policy import PolicyDocument, PolicyError  # noqa: PLC0415 - only with --policy
+    from safe_bedrock._policy import PolicyDocument, PolicyError  # only with --policy
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -75,8 +75,8 @@ def _load_policy(path: Path) -> object:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safe_bedrock._policy import PolicyError  # noqa: PLC0415 - keep `--help` fast
-    from safe_bedrock.testing._server import FakeBedrockServer  # noqa: PLC0415
+    from safe_bedrock._policy import PolicyError  # keep `--help` fast
+    from safe_bedrock.testing._server import FakeBedrockServer
 
     if not 0 <= args.port <= 65535:
         raise CommandError(f"port {args.port} is out of range", fix="pass --port between 1 and 65535, or 0")

@@ -87,9 +87,9 @@ def _is_loopback(url: str | None) -> bool:
 def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.session.Session:
     """A boto3 session for the region; placeholder credentials only for a loopback --endpoint-url with none
     configured (the local fake signs nothing that matters)."""
-    import boto3  # noqa: PLC0415 - slow import, not needed for --help
+    import boto3  # slow import, not needed for --help
 
-    from safe_bedrock.cli._policy_cmd import resolve_region  # noqa: PLC0415
+    from safe_bedrock.cli._policy_cmd import resolve_region
 
     where = resolve_region(region)
     session = boto3.session.Session(region_name=where)
@@ -106,7 +106,7 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
 @contextlib.contextmanager
 def quiet_when_empty() -> Iterator[None]:
     # An allowlist that lists nothing is reported by `nothing_allowed` as the command's error, once.
-    from safe_bedrock._allowlist import EmptyAllowlistWarning  # noqa: PLC0415
+    from safe_bedrock._allowlist import EmptyAllowlistWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyAllowlistWarning)
@@ -116,7 +116,7 @@ def quiet_when_empty() -> Iterator[None]:
 def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
     """The library's `ModelAllowlist.from_env` whenever SAFE_BEDROCK_ALLOWED_MODELS is set, even blank (then
     it refuses everything, as it does in the app); None only when the variable is not set at all."""
-    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
+    from safe_bedrock._allowlist import ModelAllowlist
 
     if ENV_VAR not in os.environ:
         return None
@@ -140,8 +140,8 @@ def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
 def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
     """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set (even blank); else, when neither is given,
     the model named on the command line. An allowlist that lists nothing raises `CommandError` (exit 1)."""
-    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
-    from safe_bedrock._ids import parse_model_id  # noqa: PLC0415
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._ids import parse_model_id
 
     parse_model_id(model, region=region)  # a malformed id is named as such, before any allowlist is built
 
@@ -162,7 +162,7 @@ def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> 
 def safe_client(
     *, session: boto3.session.Session, allowlist: ModelAllowlist, endpoint_url: str | None
 ) -> SafeBedrockClient:
-    from safe_bedrock._client import SafeBedrockClient  # noqa: PLC0415
+    from safe_bedrock._client import SafeBedrockClient
 
     return SafeBedrockClient(
         allow=allowlist, session=session, region_name=session.region_name, endpoint_url=endpoint_url
@@ -317,7 +317,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
-        import sys  # noqa: PLC0415
+        import sys
 
         prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
         if not prompt.strip():

@@ -85,7 +85,7 @@ class Problem:
 
 def _safe(value: Any) -> Any:
     """`value` with every string in it passed through the library's `safe_text`."""
-    from safe_bedrock._observe import safe_text  # noqa: PLC0415 - keep `--help` fast
+    from safe_bedrock._observe import safe_text  # keep `--help` fast
 
     if isinstance(value, str):
         return safe_text(value)
@@ -107,7 +107,7 @@ def _split_fix(text: str) -> tuple[str, str]:
 
 
 def _service_problem(exc: Any) -> Problem:
-    from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError  # noqa: PLC0415
+    from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError
 
     details: dict[str, object] = {}
     for key, value in exc.fields().items():
@@ -129,10 +129,10 @@ def _service_problem(exc: Any) -> Problem:
 
 def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     """The `Problem` for any exception a command can meet; never raises."""
-    import botocore.exceptions as bce  # noqa: PLC0415 - keep `--help` fast
+    import botocore.exceptions as bce  # keep `--help` fast
 
-    from safe_bedrock.cli import CommandError  # noqa: PLC0415
-    from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, SafeBedrockError  # noqa: PLC0415
+    from safe_bedrock.cli import CommandError
+    from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, SafeBedrockError
 
     name = type(exc).__name__
     if isinstance(exc, KeyboardInterrupt):

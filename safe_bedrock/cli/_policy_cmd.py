@@ -109,7 +109,7 @@ def resolve_region(region: str | None) -> str:
     for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if os.environ.get(var):
             return os.environ[var]
-    import botocore.session  # noqa: PLC0415 - only when no region was given
+    import botocore.session  # only when no region was given
 
     configured = botocore.session.get_session().get_config_variable("region")
     if configured:
@@ -118,7 +118,7 @@ def resolve_region(region: str | None) -> str:
 
 
 def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    from safe_bedrock._allowlist import AllowlistError  # noqa: PLC0415
+    from safe_bedrock._allowlist import AllowlistError
 
     try:
         return _read_sources(args, region)
@@ -134,8 +134,8 @@ def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist]
 
 
 def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    from safe_bedrock._allowlist import ModelAllowlist  # noqa: PLC0415
-    from safe_bedrock._policy import PolicyDocument  # noqa: PLC0415
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._policy import PolicyDocument
 
     sources: list[ModelAllowlist] = []
     denied: list[str] = []
@@ -174,8 +174,8 @@ class _Resources:
 
 
 def _expand(entry: str, *, region: str, partition: str, account: str, into: _Resources) -> None:
-    from safe_bedrock._entries import PROFILES_PREFIX, bare_kind  # noqa: PLC0415
-    from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id, profile_routes, profiles_from  # noqa: PLC0415
+    from safe_bedrock._entries import PROFILES_PREFIX, bare_kind
+    from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id, profile_routes, profiles_from
 
     if entry.startswith(PROFILES_PREFIX):  # the model and its profiles a client in the region can call
         model = entry[len(PROFILES_PREFIX) :]
@@ -209,7 +209,7 @@ def _expand(entry: str, *, region: str, partition: str, account: str, into: _Res
 def _statements_for(
     resources: _Resources, actions: Sequence[str], *, account: str, prefix: str
 ) -> list[dict[str, Any]]:
-    from safe_bedrock._policy import PROFILE_ARN_KEY, least_privilege_policy  # noqa: PLC0415
+    from safe_bedrock._policy import PROFILE_ARN_KEY, least_privilege_policy
 
     statements: list[dict[str, Any]] = []
     action_value: str | list[str] = actions[0] if len(actions) == 1 else sorted(actions)
@@ -279,7 +279,7 @@ def build_policy(
     account: str | None = None,
 ) -> Built:
     """The policy `safe-bedrock policy` prints, as data (raises CommandError / SafeBedrockError)."""
-    from safe_bedrock._service import partition_of  # noqa: PLC0415
+    from safe_bedrock._service import partition_of
 
     if role not in ROLES:
         raise CommandError(f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app")
@@ -361,7 +361,7 @@ def build_policy(
 
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
-        import json  # noqa: PLC0415
+        import json
 
         built = build_policy(
             models=args.models,

@@ -45,7 +45,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The HTTP server pulls in http.server and socket machinery: load it only for code that asks for it.
     if name == "FakeBedrockServer":
-        from safe_bedrock.testing._server import FakeBedrockServer  # noqa: PLC0415
+        from safe_bedrock.testing._server import FakeBedrockServer
 
         return FakeBedrockServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -218,7 +218,7 @@ class FakeBedrockCore:
 
         The policy is parsed here, so a broken one (or one with Condition blocks) fails at this line.
         """
-        from safe_bedrock.testing import _iam  # noqa: PLC0415 - IAM machinery loads only when used
+        from safe_bedrock.testing import _iam  # IAM machinery loads only when used
 
         if policy is not None:
             _iam.validate_principal(principal)
@@ -272,7 +272,7 @@ class FakeBedrockCore:
                 del self.requests[: len(self.requests) - self.max_requests]
             policy = self.policy
         if policy is not None:
-            from safe_bedrock.testing import _iam  # noqa: PLC0415
+            from safe_bedrock.testing import _iam
 
             denied = _iam.check(
                 policy,  # type: ignore[arg-type]  # parsed by set_policy
@@ -557,7 +557,7 @@ class _ScriptFailureError(Exception):
 
 def _parse_policy(policy: object) -> object:
     # Parse early so a broken policy fails at set_policy, not at the first call.
-    from safe_bedrock._policy import PolicyDocument  # noqa: PLC0415 - IAM machinery loads only when used
+    from safe_bedrock._policy import PolicyDocument  # IAM machinery loads only when used
 
     if isinstance(policy, PolicyDocument):
         return policy

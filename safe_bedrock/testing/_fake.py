@@ -161,7 +161,7 @@ class FakeBedrock(ScriptingAPI):
         this fake answers: for async code that builds its own client, such as
         `AsyncSafeBedrockClient(session=...)`. Needs aiobotocore (the `aio` extra); as `session()` otherwise.
         """
-        from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - aiobotocore only for async code
+        from safe_bedrock.testing import _aio_fake  # aiobotocore only for async code
 
         session = _aio_fake.isolated_aio_session(region_name=region_name)
         emitter = session.get_component("event_emitter")
@@ -199,7 +199,7 @@ class FakeBedrock(ScriptingAPI):
         original = current.original if isinstance(current, _Transport) else current
         answer: Any
         if _is_aiobotocore(client):
-            from safe_bedrock.testing import _aio_fake  # noqa: PLC0415 - imports aiobotocore: only for its clients
+            from safe_bedrock.testing import _aio_fake  # imports aiobotocore: only for its clients
 
             answer = _aio_fake.answerer(self._receive, check_open=self._check_open if from_session else None)
         else:

@@ -62,8 +62,8 @@ def isolated_session(
 
     New each time, so a caller may register event handlers on it without touching anyone else's clients.
     """
-    import boto3.session  # noqa: PLC0415 - boto3 is slow to import; only needed when a client is asked for
-    import botocore.session  # noqa: PLC0415
+    import boto3.session  # boto3 is slow to import; only needed when a client is asked for
+    import botocore.session
 
     core = botocore.session.Session(session_vars=ISOLATED_SESSION_VARS)
     isolate(core)

@@ -41,6 +41,6 @@ async def async_client(
 
 async def astream_text(events: Any) -> str:
     """The answer text of an async invoke_model_with_response_stream or converse_stream."""
-    from tests.clienthelpers import stream_text  # noqa: PLC0415 - sync helper reused on collected events
+    from tests.clienthelpers import stream_text  # sync helper reused on collected events
 
     return stream_text([event async for event in events])

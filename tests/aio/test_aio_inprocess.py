@@ -188,7 +188,7 @@ async def test_a_connection_dropped_before_the_answer_is_retried(
 async def test_a_connection_cut_mid_stream_raises_what_aiohttp_raises(
     client: AsyncSafeBedrockClient, fake: FakeBedrock
 ) -> None:
-    import aiohttp  # noqa: PLC0415 - aiobotocore's transport, present in this environment only
+    import aiohttp  # aiobotocore's transport, present in this environment only
 
     fake.add_connection_drop(after=2, operation="converse_stream")
     response = await client.converse_stream(modelId=HAIKU, messages=messages("a b c d e f"))

@@ -61,7 +61,7 @@ def command(*args: str) -> list[str]:
 def run(
     *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
 ) -> Result:
-    from safe_bedrock.cli import main  # noqa: PLC0415 - imported late so a test's environment applies
+    from safe_bedrock.cli import main  # imported late so a test's environment applies
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.ExitStack() as stack:

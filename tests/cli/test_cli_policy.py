@@ -266,7 +266,7 @@ _KNOWN_FALSE_POSITIVES = {"RESOURCE_MISMATCH"}
 @pytest.mark.parametrize("role", ["app", "auditor", "developer"])
 def test_generated_policies_pass_parliament(role: str) -> None:
     parliament = _parliament()
-    from parliament.statement import get_arn_format, get_privilege_info  # noqa: PLC0415
+    from parliament.statement import get_arn_format, get_privilege_info
 
     built = build_policy(models=MODELS, role=role, region="us-east-1", account="123456789012")
     with warnings.catch_warnings():

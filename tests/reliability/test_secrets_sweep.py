@@ -289,7 +289,7 @@ def test_opted_in_bodies_without_a_redactor_still_never_carry_credentials(server
 def test_no_error_raised_on_any_path_shows_a_credential(server: FakeBedrockServer) -> None:
     # Bedrock's message can echo the signed request; what the error shows of it (and what the CLI prints)
     # is masked. Its `.response` stays boto3's own, so it is not part of this sweep.
-    from safe_bedrock.cli._output import describe  # noqa: PLC0415 - only this test reads the CLI
+    from safe_bedrock.cli._output import describe  # only this test reads the CLI
 
     RAISED.clear()
     client = _client(server, Recorder(), None)

@@ -353,7 +353,7 @@ def attached() -> Iterator[tuple[FakeBedrock, Any]]:
 
 
 def test_attach_answers_an_existing_clients_calls_until_close(attached: tuple[FakeBedrock, Any]) -> None:
-    from botocore.exceptions import EndpointConnectionError  # noqa: PLC0415
+    from botocore.exceptions import EndpointConnectionError
 
     fake, client = attached
     client.converse(modelId=HAIKU, messages=MESSAGES)

@@ -231,7 +231,7 @@ def test_a_first_byte_later_than_the_read_timeout_times_out_the_call_in_process(
 def test_a_connection_drop_before_a_stream_fails_the_call_in_process_as_over_http(
     server: FakeBedrockServer,
 ) -> None:
-    from botocore.exceptions import ConnectionClosedError  # noqa: PLC0415
+    from botocore.exceptions import ConnectionClosedError
 
     fake = FakeBedrock()
     for scripted, client in (
