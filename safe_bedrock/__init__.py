@@ -9,40 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from safe_bedrock import errors
 from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._client import SafeBedrockClient
 from safe_bedrock._observe import BodyLogging, CallDetails, CallHook
 from safe_bedrock._retry import RetryConfig
 from safe_bedrock._wire import guard
-from safe_bedrock.errors import (
-    AccessDeniedError,
-    AllowlistError,
-    BedrockServiceError,
-    EmptyAllowlistWarning,
-    ExpiredCredentialsError,
-    ExplicitDenyError,
-    InferenceProfileRequiredError,
-    InternalServerError,
-    InvalidCredentialsError,
-    InvalidModelIdError,
-    InvalidRequestError,
-    MarketplaceSubscriptionError,
-    MissingPermissionError,
-    ModelAccessNotEnabledError,
-    ModelError,
-    ModelNotAllowedError,
-    ModelNotFoundError,
-    ModelNotReadyError,
-    ModelRetiredError,
-    ModelStreamError,
-    ModelTimeoutError,
-    PolicyError,
-    QuotaExceededError,
-    SafeBedrockError,
-    ServiceUnavailableError,
-    ThrottlingError,
-    TransientError,
-)
+
+# The whole error tree is public: errors.__all__ is its one list of names, re-exported here.
+from safe_bedrock.errors import *  # noqa: F403
 
 if TYPE_CHECKING:
     from safe_bedrock._aio import AsyncSafeBedrockClient
@@ -50,42 +25,17 @@ if TYPE_CHECKING:
 __version__ = "0.2.0"
 
 __all__ = [
-    "AccessDeniedError",
-    "AllowlistError",
     "AsyncSafeBedrockClient",
-    "BedrockServiceError",
     "BodyLogging",
     "CallDetails",
     "CallHook",
-    "EmptyAllowlistWarning",
-    "ExpiredCredentialsError",
-    "ExplicitDenyError",
-    "InferenceProfileRequiredError",
-    "InternalServerError",
-    "InvalidCredentialsError",
-    "InvalidModelIdError",
-    "InvalidRequestError",
-    "MarketplaceSubscriptionError",
-    "MissingPermissionError",
-    "ModelAccessNotEnabledError",
     "ModelAllowlist",
-    "ModelError",
-    "ModelNotAllowedError",
-    "ModelNotFoundError",
-    "ModelNotReadyError",
-    "ModelRetiredError",
-    "ModelStreamError",
-    "ModelTimeoutError",
-    "PolicyError",
-    "QuotaExceededError",
     "RetryConfig",
     "SafeBedrockClient",
-    "SafeBedrockError",
-    "ServiceUnavailableError",
-    "ThrottlingError",
-    "TransientError",
     "guard",
 ]
+__all__ += errors.__all__
+__all__.sort()
 
 
 def __getattr__(name: str) -> Any:
