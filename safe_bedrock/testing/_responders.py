@@ -436,17 +436,7 @@ def invoke_body(
             "inputTextTokenCount": answer.input_tokens,
         }
     if family == "nova":
-        return {
-            "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
-            "stopReason": "max_tokens" if answer.truncated else "end_turn",
-            "usage": {
-                "inputTokens": answer.input_tokens,
-                "outputTokens": answer.output_tokens,
-                "totalTokens": answer.input_tokens + answer.output_tokens,
-                "cacheReadInputTokenCount": 0,
-                "cacheWriteInputTokenCount": 0,
-            },
-        }
+        return _converse_shape(answer, cacheReadInputTokenCount=0, cacheWriteInputTokenCount=0)
     if family == "mistral":
         return {"outputs": [{"text": answer.text, "stop_reason": "length" if answer.truncated else "stop"}]}
     # llama
@@ -543,7 +533,8 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
     return list(plain)
 
 
-def converse_body(answer: Answer) -> dict[str, object]:
+def _converse_shape(answer: Answer, **usage: int) -> dict[str, object]:
+    # Nova's InvokeModel body is Converse's body without metrics, with cache counts in its usage.
     return {
         "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
         "stopReason": "max_tokens" if answer.truncated else "end_turn",
@@ -551,9 +542,13 @@ def converse_body(answer: Answer) -> dict[str, object]:
             "inputTokens": answer.input_tokens,
             "outputTokens": answer.output_tokens,
             "totalTokens": answer.input_tokens + answer.output_tokens,
+            **usage,
         },
-        "metrics": {"latencyMs": latency_ms(answer)[1]},
     }
+
+
+def converse_body(answer: Answer) -> dict[str, object]:
+    return {**_converse_shape(answer), "metrics": {"latencyMs": latency_ms(answer)[1]}}
 
 
 def converse_stream_events(answer: Answer) -> list[tuple[str, dict[str, object] | bytes]]:
