@@ -328,10 +328,6 @@ _FRONT_DOOR_STATUS = {
     "UnknownOperationException": 404,
 }
 
-_FIELDS = frozenset(
-    ("principal", "action", "resource", "model_id", "region", "account", "policy_arn", "detail")
-)
-
 
 def http_status(code: str) -> int:
     """HTTP status for an error code: from the service model's error shapes, else the AWS front door's."""
@@ -390,10 +386,3 @@ class _Defaults(dict[str, str]):
 def render(template: str, **fields: str) -> str:
     """Fill a template; unknown or missing fields stay as written rather than failing."""
     return string.Formatter().vformat(template, (), _Defaults(fields))
-
-
-def check_template_fields(template: str) -> None:
-    """Raise ValueError if a template names a field the fake cannot fill (used when a test scripts one)."""
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name not in _FIELDS:
-            raise ValueError(f"unknown field {{{name}}} in message; fields: {', '.join(sorted(_FIELDS))}")
