@@ -1,37 +1,9 @@
 """ModelAllowlist: which models a client may call, decided before anything is sent.
 
-Entries
-    A model id (``anthropic.claude-3-haiku-20240307-v1:0``), a cross-Region profile id
-    (``us.anthropic.claude-3-haiku-20240307-v1:0``) or any ARN Bedrock invokes, with IAM wildcards: ``*``
-    matches any run of characters (``:`` and ``/`` included, so ``anthropic.claude-3-haiku*`` covers
-    ``...-v1:0``) and ``?`` exactly one. Bare ids resolve in the allowlist's region, or in the client's
-    region when the client binds the allowlist. Matching is on canonical ARNs and never crosses kinds:
-    ``inference-profile/*`` does not cover ``application-inference-profile/...``.
-
-Data residency
-    Allowing a foundation model does not allow the cross-Region inference profiles that route it to other
-    regions; list the profile (``us.anthropic...``), or write ``profiles+anthropic.claude-...`` to allow a
-    model and the cross-Region profiles of it a client in the region can call (`_ids.profiles_from`: each
-    geography that routes from the region, and ``global.``) in one entry.
-
-Deny by default
-    An empty allowlist refuses everything and warns. ``"*"``, a resource of ``*`` or a wildcard entry that
-    names no provider before its first wildcard (``*0``, ``*e*``, ``foundation-model/*``; profiles need a
-    geography and a provider, ``us.anthropic.*``) is refused unless ``allow_any=True``: what counts is what
-    an entry covers, not how many characters it spells. Denies may be as broad as they like.
-
-Operations
-    Entries allow invoking and streaming. ``invoke_only`` / ``stream_only`` (or ``stream_entries``, which
-    then replaces ``entries`` for streams) mirror bedrock:InvokeModel vs
-    bedrock:InvokeModelWithResponseStream. Streaming actions are InvokeModelWithResponseStream and
-    InvokeModelWithBidirectionalStream; every other model-addressed action (Converse, CountTokens,
-    StartAsyncInvoke, ...) counts as invoking.
-
-Sources
-    A list in code, `from_env` (``SAFE_BEDROCK_ALLOWED_MODELS``, comma separated), `from_file` (TOML or
-    JSON: ``allow = [...]``, ``invoke_only = [...]``, ``stream_only = [...]``) and `from_policy` (an IAM
-    identity policy: what it allows for the invoking actions, minus its explicit denies; a cross-Region
-    profile also needs every foundation-model ARN it routes to allowed, as IAM requires).
+What entries mean, the data-residency rule (`profiles+`), deny by default, the broad-entry rule and the
+sources are the README's "The allowlist"; this module is their one implementation. Streaming actions are
+InvokeModelWithResponseStream and InvokeModelWithBidirectionalStream; every other model-addressed action
+(Converse, CountTokens, StartAsyncInvoke, ...) counts as invoking.
 
 Entries become rules in `_entries` (the grammar, the checks, the coverage rule). A decision is a dict lookup
 for exact entries and one regex per kind (the `_policy.iam_pattern` of each wildcard entry, joined) for the

@@ -1,30 +1,13 @@
 """One log event per call, the call hooks, and body redaction.
 
-The event (sans-I/O: `event_from` and `level_of` are pure functions of a frozen `CallDetails`):
+The event's fields, levels and destination are the README's "One log event per call". `event_from` and
+`level_of` are pure functions of a frozen `CallDetails`; safe-bedrock never configures logging: the event
+goes through the app's structlog pipeline when `structlog.is_configured()`, else to the stdlib logger
+"safe_bedrock" (a NullHandler only), built only when that logger would emit it.
 
-    event "bedrock.call", logger "safe_bedrock"
-    always   operation, model_id, model_arn, region, outcome ("ok" | "error" | "refused"), latency_ms,
-             attempts, request_id, input_tokens, output_tokens
-    errors   error_class, error_code, error_category, cause
-    streams  stream=True, ttft_ms, events, bytes, closed_early
-    opt-in   request_body, response_body (only with BodyLogging; truncated and redacted)
-
-Levels: ok -> INFO; refused by the allowlist -> WARNING; transient and connection errors (what is left
-after retries; the app sees an exception it can retry later) -> WARNING; everything else (access,
-not found, invalid request, quota, model errors) -> ERROR, with the cause.
-
-Where it goes, as a library should: safe-bedrock never configures logging. When the app has configured
-structlog (`structlog.is_configured()`), the event goes through the app's structlog pipeline
-(`structlog.get_logger("safe_bedrock")`), which is also what `structlog.testing.capture_logs` installs.
-Otherwise it goes to the stdlib logger "safe_bedrock", which carries only a NullHandler: nothing prints
-until the app configures logging (`logging.basicConfig(level=logging.INFO)` shows every call), and when
-the logger would drop the event it is not even built. The stdlib record's message is
-`bedrock.call key=value ...` and every field is also a record attribute (`extra`), for JSON formatters.
-
-Never logged by default: request and response bodies (prompts, completions), credentials, headers.
-`CallDetails` has no field that could hold them; `cause` is built from the error's parsed fields and our
-own fix texts, never from Bedrock's message text (which can quote the request), and is scrubbed of
-credentials all the same.
+Never logged by default: bodies, credentials, headers. `CallDetails` has no field that could hold them;
+`cause` is built from the error's parsed fields and our own fix texts, never from Bedrock's message text
+(which can quote the request), and is scrubbed of credentials all the same.
 
 Nothing request-derived can forge a log line: every text a `CallDetails` holds (the model id first) and
 every logged body has its control characters escaped the way `repr` shows them (`\\n`, `\\x1b`,
