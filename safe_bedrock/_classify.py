@@ -146,76 +146,50 @@ _FLAGS = re.IGNORECASE
 _APOSTROPHE = "['\u2019]"  # AWS messages use both ' and the typographic apostrophe
 
 # Message rules, most specific first; the first match is the cause.
-_RULES: tuple[tuple[re.Pattern[str], Cause], ...] = (
-    (
-        re.compile(
-            r"end of (?:its )?life|end-of-life|marked (?:by provider )?as legacy|legacy model", _FLAGS
+_RULES: tuple[tuple[re.Pattern[str], Cause], ...] = tuple(
+    (re.compile(pattern, _FLAGS), cause)
+    for cause, pattern in {
+        Cause.MODEL_RETIRED: (
+            r"end of (?:its )?life|end-of-life|marked (?:by provider )?as legacy|legacy model"
         ),
-        Cause.MODEL_RETIRED,
-    ),
-    (
-        re.compile(
+        Cause.PROFILE_REQUIRED: (
             rf"on-demand throughput isn{_APOSTROPHE}t supported"
             rf"|doesn{_APOSTROPHE}t support on-demand throughput|does not support on-demand throughput"
-            r"|id or arn of an inference profile",
-            _FLAGS,
+            r"|id or arn of an inference profile"
         ),
-        Cause.PROFILE_REQUIRED,
-    ),
-    (re.compile(r"invalid_payment_instrument|valid payment instrument", _FLAGS), Cause.PAYMENT_INSTRUMENT),
-    (re.compile(r"aws-marketplace:|aws marketplace", _FLAGS), Cause.MARKETPLACE_PERMISSION),
-    (re.compile(r"use case details|use case form|filled out the request form", _FLAGS), Cause.USE_CASE_FORM),
-    (
-        re.compile(
+        Cause.PAYMENT_INSTRUMENT: r"invalid_payment_instrument|valid payment instrument",
+        Cause.MARKETPLACE_PERMISSION: r"aws-marketplace:|aws marketplace",
+        Cause.USE_CASE_FORM: r"use case details|use case form|filled out the request form",
+        Cause.EXPIRED_CREDENTIALS: (
             r"security token included in the request is expired|token (?:has )?expired"
-            r"|credentials? (?:have|has) expired|expiredtoken",
-            _FLAGS,
+            r"|credentials? (?:have|has) expired|expiredtoken"
         ),
-        Cause.EXPIRED_CREDENTIALS,
-    ),
-    (re.compile(r"signature expired|signature not yet current", _FLAGS), Cause.CLOCK_SKEW),
-    (re.compile(r"signature we calculated does not match", _FLAGS), Cause.SIGNATURE_MISMATCH),
-    (
-        re.compile(
-            r"missing authentication token|authorization header requires|request must contain", _FLAGS
+        Cause.CLOCK_SKEW: r"signature expired|signature not yet current",
+        Cause.SIGNATURE_MISMATCH: r"signature we calculated does not match",
+        Cause.MISSING_CREDENTIALS: (
+            r"missing authentication token|authorization header requires|request must contain"
         ),
-        Cause.MISSING_CREDENTIALS,
-    ),
-    (
-        re.compile(
+        Cause.INVALID_CREDENTIALS: (
             r"security token included in the request is invalid|access key id you provided does not exist"
-            r"|invalid security token|unrecognized ?client|api key is (?:not )?(?:valid|invalid)",
-            _FLAGS,
+            r"|invalid security token|unrecognized ?client|api key is (?:not )?(?:valid|invalid)"
         ),
-        Cause.INVALID_CREDENTIALS,
-    ),
-    (re.compile(r"with an explicit deny", _FLAGS), Cause.EXPLICIT_DENY),
-    (re.compile(r"not authorized to perform", _FLAGS), Cause.MISSING_PERMISSION),
-    (
-        re.compile(
+        Cause.EXPLICIT_DENY: r"with an explicit deny",
+        Cause.MISSING_PERMISSION: r"not authorized to perform",
+        Cause.MODEL_ACCESS: (
             rf"(?:don{_APOSTROPHE}t|do not) have access to the model"
             r"|not authorized to invoke this api operation"
-            r"|model access (?:is )?(?:not enabled|denied|has not been granted)",
-            _FLAGS,
+            r"|model access (?:is )?(?:not enabled|denied|has not been granted)"
         ),
-        Cause.MODEL_ACCESS,
-    ),
-    (re.compile(r"account is not authorized to access this model", _FLAGS), Cause.ACCOUNT_NOT_AUTHORIZED),
-    (
-        re.compile(r"not allowed from unsupported (?:countries|regions|locations)", _FLAGS),
-        Cause.GEO_RESTRICTED,
-    ),
-    (re.compile(r"^\W*operation not allowed\W*$", _FLAGS), Cause.OPERATION_NOT_ALLOWED),
-    (re.compile(r"operation is not recognized by the service", _FLAGS), Cause.UNKNOWN_OPERATION),
-    (
-        re.compile(
+        Cause.ACCOUNT_NOT_AUTHORIZED: r"account is not authorized to access this model",
+        Cause.GEO_RESTRICTED: r"not allowed from unsupported (?:countries|regions|locations)",
+        Cause.OPERATION_NOT_ALLOWED: r"^\W*operation not allowed\W*$",
+        Cause.UNKNOWN_OPERATION: r"operation is not recognized by the service",
+        Cause.MODEL_NOT_FOUND: (
             r"model identifier is invalid|could not resolve the foundation model|model not found"
             r"|no such model|model (?:id )?(?:\S+ )?(?:does not exist|is not supported in this region)"
-            r"|not available in this region|at 'modelid' failed to satisfy",
-            _FLAGS,
+            r"|not available in this region|at 'modelid' failed to satisfy"
         ),
-        Cause.MODEL_NOT_FOUND,
-    ),
+    }.items()
 )
 
 _PER_DAY = re.compile(r"per day|daily", _FLAGS)
