@@ -82,18 +82,12 @@ def iam_pattern(pattern: str, *, fold: bool = False) -> re.Pattern[str]:
     return re.compile(rf"\A{body}\Z", _FOLD if fold else _EXACT)
 
 
-def iam_match(pattern: str, value: str) -> bool:
-    """Whether ``value`` matches the IAM wildcard ``pattern`` (see `iam_pattern`), case-sensitively."""
+def iam_match(pattern: str, value: str, *, fold: bool = False) -> bool:
+    """Whether ``value`` matches the IAM wildcard ``pattern`` (see `iam_pattern`), case-sensitively unless
+    ``fold`` (IAM compares actions ignoring case)."""
     if "*" not in pattern and "?" not in pattern:
-        return pattern == value
-    return iam_pattern(pattern).match(value) is not None
-
-
-def action_match(pattern: str, action: str) -> bool:
-    """IAM action match: wildcards as in `iam_match`, case-insensitive (IAM treats actions so)."""
-    if "*" not in pattern and "?" not in pattern:
-        return pattern.lower() == action.lower()
-    return iam_pattern(pattern, fold=True).match(action) is not None
+        return pattern.lower() == value.lower() if fold else pattern == value
+    return iam_pattern(pattern, fold=fold).match(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +116,7 @@ class Statement:
         return f"statement {self.index}" + (f" (Sid {self.sid!r})" if self.sid else "")
 
     def applies_to_action(self, action: str) -> bool:
-        hit = any(action_match(pattern, action) for pattern in self.actions)
+        hit = any(iam_match(pattern, action, fold=True) for pattern in self.actions)
         return hit != self.not_action
 
     def applies_to_resource(self, resource: str) -> bool:
