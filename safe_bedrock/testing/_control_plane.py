@@ -46,6 +46,8 @@ __all__ = ["ControlPlane", "ControlPlaneCall", "Decision", "ModelAccess"]
 
 _STS_NS: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 _IAM_NS: Final = "https://iam.amazonaws.com/doc/2010-05-08/"
+# service -> (XML namespace, the one action the fake answers)
+_QUERY_SERVICES: Final = {"sts": (_STS_NS, "GetCallerIdentity"), "iam": (_IAM_NS, "SimulatePrincipalPolicy")}
 _SCOPE: Final = re.compile(r"Credential=([^/,\s]+)/[^/]*/([^/]*)/([^/]*)/")
 _XML: Final = "text/xml"
 _JSON: Final = "application/json"
@@ -162,10 +164,8 @@ class ControlPlane:
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
         match = _SCOPE.search(lowered.get("authorization", ""))
         access_key, service = (match.group(1), match.group(3)) if match else (None, "")
-        if service == "sts":
-            return self._sts(body, access_key)
-        if service == "iam":
-            return self._iam(body, access_key)
+        if service in _QUERY_SERVICES:
+            return self._query(service, body, access_key)
         if service == "bedrock":
             found = _control_route(method, path)
             if found is not None:
@@ -173,18 +173,24 @@ class ControlPlane:
                 return self._bedrock(operation, params, access_key)
         return None
 
-    # --- STS ------------------------------------------------------------------------------------------------
+    # --- STS and IAM: the query protocol (the action is a form field, replies are XML) ----------------------
 
-    def _sts(self, body: bytes, access_key: str | None) -> _Answer:
+    def _query(self, service: str, body: bytes, access_key: str | None) -> _Answer:
+        namespace, known = _QUERY_SERVICES[service]
         form = _form(body)
         action = form.get("Action", "")
-        self._record("sts", action, form, access_key)
+        self._record(service, action, form, access_key)
         with self._lock:
-            identity = self._identity
+            identity, simulation = self._identity, self._simulation
         if identity.error is not None:
-            return self._query_error(_STS_NS, identity.error, _IDENTITY_ERRORS[identity.error], 403)
-        if action != "GetCallerIdentity":
-            return self._query_error(_STS_NS, "InvalidAction", f"Could not find operation {action}", 400)
+            return self._query_error(namespace, identity.error, _IDENTITY_ERRORS[identity.error], 403)
+        if action != known:
+            return self._query_error(namespace, "InvalidAction", f"Could not find operation {action}", 400)
+        if service == "sts":
+            return self._caller_identity(identity)
+        return self._simulate(form, identity, simulation)
+
+    def _caller_identity(self, identity: _Identity) -> _Answer:
         arn = identity.arn or self._principal()
         account = _account_of(arn) or DEFAULT_ACCOUNT
         user_id = (
@@ -193,18 +199,7 @@ class ControlPlane:
         result = f"<Arn>{escape(arn)}</Arn><UserId>{escape(user_id)}</UserId><Account>{account}</Account>"
         return self._query_ok(_STS_NS, "GetCallerIdentity", result)
 
-    # --- IAM ------------------------------------------------------------------------------------------------
-
-    def _iam(self, body: bytes, access_key: str | None) -> _Answer:
-        form = _form(body)
-        action = form.get("Action", "")
-        self._record("iam", action, form, access_key)
-        with self._lock:
-            identity, simulation = self._identity, self._simulation
-        if identity.error is not None:
-            return self._query_error(_IAM_NS, identity.error, _IDENTITY_ERRORS[identity.error], 403)
-        if action != "SimulatePrincipalPolicy":
-            return self._query_error(_IAM_NS, "InvalidAction", f"Could not find operation {action}", 400)
+    def _simulate(self, form: Mapping[str, str], identity: _Identity, simulation: _Simulation) -> _Answer:
         source = form.get("PolicySourceArn", "")
         if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(user|role|group)/\S+", source):
             return self._query_error(
