@@ -142,9 +142,10 @@ def test_bad_policy_file_is_one_line_exit_2_without_traceback(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert str(broken) in lines[0]
+    problem, fix = result.stderr.strip().splitlines()
+    assert problem.startswith("safe-bedrock fake-server: error: --policy")
+    assert str(broken) in problem
+    assert fix.startswith("  fix: ")
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -158,7 +159,7 @@ def test_missing_policy_file_names_the_file_and_the_fix(
     missing = tmp_path / "nope.json"
     code, err = run_main(["fake-server", "--port", "0", "--policy", str(missing)], capsys)
     assert code == 2
-    assert err.count("\n") == 1
+    assert err.count("\n") == 2  # the problem, then the fix
     assert str(missing) in err
     assert "No such file" in err
     assert "--policy" in err
@@ -243,6 +244,12 @@ def test_a_bug_in_a_command_is_one_line_exit_70(
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("broken_command",))
     assert main(["broken"]) == 70
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "internal error: RuntimeError: boom with a second line" in err
+    problem, fix = err.splitlines()
+    assert (
+        problem
+        == "safe-bedrock broken: internal error: unexpected error: RuntimeError: boom with a second line"
+    )
+    assert fix.startswith("  fix: this is a bug in safe-bedrock; when you report it, include the command")
+    assert "Python " in fix
+    assert "http" not in err
     assert "Traceback" not in err

@@ -4,18 +4,22 @@ Each subcommand lives in its own module and exposes a module-level ``COMMAND`` (
 subcommand is adding its module path to `COMMAND_MODULES`. Modules are imported only when the parser is
 built, and heavy imports (boto3) belong inside a command's ``run`` so that ``--help`` stays fast.
 
-Exit codes shared by every command: 0 success, 2 bad input or usage (argparse's own convention), 70 an
-internal error (a bug: one line, please report), 130 interrupted by Ctrl-C. Commands may define more
-(documented in their help).
+Exit codes shared by every command: 0 success, 1 denied or failed, 2 bad input or usage (argparse's own
+convention: arguments, model ids, regions, endpoint URLs, files), 70 an internal error (a bug in safe-bedrock,
+never a user's mistake), 130 interrupted by Ctrl-C. Commands may define more (documented in their help).
+With ``--json`` anywhere in the arguments every error is one JSON object on stdout, argparse's own included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
+import difflib
 import importlib
+import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -24,6 +28,7 @@ __all__ = ["COMMAND_MODULES", "Command", "CommandError", "build_parser", "main"]
 
 PROG = "safe-bedrock"
 EXIT_OK = 0
+EXIT_DENIED = 1
 EXIT_USAGE = 2
 EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: a bug in safe-bedrock itself
 EXIT_INTERRUPTED = 130
@@ -51,16 +56,90 @@ class Command:
 
 
 class CommandError(Exception):
-    """Bad input a command can name: printed as one line (problem, then fix), exit code 2, no traceback."""
+    """A problem a command can name: printed as one line (problem, then fix), no traceback.
 
-    def __init__(self, problem: str, *, fix: str = "", exit_code: int = EXIT_USAGE) -> None:
+    Exit code 2 (usage, bad input) by default; a refusal passes ``exit_code=1`` (its kind is then "denied").
+    `argument` names the argument or setting at fault (``--region``, ``MODEL``, ``AWS_REGION``); --json
+    output carries it.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        fix: str = "",
+        exit_code: int = EXIT_USAGE,
+        argument: str = "",
+        kind: str = "",
+    ) -> None:
         super().__init__(problem)
         self.problem = problem
         self.fix = fix
         self.exit_code = exit_code
+        self.argument = argument
+        self.kind = kind or {EXIT_USAGE: "usage", EXIT_DENIED: "denied"}.get(exit_code, "failed")
 
     def __str__(self) -> str:
         return f"{self.problem}; {self.fix}" if self.fix else self.problem
+
+
+# Whether argparse's own errors print JSON: set by `main` when --json is among the arguments.
+_JSON_ERRORS: contextvars.ContextVar[bool] = contextvars.ContextVar("safe_bedrock_cli_json", default=False)
+_ARGUMENT_RE = re.compile(r"argument ([^:]+): ")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors like the commands' own: the message, a ``fix:`` line, and JSON under --json."""
+
+    def error(self, message: str) -> NoReturn:
+        argument, fix = _argument_fix(self, message)
+        if _JSON_ERRORS.get():
+            from safe_bedrock.cli._output import Output, Problem
+
+            details = {"argument": argument} if argument else {}
+            problem = Problem("usage", message, fix, EXIT_USAGE, "ArgumentError", details)
+            Output(command=self.prog, json_mode=True).problem(problem)
+        else:
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n" + (f"  fix: {fix}\n" if fix else ""))
+        raise SystemExit(EXIT_USAGE)
+
+
+def _argument_fix(parser: argparse.ArgumentParser, message: str) -> tuple[str, str]:
+    """The argument an argparse message is about, and what to do."""
+    helps = f"see `{parser.prog} --help`"
+    if message.startswith("the following arguments are required: "):
+        missing = message.split(": ", 1)[1]
+        return missing, f"pass {missing}; {helps}"
+    if message.startswith("unrecognized arguments: "):
+        extra = message.split(": ", 1)[1].split()
+        first = extra[0] if extra else ""
+        options = [o for o in parser._option_string_actions if o.startswith("--")]
+        close = difflib.get_close_matches(first.split("=", 1)[0], options, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close and first.startswith("-") else ""
+        return first, f"{hint}remove {first!r} or check its spelling; {helps}"
+    match = _ARGUMENT_RE.match(message)
+    if match is None:
+        return "", helps
+    argument = match.group(1).split("/")[-1]
+    if "invalid choice: " in message:
+        chosen = message.split("invalid choice: ", 1)[1].split(" (", 1)[0].strip("'")
+        choices = re.findall(r"'([^']+)'", message.split("(choose from", 1)[-1])
+        close = difflib.get_close_matches(chosen, choices, n=1, cutoff=0.6)
+        return argument, (
+            f"did you mean {close[0]}? " if close else ""
+        ) + f"{argument} is one of: {', '.join(choices)}"
+    return argument, f"{helps} for {argument}"
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """True when --json is among the options (not after ``--``, where it would be a PROMPT)."""
+    for word in argv:
+        if word == "--":
+            return False
+        if word == "--json":
+            return True
+    return False
 
 
 def _load_commands(modules: Sequence[str]) -> list[Command]:
@@ -75,12 +154,12 @@ def _load_commands(modules: Sequence[str]) -> list[Command]:
 
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser, one subparser per registered command (default: `COMMAND_MODULES`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Guard, test and diagnose Amazon Bedrock calls.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for command in _load_commands(COMMAND_MODULES if modules is None else modules):
         sub = subparsers.add_parser(
             command.name,
@@ -96,22 +175,24 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `safe-bedrock` console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from safe_bedrock.cli._output import Output, describe
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    token = _JSON_ERRORS.set(_wants_json(arguments))
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(arguments)
+        if extra:  # reported by the subcommand's parser: its usage, its options for a suggestion
+            subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    finally:
+        _JSON_ERRORS.reset(token)
     run: Callable[[argparse.Namespace], int] = args._run  # set by build_parser
+    out = Output(command=str(args.command), json_mode=bool(getattr(args, "json", False)))
     try:
         return run(args)
-    except CommandError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last resort: a command line never shows a traceback
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        print(
-            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {detail}; this is a bug in "
-            "safe-bedrock, please report it with the command you ran",
-            file=sys.stderr,
-        )
-        return EXIT_SOFTWARE
+        return out.problem(describe(exc))

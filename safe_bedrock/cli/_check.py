@@ -180,11 +180,11 @@ def _allowlist(
 ) -> ModelAllowlist | None:
     """The allowlist the app would use, or None when none is configured; records the step."""
     from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock.cli._invoke import env_allowlist, nothing_allowed, quiet_when_empty
+    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist, nothing_allowed, quiet_when_empty
 
     allowlist: ModelAllowlist | None
     if args.allow_file:
-        with quiet_when_empty():
+        with quiet_when_empty(), allowlist_errors("--allow-file"):
             allowlist = ModelAllowlist.from_file(args.allow_file, region=ref.region or None)
     else:
         allowlist = env_allowlist(region=ref.region or None)
@@ -507,13 +507,26 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
         from safe_bedrock._ids import parse_model_id
+        from safe_bedrock.cli._args import check_model
         from safe_bedrock.cli._invoke import aws_session
         from safe_bedrock.cli._policy_cmd import parse_actions
 
         actions = list(parse_actions(args.actions))
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
         region = str(session.region_name)
-        ref = parse_model_id(args.model, region=region)  # bad ids are usage errors, before any call
+        check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
+        ref = parse_model_id(args.model, region=region)
+        # A malformed allowlist (file or variable) is a usage error before any step, not after three.
+        if args.allow_file:
+            from safe_bedrock._allowlist import ModelAllowlist
+            from safe_bedrock.cli._invoke import allowlist_errors, quiet_when_empty
+
+            with quiet_when_empty(), allowlist_errors("--allow-file"):
+                ModelAllowlist.from_file(args.allow_file, region=region)
+        else:
+            from safe_bedrock.cli._invoke import env_allowlist
+
+            env_allowlist(region=region)
         endpoint = args.endpoint_url
         state = _State(out)
         if not out.json_mode:

@@ -47,6 +47,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_REGION,
         help=f"region clients should use; requests' SigV4 scope wins (default {DEFAULT_REGION})",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON line when listening ({"endpoint_url": ...}) and errors as JSON',
+    )
 
 
 def _load_policy(path: Path) -> object:
@@ -57,29 +62,44 @@ def _load_policy(path: Path) -> object:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CommandError(
-            f"cannot read policy file {str(path)!r}: {reason}", fix="pass a readable JSON file to --policy"
+            f"--policy {str(path)!r}: cannot read it ({reason})",
+            fix="pass a readable IAM policy JSON file to --policy",
+            argument="--policy",
         ) from None
     except UnicodeDecodeError:
         raise CommandError(
-            f"policy file {str(path)!r} is not UTF-8 text", fix="pass an IAM policy JSON document to --policy"
+            f"--policy {str(path)!r} is not UTF-8 text",
+            fix="pass an IAM policy JSON document to --policy",
+            argument="--policy",
         ) from None
     try:
         return PolicyDocument.from_json(text, source=str(path))
     except PolicyError as exc:
-        raise CommandError(str(exc), fix="fix the policy file (Condition blocks are not supported)") from None
+        raise CommandError(
+            f"--policy: {exc}",
+            fix="fix the policy file (Condition blocks are not supported)",
+            argument="--policy",
+        ) from None
     except ValueError as exc:  # JSON syntax errors, when the parser reports them as such
         raise CommandError(
-            f"policy file {str(path)!r} is not valid JSON: {exc}",
+            f"--policy {str(path)!r} is not valid JSON: {exc}",
             fix="check it with `python -m json.tool FILE`",
+            argument="--policy",
         ) from None
 
 
 def _run(args: argparse.Namespace) -> int:
     from safe_bedrock._policy import PolicyError  # keep `--help` fast
+    from safe_bedrock.cli._args import check_region
     from safe_bedrock.testing._server import FakeBedrockServer
 
     if not 0 <= args.port <= 65535:
-        raise CommandError(f"port {args.port} is out of range", fix="pass --port between 1 and 65535, or 0")
+        raise CommandError(
+            f"--port {args.port}: port {args.port} is out of range",
+            fix="pass --port between 1 and 65535, or 0",
+            argument="--port",
+        )
+    check_region(args.region, where="--region")
     # Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
     server = FakeBedrockServer(host=args.host, port=args.port, region=args.region, max_requests=_MAX_REQUESTS)
     if args.policy is not None:
@@ -87,10 +107,14 @@ def _run(args: argparse.Namespace) -> int:
         try:
             server.set_policy(document, principal=args.principal)
         except PolicyError as exc:
-            raise CommandError(str(exc), fix="pass an IAM principal ARN to --principal") from None
+            raise CommandError(
+                f"--principal: {exc}", fix="pass an IAM principal ARN to --principal", argument="--principal"
+            ) from None
     elif args.principal is not None:
         raise CommandError(
-            "--principal only matters with --policy", fix="add --policy FILE or drop --principal"
+            "--principal only matters with --policy",
+            fix="add --policy FILE or drop --principal",
+            argument="--principal",
         )
     try:
         server.start()
@@ -99,10 +123,13 @@ def _run(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"port {args.port} on {args.host} is already in use",
                 fix="stop the other process or pick another port with --port (0 picks a free one)",
+                argument="--port",
             ) from None
         reason = exc.strerror or str(exc)
         raise CommandError(
-            f"cannot listen on {args.host}:{args.port}: {reason}", fix="pass a local address to --host"
+            f"--host {args.host}: cannot listen on {args.host}:{args.port}: {reason}",
+            fix="pass a local address to --host, e.g. --host 127.0.0.1",
+            argument="--host",
         ) from None
 
     stop = threading.Event()
@@ -113,14 +140,21 @@ def _run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         url = server.endpoint_url
-        print(f"Fake Bedrock listening on {url}", flush=True)
-        print(
-            f"Point boto3 at it: boto3.client('bedrock-runtime', endpoint_url='{url}', "
-            f"region_name='{args.region}')  (any credentials; Ctrl-C stops)",
-            flush=True,
-        )
-        if args.policy is not None:
-            print(f"Enforcing IAM policy {args.policy}", flush=True)
+        if args.json:
+            import json
+
+            policy = None if args.policy is None else str(args.policy)
+            document = {"ok": True, "endpoint_url": url, "region": args.region, "policy": policy}
+            print(json.dumps(document), flush=True)
+        else:
+            print(f"Fake Bedrock listening on {url}", flush=True)
+            print(
+                f"Point boto3 at it: boto3.client('bedrock-runtime', endpoint_url='{url}', "
+                f"region_name='{args.region}')  (any credentials; Ctrl-C stops)",
+                flush=True,
+            )
+            if args.policy is not None:
+                print(f"Enforcing IAM policy {args.policy}", flush=True)
         # Short waits keep the main thread responsive to signals on every platform.
         while not stop.wait(0.2):
             pass
@@ -128,7 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("Fake Bedrock stopped.", file=sys.stderr, flush=True)
+    if not args.json:
+        print("Fake Bedrock stopped.", file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -142,8 +177,10 @@ COMMAND = Command(
     epilog=(
         "examples:\n"
         "  safe-bedrock fake-server --port 4010\n"
-        "  safe-bedrock fake-server --port 0 --policy policy.json\n\n"
-        "exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad input (policy file, port in use)"
+        "  safe-bedrock fake-server --port 0 --policy policy.json\n"
+        '  safe-bedrock fake-server --port 0 --json   # one line: {"endpoint_url": ...}\n\n'
+        "exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad input (arguments, region, policy file,\n"
+        "  port in use); 70 unexpected internal error (a bug in safe-bedrock)"
     ),
     configure=_configure,
     run=_run,

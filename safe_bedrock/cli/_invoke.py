@@ -45,6 +45,7 @@ __all__ = [
     "COMMAND",
     "TurnResult",
     "add_aws_arguments",
+    "allowlist_errors",
     "aws_session",
     "build_allowlist",
     "converse_turn",
@@ -58,6 +59,14 @@ __all__ = [
 DEFAULT_MAX_TOKENS: Final = 1024
 PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
 _PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
+# The endpoint variables botocore honours for the services the commands call.
+ENDPOINT_VARS: Final = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AWS_ENDPOINT_URL_BEDROCK",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_IAM",
+)
 
 
 # --- shared by invoke, chat and check -----------------------------------------------------------------------
@@ -89,8 +98,14 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     configured (the local fake signs nothing that matters)."""
     import boto3  # slow import, not needed for --help
 
+    from safe_bedrock.cli._args import check_endpoint
     from safe_bedrock.cli._policy_cmd import resolve_region
 
+    if endpoint_url is not None:
+        check_endpoint(endpoint_url, where="--endpoint-url")
+    for var in ENDPOINT_VARS:  # botocore reads these itself, and fails on a malformed one mid-call
+        if os.environ.get(var):
+            check_endpoint(os.environ[var], where=var)
     where = resolve_region(region)
     session = boto3.session.Session(region_name=where)
     configured = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
@@ -120,34 +135,57 @@ def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
 
     if ENV_VAR not in os.environ:
         return None
-    with quiet_when_empty():
+    with quiet_when_empty(), allowlist_errors(ENV_VAR):
         return ModelAllowlist.from_env(region=region)
+
+
+@contextlib.contextmanager
+def allowlist_errors(argument: str) -> Iterator[None]:
+    """A malformed allowlist (entry, file) as a usage error naming the argument or variable it came from."""
+    from safe_bedrock._allowlist import AllowlistError
+
+    try:
+        yield
+    except AllowlistError as exc:
+        subject = f"entry {exc.entry!r}" if exc.entry is not None else exc.source
+        if subject == argument or subject.endswith(f" {argument}"):
+            subject = ""
+        raise CommandError(
+            f"{argument}: {subject + ': ' if subject else ''}{' '.join(exc.problem.split())}",
+            fix=" ".join(exc.fix.split()),
+            argument=argument,
+        ) from None
 
 
 def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
     """The refusal for an allowlist that lists no model (a blank variable, ``--allow ''``, an empty file)."""
     if allowlist.entries or allowlist.allow_any:
         return None
+    argument = ""
     if allowlist.source == f"env {ENV_VAR}":
         problem, fix = f"{ENV_VAR} is set but empty", "list the models (comma separated) or unset it"
+        argument = ENV_VAR
     elif allowlist.source == "--allow":
         problem, fix = "--allow lists no model", "pass model ids or ARNs (--allow MODEL) or leave it out"
+        argument = "--allow"
     else:
         problem, fix = f"the allowlist from {allowlist.source} lists no model", "list the models to allow"
-    return CommandError(f"{problem}: every model is refused", fix=fix, exit_code=EXIT_DENIED)
+    return CommandError(
+        f"{problem}: every model is refused", fix=fix, exit_code=EXIT_DENIED, argument=argument
+    )
 
 
 def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
     """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set (even blank); else, when neither is given,
     the model named on the command line. An allowlist that lists nothing raises `CommandError` (exit 1)."""
     from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._ids import parse_model_id
+    from safe_bedrock.cli._args import check_model
 
-    parse_model_id(model, region=region)  # a malformed id is named as such, before any allowlist is built
+    check_model(model, region=region)  # a malformed id is named as such, before any allowlist is built
 
     if allow is not None:  # given, even as '' or ' , ': never falls back to a more permissive source
         entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
-        with quiet_when_empty():
+        with quiet_when_empty(), allowlist_errors("--allow"):
             allowlist: ModelAllowlist | None = ModelAllowlist(entries, source="--allow")
     else:
         allowlist = env_allowlist()
@@ -321,7 +359,9 @@ def _run(args: argparse.Namespace) -> int:
 
         prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
         if not prompt.strip():
-            raise CommandError("the prompt is empty", fix='pass the question as PROMPT, e.g. "Hello"')
+            raise CommandError(
+                "PROMPT is empty", fix='pass the question as PROMPT, e.g. "Hello"', argument="PROMPT"
+            )
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
         allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
         with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:

@@ -9,9 +9,9 @@ the library's errors and logs: an error message can echo the request, and a mode
 Exit codes (the same for every command; `check` adds 3):
   0   success (for `check`: the call is allowed)
   1   denied or failed: Bedrock, IAM or the allowlist refused, or the call failed (the message says why)
-  2   usage or bad input (arguments, model ids, files)
+  2   usage or bad input (arguments, model ids, regions, endpoint URLs, files, settings)
   3   `check` only: could not tell (a step could not be checked and no call proved access)
-  70  an unexpected internal error (please report it)
+  70  an internal error: a bug in safe-bedrock, never a mistake in the input
   130 interrupted by Ctrl-C
 """
 
@@ -52,7 +52,6 @@ EXIT_CODES_HELP: Final = (
     "exit codes: 0 ok; 1 denied or the call failed (refused by Bedrock, IAM or the allowlist);\n"
     "  2 usage or bad input; 70 unexpected internal error; 130 interrupted (Ctrl-C)"
 )
-REPORT_URL: Final = "https://github.com/safe-bedrock/safe-bedrock/issues"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +137,8 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     if isinstance(exc, KeyboardInterrupt):
         return Problem("interrupted", "interrupted", "", EXIT_INTERRUPTED, name)
     if isinstance(exc, CommandError):
-        return Problem("usage", _one_line(exc.problem), _one_line(exc.fix), exc.exit_code, name)
+        details = {"argument": exc.argument} if exc.argument else {}
+        return Problem(exc.kind, _one_line(exc.problem), _one_line(exc.fix), exc.exit_code, name, details)
     if isinstance(exc, BedrockServiceError):
         return _service_problem(exc)
     if isinstance(exc, InvalidModelIdError):
@@ -229,11 +229,26 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
         )
     return Problem(
         "internal",
-        f"unexpected error: {name}: {_one_line(str(exc))}",
-        f"this is a bug in safe-bedrock; please report it with the command you ran at {REPORT_URL}",
+        f"unexpected error: {name}: {_one_line(str(exc)) or name}",
+        "this is a bug in safe-bedrock; when you report it, include the command you ran (secrets removed), "
+        f"this message and the versions: {_versions()}",
         EXIT_SOFTWARE,
         name,
     )
+
+
+def _versions() -> str:
+    """`safe-bedrock 1.2.0, botocore 1.35.0, Python 3.12.4`, for a bug report."""
+    import platform
+    from importlib import metadata
+
+    found = []
+    for dist in ("safe-bedrock", "botocore"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:  # noqa: PERF203 - two names  # pragma: no cover
+            found.append(f"{dist} (not installed)")
+    return ", ".join([*found, f"Python {platform.python_version()}"])
 
 
 class Output:

@@ -98,31 +98,41 @@ def parse_actions(text: str) -> tuple[str, ...]:
         raise CommandError(
             f"--actions {text!r} is not a list of {', '.join(ACTION_NAMES)}",
             fix="write --actions invoke,stream (or just one of them)",
+            argument="--actions",
         )
     return tuple(ACTION_NAMES[name] for name in dict.fromkeys(names))
 
 
 def resolve_region(region: str | None) -> str:
-    """--region, else the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile)."""
-    if region:
-        return str(region)
+    """--region, else the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile); each checked to be
+    an AWS region, the error naming where it came from and the closest known region."""
+    from safe_bedrock.cli._args import check_region
+
+    if region is not None:
+        return check_region(region, where="--region")
     for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if os.environ.get(var):
-            return os.environ[var]
+            return check_region(os.environ[var], where=var)
     import botocore.session  # only when no region was given
 
     configured = botocore.session.get_session().get_config_variable("region")
     if configured:
-        return str(configured)
-    raise CommandError("no AWS region given or configured", fix="pass --region (for example us-east-1)")
+        return check_region(str(configured), where="the region of your AWS profile")
+    raise CommandError(
+        "no AWS region given or configured", fix="pass --region (for example us-east-1)", argument="--region"
+    )
 
 
 def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    from safe_bedrock._allowlist import AllowlistError
+    return _read_sources(args, region)
 
-    try:
-        return _read_sources(args, region)
-    except AllowlistError as exc:
+
+def _source_error(exc: Exception, argument: str, path: str = "") -> CommandError:
+    """A model source that cannot be used, as a usage error naming the argument it came from."""
+    from safe_bedrock._allowlist import AllowlistError
+    from safe_bedrock._policy import PolicyError
+
+    if isinstance(exc, AllowlistError):
         fix = exc.fix
         if "allow_any" in fix:  # the library's escape hatch; a least-privilege policy has none
             fix = (
@@ -130,33 +140,63 @@ def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist]
                 "'anthropic.*' ('us.anthropic.*' for profiles)"
             )
         subject = f"entry {exc.entry!r} ({exc.source})" if exc.entry is not None else exc.source
-        raise CommandError(f"{subject}: {exc.problem}", fix=fix) from None
+        return CommandError(f"{argument}: {subject}: {exc.problem}", fix=fix, argument=argument)
+    if isinstance(exc, PolicyError):
+        return CommandError(
+            f"{argument}: {' '.join(str(exc).split())}",
+            fix="pass an IAM policy document (JSON with Version and Statement)",
+            argument=argument,
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return CommandError(
+            f"{argument} {path}: not UTF-8 text", fix="save the file as UTF-8", argument=argument
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return CommandError(
+        f"{argument} {path}: cannot read it ({reason})",
+        fix=f"check the path given to {argument} and its permissions",
+        argument=argument,
+    )
 
 
 def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._policy import PolicyDocument
+    from safe_bedrock._allowlist import AllowlistError, ModelAllowlist
+    from safe_bedrock._policy import PolicyDocument, PolicyError
 
     sources: list[ModelAllowlist] = []
     denied: list[str] = []
     if args.models:
-        sources.append(ModelAllowlist(list(args.models), region=region, source="command line"))
+        try:
+            sources.append(ModelAllowlist(list(args.models), region=region, source="command line"))
+        except AllowlistError as exc:
+            raise _source_error(exc, "MODEL") from None
     if args.from_env:
         if not os.environ.get(ENV_VAR, "").strip():
             raise CommandError(
                 f"--from-env: {ENV_VAR} is not set or empty",
                 fix=f"set {ENV_VAR}=id[,id...], or pass the models as arguments",
+                argument="--from-env",
             )
-        sources.append(ModelAllowlist.from_env(region=region))
+        try:
+            sources.append(ModelAllowlist.from_env(region=region))
+        except AllowlistError as exc:
+            raise _source_error(exc, ENV_VAR) from None
     if args.file:
-        sources.append(ModelAllowlist.from_file(args.file, region=region))
+        try:
+            sources.append(ModelAllowlist.from_file(args.file, region=region))
+        except AllowlistError as exc:
+            raise _source_error(exc, "--file") from None
     if args.from_policy:
-        with open(args.from_policy, encoding="utf-8") as handle:  # noqa: PTH123 - OSError names the file
-            text = handle.read()
-        document = PolicyDocument.from_json(text, source=str(args.from_policy))
-        sources.append(
-            ModelAllowlist.from_policy(document, region=region, source=f"policy {args.from_policy}")
-        )
+        try:
+            with open(args.from_policy, encoding="utf-8") as handle:  # noqa: PTH123 - OSError names the file
+                text = handle.read()
+            document = PolicyDocument.from_json(text, source=str(args.from_policy))
+            allowlist = ModelAllowlist.from_policy(
+                document, region=region, source=f"policy {args.from_policy}"
+            )
+        except (OSError, UnicodeDecodeError, PolicyError, AllowlistError) as exc:
+            raise _source_error(exc, "--from-policy", str(args.from_policy)) from None
+        sources.append(allowlist)
         denied.extend(
             dict.fromkeys([*document.denied_resources(INVOKE), *document.denied_resources(INVOKE_STREAM)])
         )
@@ -282,9 +322,15 @@ def build_policy(
     from safe_bedrock._service import partition_of
 
     if role not in ROLES:
-        raise CommandError(f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app")
+        raise CommandError(
+            f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app", argument="--role"
+        )
     if account is not None and not _ACCOUNT.fullmatch(account):
-        raise CommandError(f"--account {account!r} is not a 12-digit AWS account id", fix="e.g. 123456789012")
+        raise CommandError(
+            f"--account {account!r} is not a 12-digit AWS account id",
+            fix="pass the 12 digits, e.g. --account 123456789012",
+            argument="--account",
+        )
     wanted = parse_actions(actions)
     where = resolve_region(region)
     partition = partition_of(where)

@@ -284,5 +284,5 @@ def test_an_unreachable_endpoint_cannot_tell(aws: Aws) -> None:
 def test_an_invalid_model_id_is_a_usage_error(aws: Aws) -> None:
     result = run("check", "anthropic..claude", "--endpoint-url", aws.endpoint_url)
     assert result.code == 2
-    assert result.stderr.startswith("safe-bedrock check: error: invalid model id")
+    assert result.stderr.startswith("safe-bedrock check: error: MODEL 'anthropic..claude' is not a model id")
     assert aws.plane.calls == []

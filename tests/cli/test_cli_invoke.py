@@ -87,7 +87,7 @@ def test_a_blank_env_allowlist_refuses_every_model_and_nothing_is_sent(
     assert result.code == 1
     assert result.stdout == ""
     first, fix = result.stderr.splitlines()  # one refusal, no EmptyAllowlistWarning beside it
-    assert [first.removeprefix("safe-bedrock invoke: error: "), fix] == BLANK_ENV_REFUSAL
+    assert [first.removeprefix("safe-bedrock invoke: denied: "), fix] == BLANK_ENV_REFUSAL
     assert_nothing_reached(server)
 
 
@@ -98,6 +98,8 @@ def test_a_blank_env_allowlist_in_json_is_a_refusal_with_exit_code_1(server: Fak
     assert error["summary"] == BLANK_ENV_REFUSAL[0]
     assert error["fix"] == BLANK_ENV_REFUSAL[1].removeprefix("  fix: ")
     assert error["exit_code"] == 1
+    assert error["kind"] == "denied"  # kind and exit code agree: a refusal, not a usage error
+    assert error["argument"] == ENV_VAR
     assert_nothing_reached(server)
 
 
@@ -106,7 +108,7 @@ def test_chat_with_a_blank_env_allowlist_stops_before_the_first_turn(server: Fak
     assert result.code == 1
     assert result.stdout == ""
     first, fix = result.stderr.splitlines()
-    assert [first.removeprefix("safe-bedrock chat: error: "), fix] == BLANK_ENV_REFUSAL
+    assert [first.removeprefix("safe-bedrock chat: denied: "), fix] == BLANK_ENV_REFUSAL
     assert_nothing_reached(server)
 
 
@@ -120,7 +122,7 @@ def test_an_empty_allow_option_refuses_and_falls_back_to_nothing_more_permissive
     result = run(subcommand, *args, "--allow", allow, *endpoint_args(server), env=env, stdin="Hi\n")
     assert result.code == 1
     assert result.stderr.splitlines() == [
-        f"safe-bedrock {subcommand}: error: --allow lists no model: every model is refused",
+        f"safe-bedrock {subcommand}: denied: --allow lists no model: every model is refused",
         "  fix: pass model ids or ARNs (--allow MODEL) or leave it out",
     ]
     assert_nothing_reached(server)
@@ -160,7 +162,7 @@ def test_an_invalid_model_id_is_a_usage_error_without_a_request(
 ) -> None:
     result = run("invoke", "foo bar/../x", "Hi", *endpoint_args(server), env=env)
     assert result.code == 2
-    assert result.stderr.startswith("safe-bedrock invoke: error: invalid model id 'foo bar/../x'")
+    assert result.stderr.startswith("safe-bedrock invoke: error: MODEL 'foo bar/../x' is not a model id")
     assert "fix:" in result.stderr
     assert server.requests == []
 

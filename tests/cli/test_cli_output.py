@@ -126,7 +126,12 @@ def test_a_transient_failure_is_failed_not_denied() -> None:
         ),
         (json.JSONDecodeError("Expecting value", "x", 0), EXIT_USAGE, "not valid JSON: Expecting value", ""),
         (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted", ""),
-        (RuntimeError("boom"), EXIT_SOFTWARE, "unexpected error: RuntimeError: boom", "please report"),
+        (
+            RuntimeError("boom"),
+            EXIT_SOFTWARE,
+            "unexpected error: RuntimeError: boom",
+            "a bug in safe-bedrock",
+        ),
     ],
 )
 def test_every_kind_of_error_gets_its_exit_code_and_one_line(
@@ -148,7 +153,8 @@ def test_run_command_turns_an_unexpected_exception_into_one_line_and_exit_70(
     captured = capsys.readouterr()
     assert code == EXIT_SOFTWARE
     assert captured.err.startswith("safe-bedrock chat: internal error: unexpected error: ZeroDivisionError")
-    assert "please report" in captured.err
+    assert "this is a bug in safe-bedrock" in captured.err
+    assert "http" not in captured.err  # no address to report to: the message says what to include instead
     assert len(captured.err.splitlines()) == 2
 
 
