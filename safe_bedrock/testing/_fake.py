@@ -262,9 +262,8 @@ class FakeBedrock(ScriptingAPI):
         fake_request = request_from_http(
             method=request.method or "POST",
             raw_path=raw_path,
-            headers=_lowered(request.headers),
+            headers=request.headers,
             body=_bytes(request.body),
-            headers_lowered=True,
         )
         # The client's read timeout, so a scripted delay longer than it times out here as it would over HTTP.
         context = getattr(request, "context", None) or {}
@@ -295,24 +294,6 @@ def _bytes(body: object) -> bytes | None:
         return body.encode() if isinstance(body, str) else bytes(body)
     data = body.read()  # type: ignore[attr-defined]
     return data.encode() if isinstance(data, str) else bytes(data)
-
-
-def _lowered(headers: Any) -> dict[str, str]:
-    # botocore's HeadersDict keeps (key, value) pairs under key objects that already carry the lower-cased
-    # name; reading them directly is several times faster than its MutableMapping iteration, which matters
-    # on every call. Anything else (a future botocore) takes the general path.
-    store = getattr(headers, "_dict", None)
-    if isinstance(store, dict):
-        try:
-            return {key._lower: _text(value) for key, value in store.items()}
-        except AttributeError:
-            pass
-    return {str(key).lower(): _text(value) for key, value in headers.items()}
-
-
-def _text(value: object) -> str:
-    # botocore keeps some header values as bytes after signing.
-    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def _headers(headers: dict[str, str]) -> HTTPHeaders:

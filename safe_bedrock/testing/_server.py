@@ -141,25 +141,6 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self._write_plain(reply)
 
-    # Every method goes to the core, which answers unknown routes with UnknownOperationException.
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self._serve()
-
     def _serve(self) -> None:
         core = self.server.core
         try:
@@ -187,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_plain(reply)
         else:
             self._write_stream(reply, reply.chunks)
+
+    # Every method goes to the core, which answers unknown routes with UnknownOperationException.
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve  # noqa: N815 - http.server's names
 
     # --- reading ---------------------------------------------------------------------------------------
 
