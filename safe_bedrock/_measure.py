@@ -41,6 +41,41 @@ def tokens_of(response: dict[str, Any]) -> tuple[int | None, int | None]:
     )
 
 
+# The keys that name an InvokeModelWithResponseStream chunk's family, for a chunk that carries no metrics.
+_FAMILY_KEYS = frozenset(
+    {
+        "type",  # Anthropic Messages (message_start ... message_stop)
+        "completion",  # Anthropic Text Completions
+        "outputText",  # Titan Text
+        "generation",  # Llama
+        "outputs",  # Mistral
+        "choices",  # OpenAI-style chat chunks (Mistral chat, gpt-oss, DeepSeek)
+        "messageStart",  # Nova (Converse-shaped chunks)
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    }
+)
+
+
+def _stopped(chunk: dict[str, Any]) -> bool:
+    """Whether an InvokeModelWithResponseStream chunk is its family's last (without the metrics Bedrock
+    normally adds to that chunk): Anthropic's message_stop, Nova's messageStop or metadata, a stop reason."""
+    if chunk.get("type") == "message_stop" or "messageStop" in chunk or "metadata" in chunk:
+        return True
+    if chunk.get("stop_reason") or chunk.get("completionReason") or chunk.get("finish_reason"):
+        return True  # Anthropic text, Llama; Titan; Cohere and AI21 (whose shapes count only with metrics)
+    choices = chunk.get("outputs") or chunk.get("choices")  # Mistral; OpenAI-style
+    if isinstance(choices, list):
+        return any(
+            isinstance(choice, dict) and (choice.get("stop_reason") or choice.get("finish_reason"))
+            for choice in choices
+        )
+    return False
+
+
 @dataclass(slots=True)
 class StreamMeter:
     """Counts one stream's events as they pass, and picks up the totals Bedrock reports at its end."""
@@ -51,6 +86,7 @@ class StreamMeter:
     output_tokens: int | None = None
     service_latency_ms: int | None = None
     complete: bool = False  # the closing event arrived (the metrics chunk, or Converse's metadata)
+    last_chunk: bytes | None = None  # InvokeModelWithResponseStream: the latest chunk's bytes
 
     def observe(self, event: dict[str, Any]) -> None:
         self.events += 1
@@ -58,6 +94,7 @@ class StreamMeter:
         if chunk is not None:
             data = chunk.get("bytes") or b""
             self.payload_bytes += len(data)
+            self.last_chunk = data
             # Only the last chunk carries the metrics; a substring test keeps the other chunks unparsed.
             if _METRICS_MARK in data:
                 self._read_invocation_metrics(data)
@@ -85,3 +122,63 @@ class StreamMeter:
         self.output_tokens = _int_or_none(metrics.get("outputTokenCount"))
         self.service_latency_ms = _int_or_none(metrics.get("invocationLatency"))
         self.complete = True
+
+    def closed(self) -> bool | None:
+        """At the end of the stream: did its closing events arrive? None when its shape is not one we know.
+
+        ConverseStream (every model) ends with `messageStop` then `metadata` (usage and latency): complete
+        when `metadata` came. InvokeModelWithResponseStream ends with the chunk Bedrock adds
+        `amazon-bedrock-invocationMetrics` to (Anthropic's `message_stop`, Nova's `metadata`, the last chunk
+        of Titan, Llama and Mistral); a last chunk with its family's stop marker but no metrics counts as
+        complete too. A last chunk of a family we do not know is never called incomplete.
+        """
+        if self.complete:
+            return True
+        data = self.last_chunk
+        if data is None:
+            return False  # no event at all (ConverseStream without metadata counts here too)
+        try:
+            chunk = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(chunk, dict) or not _FAMILY_KEYS.intersection(chunk):
+            return None
+        if _stopped(chunk):
+            self.complete = True
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class FrameTracker:
+    """Follows the event-stream frame boundaries in the raw bytes, to tell a stream cut inside a frame.
+
+    Only each frame's 4-byte total length is read; botocore parses and checks the frames themselves.
+    """
+
+    remaining: int = 0  # bytes of the current frame still to come (0: at a frame boundary)
+    partial: int = 0  # bytes of the current frame received so far
+    _prelude: bytes = b""  # the first bytes of a frame whose length is not known yet
+
+    def feed(self, data: bytes) -> None:
+        at, size = 0, len(data)
+        while at < size:
+            if self.remaining:
+                step = min(self.remaining, size - at)
+                self.remaining -= step
+                self.partial = 0 if not self.remaining else self.partial + step
+                at += step
+                continue
+            take = data[at : at + 4 - len(self._prelude)]
+            self._prelude += take
+            at += len(take)
+            if len(self._prelude) < 4:
+                self.partial = len(self._prelude)
+                return
+            self.remaining = max(int.from_bytes(self._prelude, "big") - 4, 0)
+            self.partial = 4 if self.remaining else 0
+            self._prelude = b""
+
+    @property
+    def inside_frame(self) -> bool:
+        return bool(self.remaining or self._prelude)

@@ -13,6 +13,9 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
+from safe_bedrock._measure import FrameTracker
+from safe_bedrock._translate import StreamEnded
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from types import TracebackType
@@ -20,6 +23,102 @@ if TYPE_CHECKING:
     from safe_bedrock._guard import Call, Guard
 
 _DONE = object()
+
+
+class _Watched:
+    """botocore's raw HTTP response, with the bytes botocore reads from it followed frame by frame.
+
+    botocore ends an event stream quietly when the body ends, even inside a frame; the tracker tells.
+    Everything but reading goes to the response itself.
+    """
+
+    def __init__(self, raw: Any, tracker: FrameTracker) -> None:
+        self._raw = raw
+        self.tracker = tracker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        feed = self.tracker.feed
+        for chunk in self._raw.stream(*args, **kwargs):
+            feed(chunk)
+            yield chunk
+
+
+class _AioChunks:
+    """`content.iter_chunks()` of aiohttp's response, fed to the tracker (a plain async iterator, not an
+    async generator: nothing is left for the event loop to finalise)."""
+
+    def __init__(self, chunks: Any, tracker: FrameTracker) -> None:
+        self._chunks = chunks
+        self._tracker = tracker
+
+    def __aiter__(self) -> _AioChunks:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._chunks.__anext__()
+        self._tracker.feed(item[0])
+        return item
+
+
+class _AioContent:
+    def __init__(self, content: Any, tracker: FrameTracker) -> None:
+        self._content = content
+        self._tracker = tracker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._content, name)
+
+    def iter_chunks(self) -> _AioChunks:
+        return _AioChunks(aiter(self._content.iter_chunks()), self._tracker)
+
+
+class _AioWatched(_Watched):
+    """The aiohttp response of aiobotocore's AioEventStream, read through `content.iter_chunks()`."""
+
+    @property
+    def content(self) -> _AioContent:
+        return _AioContent(self._raw.content, self.tracker)
+
+
+def _watch(stream: Any, *, aio: bool) -> None:
+    """Follow the frames of `stream` before its first read (botocore opens the body lazily)."""
+    raw = getattr(stream, "_raw_stream", None)
+    if raw is None or isinstance(raw, _Watched):
+        return
+    if aio and not hasattr(raw, "content"):
+        return
+    if not aio and not hasattr(raw, "stream"):
+        return
+    stream._raw_stream = (_AioWatched if aio else _Watched)(raw, FrameTracker())
+
+
+def _tracker_of(stream: Any) -> FrameTracker | None:
+    raw = getattr(stream, "_raw_stream", None)
+    return raw.tracker if isinstance(raw, _Watched) else None
+
+
+def _stream_request_id(stream: Any) -> str | None:
+    headers = getattr(getattr(stream, "_raw_stream", None), "headers", None)
+    try:
+        found = headers.get("x-amzn-requestid") if headers is not None else None
+    except Exception:  # noqa: BLE001 - a transport's headers object we do not know: no id rather than a crash
+        return None
+    return found if isinstance(found, str) and found else None
+
+
+def _ended(call: Call, stream: Any) -> StreamEnded | None:
+    """Why a stream that reached its end is not whole (None: its closing events came, or its shape is one
+    this library does not know, so it is never called cut short)."""
+    closed = call.meter.closed()
+    if closed is True:
+        return None
+    tracker = _tracker_of(stream)
+    if tracker is not None and tracker.inside_frame:
+        return StreamEnded(inside_frame=True, leftover=tracker.partial)
+    return StreamEnded(inside_frame=False) if closed is False else None
 
 
 def _release(stream: Any) -> None:
@@ -39,8 +138,17 @@ def _release(stream: Any) -> None:
 
 def _first_failed(guard: Guard, call: Call, stream: Any, exc: BaseException) -> BaseException:
     # A failed first read abandons this attempt: close it so the retry does not hold two connections.
+    # Nothing reached the caller yet, so the typed error (a TransientError) is retried like the original.
     _release(stream)
-    return guard.translate(call, exc, mid_stream=True, events=0)
+    return guard.translate(call, exc, mid_stream=True, events=0, request_id=_stream_request_id(stream))
+
+
+def _first_ended(guard: Guard, call: Call, stream: Any) -> BaseException | None:
+    """The error for a stream that ended before its first event (retried: nothing reached the caller)."""
+    ended = _ended(call, stream)
+    if ended is None:
+        return None
+    return _first_failed(guard, call, stream, ended)
 
 
 def first_event(guard: Guard, call: Call, stream: Any) -> tuple[Iterator[dict[str, Any]], object]:
@@ -49,11 +157,14 @@ def first_event(guard: Guard, call: Call, stream: Any) -> tuple[Iterator[dict[st
     Returns the live iterator and the first event (or `_DONE` for an empty stream). The stream is closed
     when the first read fails, so an abandoned attempt holds no connection.
     """
+    _watch(stream, aio=False)
     iterator = iter(stream)
     try:
         event: object = next(iterator, _DONE)
     except Exception as exc:
         raise _first_failed(guard, call, stream, exc) from exc
+    if event is _DONE and (ended := _first_ended(guard, call, stream)) is not None:
+        raise ended
     call.first_event_at = time.monotonic()
     return iterator, event
 
@@ -67,6 +178,7 @@ async def afirst_event(
 
     Cancellation while waiting for it closes the stream too, so a cancelled task holds no connection.
     """
+    _watch(stream, aio=True)
     iterator = aiter(stream)
     try:
         event: object = await anext(iterator, _DONE)
@@ -75,6 +187,8 @@ async def afirst_event(
         if error is exc:
             raise
         raise error from exc
+    if event is _DONE and (ended := _first_ended(guard, call, stream)) is not None:
+        raise ended
     call.first_event_at = time.monotonic()
     return iterator, event
 
@@ -107,9 +221,20 @@ class _StreamBase:
         self._pending = None
         return event
 
+    @property
+    def complete(self) -> bool:
+        """Whether the stream's closing events arrived (so far): its answer is whole."""
+        return self._call.meter.complete
+
     def _accept(self, event: object) -> dict[str, Any] | None:
-        """The event to hand to the caller, or None at the end of the stream (which is then recorded)."""
+        """The event to hand to the caller, or None at the end of the stream (which is then recorded).
+
+        A stream that ended without its closing events raises its `StreamIncompleteError` here instead.
+        """
         if event is _DONE:
+            ended = _ended(self._call, self._stream)
+            if ended is not None:
+                raise self._failed(ended)
             self._finish(error=None, closed_early=False)
             return None
         assert isinstance(event, dict)  # noqa: S101 - botocore yields dicts; narrows the type for mypy

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 _E = TypeVar("_E", bound=errors.BedrockServiceError)
 _ACCESS_FIELDS = ("principal", "action", "resource", "policy_type", "policy_arn")  # as the message names them
 
-__all__ = ["CallContext", "refused", "refused_request", "translate"]
+__all__ = ["CallContext", "StreamEnded", "refused", "refused_request", "stream_fault", "translate"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +63,8 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
     `exceptions` is a boto3 client's `.exceptions`; when given, the result is also an instance of the
     modeled class for the error's code. The caller raises the result `from exc`.
     """
+    if context.mid_stream and not isinstance(exc, (ClientError, errors.SafeBedrockError)):
+        return stream_fault(exc, context=context)
     if isinstance(exc, errors.SafeBedrockError) or not isinstance(exc, ClientError):
         return exc
     raw: object = exc.response
@@ -307,3 +309,145 @@ def _build_class(typed: type[Any], modeled: type[Any] | None, *, stream: bool) -
     # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
     built: type[errors.BedrockServiceError] = type(typed.__name__, bases, namespace)
     return built
+
+
+# -- mid-stream faults of the transport and the framing ----------------------------------------------------
+
+
+class StreamEnded(Exception):  # noqa: N818 - a fact handed to `translate`, never raised to a caller
+    """The stream ended without its closing events (`inside_frame`: with a partial frame left over)."""
+
+    def __init__(self, *, inside_frame: bool, leftover: int = 0) -> None:
+        self.inside_frame = inside_frame
+        self.leftover = leftover
+        super().__init__(f"the stream ended {'inside a frame' if inside_frame else 'without closing events'}")
+
+
+# Where an app may already catch what boto3 raised: these classes of the transports are kept as a base.
+_KEPT_MODULES = frozenset(
+    {
+        "botocore.eventstream",
+        "botocore.exceptions",
+        "aiobotocore.response",
+        "aiohttp.client_exceptions",
+        "builtins",
+    }
+)
+
+
+def _transport_class(exc: BaseException) -> type[Exception] | None:
+    """The class of `exc` an app may catch, to keep as a base of the typed error (None: keep none)."""
+    from urllib3.exceptions import ProtocolError
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+
+    # urllib3's IncompleteRead and friends also derive from http.client's classes (other constructors):
+    # the class an app catches is ProtocolError or ReadTimeoutError.
+    for public in (Urllib3ReadTimeoutError, ProtocolError):
+        if isinstance(exc, public):
+            return public
+    own = type(exc)
+    return own if own.__module__ in _KEPT_MODULES and issubclass(own, Exception) else None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from botocore.exceptions import ReadTimeoutError
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+
+    return isinstance(exc, (TimeoutError, ReadTimeoutError, Urllib3ReadTimeoutError))
+
+
+def _is_connection(exc: BaseException) -> bool:
+    import sys
+
+    from botocore.exceptions import HTTPClientError
+    from urllib3.exceptions import HTTPError, ProtocolError
+
+    if isinstance(exc, (ProtocolError, HTTPError, HTTPClientError, ConnectionError)):
+        return True
+    aiohttp = sys.modules.get("aiohttp")  # the async transport; the sync client never imports it
+    return aiohttp is not None and isinstance(
+        exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
+    )
+
+
+def _stream_fault_kind(exc: BaseException) -> tuple[type[errors.ModelStreamError], str] | None:
+    from botocore.eventstream import ChecksumMismatch, ParserError
+
+    if isinstance(exc, StreamEnded):
+        if exc.inside_frame:
+            return errors.StreamTruncatedError, "StreamTruncated"
+        return errors.StreamIncompleteError, "StreamIncomplete"
+    if isinstance(exc, ChecksumMismatch):
+        return errors.StreamChecksumError, "StreamChecksumMismatch"
+    if isinstance(exc, ParserError):
+        return errors.StreamFrameError, "StreamFrameInvalid"
+    if _is_timeout(exc):  # before connection errors: aiohttp's timeout is also a connection error
+        return errors.StreamReadTimeoutError, "StreamReadTimeout"
+    if _is_connection(exc):
+        return errors.StreamConnectionError, "StreamConnectionBroken"
+    return None
+
+
+def _fault_text(klass: type[errors.ModelStreamError], exc: BaseException) -> tuple[str, str]:
+    """(message, fix) for a stream fault; the summary adds how many events arrived before it."""
+    again = "call again (a new request; the events already received are not replayed)"
+    whole = f"do not use the partial answer as whole; {again}"
+    if klass is errors.StreamTruncatedError:
+        leftover = exc.leftover if isinstance(exc, StreamEnded) else 0
+        cut = f"The stream ended in the middle of a frame ({leftover} bytes of it arrived)"
+        return f"{cut}: the answer is cut short.", whole
+    if klass is errors.StreamIncompleteError:
+        return "The stream ended without its closing events: the answer is cut short.", whole
+    original = f"{type(exc).__name__}: {exc}"
+    if klass is errors.StreamReadTimeoutError:
+        slow = (
+            "if the model pauses longer than that between events, raise read_timeout in the botocore Config"
+        )
+        return f"No byte arrived within the read timeout ({original}).", f"{again}; {slow}"
+    if klass is errors.StreamConnectionError:
+        often = (
+            "if it happens often, look at proxies or load balancers on the way (idle timeouts, body limits)"
+        )
+        return f"The connection broke ({original}).", f"{again}; {often}"
+    damaged = (
+        "if it keeps happening, look at what sits on the way (a proxy or TLS inspection rewriting bodies)"
+    )
+    return f"A frame of the event stream was damaged in transit ({original}).", f"{again}; {damaged}"
+
+
+def stream_fault(exc: Exception, *, context: CallContext) -> BaseException:
+    """The typed `ModelStreamError` for a fault of the transport or the framing while a stream is read,
+    or `exc` itself when it is none of them (a bug in the caller's code stays what it is).
+
+    The result is also an instance of the class boto3 raised (`ChecksumMismatch`, urllib3's
+    `ProtocolError`, ...), so handlers written for it keep working; the caller raises it `from exc`.
+    """
+    kind = _stream_fault_kind(exc)
+    if kind is None:
+        return exc
+    klass, code = kind
+    message, fix = _fault_text(klass, exc)
+    kwargs: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "operation": context.operation,
+        "model_id": context.model_id,
+        "model_arn": context.model_arn,
+        "region": context.region or None,
+        "request_id": context.request_id,
+        "retryable": True,
+        "fix": fix,
+        "mid_stream": True,
+        "events_received": context.events_received,
+    }
+    kept = None if isinstance(exc, StreamEnded) else _transport_class(exc)
+    try:
+        typed: BaseException = _class_for(klass, cast("type[ClientError] | None", kept))(**kwargs)
+    except TypeError:  # a transport class that cannot share a base with ours (layout): keep ours alone
+        typed = klass(**kwargs)
+    if kept is not None:
+        # What a handler of the original may read (urllib3's `url`, botocore's `kwargs`): the same values.
+        for name, value in vars(exc).items():
+            if not name.startswith("__") and not hasattr(typed, name):
+                setattr(typed, name, value)
+    return typed

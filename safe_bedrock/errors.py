@@ -26,7 +26,13 @@ SafeBedrockError
         ├── ModelTimeoutError
         ├── ServiceUnavailableError
         ├── InternalServerError
-        └── ModelStreamError
+        └── ModelStreamError                   the stream failed after it began (mid_stream=True)
+            ├── StreamFrameError               a frame that does not parse (also botocore ParserError)
+            │   └── StreamChecksumError        a frame failing its CRC (also botocore ChecksumMismatch)
+            ├── StreamIncompleteError          ended without its closing events (was silent in boto3)
+            │   └── StreamTruncatedError       ended inside a frame
+            ├── StreamConnectionError          connection dropped (also urllib3 ProtocolError, ...)
+            └── StreamReadTimeoutError         no byte within read_timeout (also urllib3 ReadTimeoutError)
 
 EmptyAllowlistWarning (a UserWarning)          an allowlist with no entries: every call will be refused
 ```
@@ -44,8 +50,16 @@ policy document safe-bedrock will not guess about). An empty allowlist is not an
 Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
 `.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
 botocore exception is its `__cause__`. Errors raised by a `SafeBedrockClient` are also instances of that
-client's modeled exception class (for example `client.exceptions.AccessDeniedException`), and errors raised
-while iterating a stream are also botocore `EventStreamError`s. Errors pickle as their public class.
+client's modeled exception class (for example `client.exceptions.AccessDeniedException`), and errors Bedrock
+sent while a stream was iterated are also botocore `EventStreamError`s. Errors pickle as their public class.
+
+A stream that fails after it began raises a `ModelStreamError` with `mid_stream=True`, `events_received` (the
+events the caller already has) and the stream's `request_id`. A fault of the transport or the framing is also
+an instance of what boto3 raised for it before (botocore's `ChecksumMismatch` or `ParserError`, urllib3's
+`ProtocolError` or `ReadTimeoutError`, aiohttp's `ClientPayloadError` or `ServerTimeoutError`), with that
+original as `__cause__`, so existing handlers keep catching it. A stream whose closing events never came
+(boto3 ends such a stream quietly, as if the answer were whole) raises `StreamIncompleteError` when the
+iteration reaches its end; a stream the caller leaves early (break, `close()`) never raises.
 
 Safe to log: Bedrock's message can quote the request (a signature mismatch echoes the canonical request with
 its `X-Amz-Security-Token`; a validation message can quote the prompt) and can hold control characters. So
@@ -89,6 +103,12 @@ __all__ = [
     "QuotaExceededError",
     "SafeBedrockError",
     "ServiceUnavailableError",
+    "StreamChecksumError",
+    "StreamConnectionError",
+    "StreamFrameError",
+    "StreamIncompleteError",
+    "StreamReadTimeoutError",
+    "StreamTruncatedError",
     "ThrottlingError",
     "TransientError",
 ]
@@ -420,5 +440,51 @@ class InternalServerError(TransientError):
     """Bedrock had an internal error."""
 
 
-class ModelStreamError(TransientError):
-    """The model failed while streaming its answer."""
+class _EndOfInit(Exception):  # noqa: N818 - a mixin, never raised
+    """Ends the `__init__` chain of ClientError's `super().__init__(message)` in a stream fault's MRO.
+
+    A typed stream fault is also the transport's class that boto3 raised (urllib3's `ProtocolError`,
+    botocore's `ChecksumMismatch`, ...), which follows ClientError in the MRO and takes other arguments.
+    """
+
+    def __init__(self, *args: object) -> None:
+        Exception.__init__(self, *args)
+
+
+class ModelStreamError(TransientError, _EndOfInit):
+    """The stream failed after it began: Bedrock's modelStreamErrorException, or one of the faults below.
+
+    `events_received` says how many events the caller already has; the call as a whole may be retried (a
+    new request), but the events already handed out are not replayed.
+    """
+
+
+class StreamFrameError(ModelStreamError):
+    """A frame of the event stream does not parse: damaged in transit (also botocore's `ParserError`)."""
+
+
+class StreamChecksumError(StreamFrameError):
+    """A frame failed its CRC32 check: damaged in transit (also botocore's `ChecksumMismatch`)."""
+
+
+class StreamIncompleteError(ModelStreamError):
+    """The stream ended without its closing events, so the answer is cut short.
+
+    Closing means: ConverseStream's `metadata` event (after `messageStop`); for InvokeModelWithResponseStream
+    the chunk carrying `amazon-bedrock-invocationMetrics` (Anthropic's `message_stop`, the last chunk of
+    Titan, Nova, Llama and Mistral) or the family's own stop marker.
+    """
+
+
+class StreamTruncatedError(StreamIncompleteError):
+    """The stream ended in the middle of a frame."""
+
+
+class StreamConnectionError(ModelStreamError):
+    """The connection broke while the stream was read (also urllib3's `ProtocolError` or aiohttp's
+    `ClientPayloadError`, whichever the transport raised)."""
+
+
+class StreamReadTimeoutError(ModelStreamError):
+    """No byte arrived within the client's read_timeout while the stream was read (also urllib3's
+    `ReadTimeoutError`, or the async transport's timeout error)."""

@@ -21,6 +21,7 @@ from safe_bedrock import (
 )
 from safe_bedrock._retry import set_testing
 from safe_bedrock._service import operation_specs
+from safe_bedrock.errors import StreamIncompleteError
 from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import (
     HAIKU,
@@ -405,14 +406,16 @@ def test_one_client_serves_many_threads(fake: FakeBedrock, client: SafeBedrockCl
     assert {request.model_id for request in fake.requests} == {HAIKU}
 
 
-def test_a_stream_cut_short_still_ends_like_boto3_but_logs_a_warning(
+def test_a_stream_cut_short_raises_at_its_end_and_logs_a_warning(
     fake: FakeBedrock, client: SafeBedrockClient
 ) -> None:
     fake.add_truncated_stream(after=3)
+    events: list[object] = []
     with capture_logs() as logs:
-        events = list(client.converse_stream(modelId=HAIKU, messages=messages("a b c d e f"))["stream"])
+        with pytest.raises(StreamIncompleteError) as raised:
+            events.extend(client.converse_stream(modelId=HAIKU, messages=messages("a b c d e f"))["stream"])
         list(client.converse_stream(modelId=HAIKU, messages=messages("whole"))["stream"])
-    assert len(events) == 3
+    assert len(events) == raised.value.events_received == 3
     cut, whole = logs
-    assert (cut["complete"], cut["log_level"], cut["outcome"]) == (False, "warning", "ok")
+    assert (cut["complete"], cut["log_level"], cut["outcome"]) == (False, "warning", "error")
     assert (whole["complete"], whole["log_level"]) == (True, "info")

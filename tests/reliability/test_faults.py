@@ -2,8 +2,8 @@
 
 Each row scripts one fault on a real socket and makes one call with a fresh client. For every row:
 
-- the call ends as the row says: the typed error (or the transport's own error, as boto3 raises it), or a
-  successful retry;
+- the call ends as the row says: the typed error (for a fault mid-stream also the class boto3 raised for
+  it, so old handlers still catch it), or a successful retry;
 - it ends within the row's deadline;
 - nothing is retried once an event reached the caller (the fake's request log counts the attempts), and
   what reached the caller reached it once;
@@ -42,6 +42,14 @@ from safe_bedrock import (
 )
 from safe_bedrock._eventstream import event_frame
 from safe_bedrock._retry import set_testing
+from safe_bedrock.errors import (
+    StreamChecksumError,
+    StreamConnectionError,
+    StreamFrameError,
+    StreamIncompleteError,
+    StreamReadTimeoutError,
+    StreamTruncatedError,
+)
 from safe_bedrock.testing import FakeBedrockServer
 from tests.clienthelpers import HAIKU, messages
 from tests.reliability.relhelpers import (
@@ -85,6 +93,7 @@ class Fault:
     events: int | None = None  # events that reached the caller before the failure (streams)
     deadline: float = 3.0  # seconds the call may take, retries included
     retry: RetryConfig = field(default_factory=RetryConfig)
+    also: type[BaseException] | None = None  # what boto3 raised for it: the typed error is one too
 
 
 def _stream_error(code: str, *, after: int) -> Callable[[FakeBedrockServer], None]:
@@ -118,7 +127,8 @@ FAULTS = [
         "reset mid-stream between frames",
         lambda s: s.add_connection_drop(after=2, operation="ConverseStream"),
         stream=True,
-        raises=ProtocolError,
+        raises=StreamConnectionError,
+        also=ProtocolError,
         requests=1,
         events=2,
     ),
@@ -126,7 +136,8 @@ FAULTS = [
         "reset mid-stream inside a frame",
         lambda s: s.add_connection_drop(after=3, mid_frame=True, operation="ConverseStream"),
         stream=True,
-        raises=ProtocolError,
+        raises=StreamConnectionError,
+        also=ProtocolError,
         requests=1,
         events=3,
     ),
@@ -144,7 +155,8 @@ FAULTS = [
             events=[START, DELTA, _flip_last_byte(DELTA), STOP], operation="ConverseStream"
         ),
         stream=True,
-        raises=ChecksumMismatch,
+        raises=StreamChecksumError,
+        also=ChecksumMismatch,
         requests=1,
         events=2,
     ),
@@ -154,7 +166,8 @@ FAULTS = [
             events=[START, b"\x00garbage, not a frame" * 4, STOP], operation="ConverseStream"
         ),
         stream=True,
-        raises=ParserError,
+        raises=StreamFrameError,
+        also=ParserError,
         requests=1,
         events=1,
     ),
@@ -164,7 +177,8 @@ FAULTS = [
             events=[START, _prelude(2**31, 0) + b"\x00" * 64, STOP], operation="ConverseStream"
         ),
         stream=True,
-        raises=InvalidPayloadLength,
+        raises=StreamFrameError,
+        also=InvalidPayloadLength,
         requests=1,
         events=1,
     ),
@@ -172,9 +186,33 @@ FAULTS = [
         "a frame whose headers overrun it",
         lambda s: s.add_stream(events=[START, _prelude(40, 200) + b"\x00" * 28], operation="ConverseStream"),
         stream=True,
-        raises=ParserError,
+        raises=StreamFrameError,
+        also=ParserError,
         requests=1,
         events=1,
+    ),
+    Fault(
+        "ends cleanly after three events, without its closing events",
+        lambda s: s.add_truncated_stream(after=3, operation="ConverseStream"),
+        stream=True,
+        raises=StreamIncompleteError,
+        requests=1,
+        events=3,
+    ),
+    Fault(
+        "ends cleanly inside the fourth frame",
+        lambda s: s.add_truncated_stream(after=3, mid_frame=True, operation="ConverseStream"),
+        stream=True,
+        raises=StreamTruncatedError,
+        requests=1,
+        events=3,
+    ),
+    Fault(
+        "ends cleanly before its first event, then a stream",
+        lambda s: s.add_truncated_stream(after=0, operation="ConverseStream"),
+        stream=True,
+        raises=None,
+        requests=2,  # nothing reached the caller: safe to resend
     ),
     # --- a server that stops sending ------------------------------------------------------------------------
     Fault(
@@ -203,7 +241,8 @@ FAULTS = [
         "silent mid-stream",
         lambda s: s.add_stream(text=PROMPT, delay=STALL, operation="ConverseStream"),
         stream=True,
-        raises=Urllib3ReadTimeoutError,
+        raises=StreamReadTimeoutError,
+        also=Urllib3ReadTimeoutError,
         requests=1,
         events=1,
         deadline=READ_TIMEOUT + 1.5,
@@ -377,12 +416,15 @@ def test_every_fault_ends_as_expected_in_bounded_time_without_leaks(
     else:
         assert ending.error is not None
         assert issubclass(ending.error, fault.raises)
+        if fault.also is not None:
+            assert issubclass(ending.error, fault.also)
         assert details.outcome == "error"
         if fault.events is not None:
             assert len(ending.seen) == fault.events
-            if issubclass(ending.error, EventStreamError):  # typed mid-stream errors say how far it got
-                assert ending.mid_stream
-                assert ending.events_received == fault.events
+            # Every fault after the first event is typed and says how far the stream got.
+            assert issubclass(ending.error, (ModelStreamError, EventStreamError))
+            assert ending.mid_stream
+            assert ending.events_received == fault.events
 
     # The connection went back: one more good call, and the client holds a single connection.
     server.reset()
