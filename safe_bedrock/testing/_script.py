@@ -14,6 +14,7 @@ A scripting mistake (an error code Bedrock does not have, a stream error on a no
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -263,6 +264,22 @@ def _one_of(**given: object) -> None:
         raise TypeError(f"give at most one of {', '.join(given)}; got {', '.join(named)}")
 
 
+def _stream_operation(method: str, operation: str | None) -> str | None:
+    """`_operation`, and ValueError for an operation that does not stream."""
+    op = _operation(operation)
+    if op is not None and op not in stream_operations():
+        valid = ", ".join(sorted(stream_operations()))
+        raise ValueError(
+            f"{method}() scripts a stream, but {op} does not stream; streaming operations: {valid}"
+        )
+    return op
+
+
+def _check_after(after: int | None) -> None:
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+        raise ValueError(f"after must be a number of events >= 0, got {after!r}")
+
+
 def _error_fields(code: str, message: str | None, variant: str | None) -> tuple[str, str | None]:
     row = _catalog.find(code, variant)
     if message is not None and not isinstance(message, str):
@@ -351,18 +368,23 @@ class ScriptingAPI:
         Without any of them the default answer streams. `delay` is slept between events, `first_byte_delay`
         before the response starts.
         """
-        self._queue_stream(
-            "add_stream",
-            events=events,
-            text=text,
-            chunks=chunks,
-            model=model,
-            operation=operation,
+        _one_of(events=events, text=text, chunks=chunks)
+        op = _stream_operation("add_stream", operation)
+        _non_negative("delay", delay)
+        _non_negative("first_byte_delay", first_byte_delay)
+        entry = Scripted(
+            kind="stream",
+            origin=f"add_stream() at {_caller()}",
+            model=_model(model),
+            operation=op,
             expected=expected,
-            delay=delay,
-            first_byte_delay=first_byte_delay,
-            times=times,
+            text=text,
+            pieces=_pieces(chunks),
+            events=_events(events),
+            delay=first_byte_delay,
+            event_delay=delay,
         )
+        self._core.script.queue(entry, times=_times(times))
 
     def add_stream_error(
         self,
@@ -393,23 +415,26 @@ class ScriptingAPI:
             valid = ", ".join(stream_exceptions(op))
             raise ValueError(f"{op} cannot send {member} mid-stream; its mid-stream errors are: {valid}")
         _error_fields(code_name, message, variant)
-        self._queue_stream(
-            "add_stream_error",
-            events=events,
+        _one_of(events=events, text=text, chunks=chunks)
+        op = _stream_operation("add_stream_error", operation)
+        _non_negative("delay", delay)
+        _check_after(after)
+        entry = Scripted(
+            kind="stream",
+            origin=f"add_stream_error() at {_caller()}",
+            model=_model(model),
+            operation=op,
             text=text,
-            chunks=chunks,
-            model=model,
-            operation=operation,
-            expected=NOT_SET,
-            delay=delay,
-            first_byte_delay=0.0,
-            times=times,
+            pieces=_pieces(chunks),
+            events=_events(events),
+            event_delay=delay,
             ending="exception",
             after=after,
             code=code_name,
             message=message,
             variant=variant,
         )
+        self._core.script.queue(entry, times=_times(times))
 
     def add_truncated_stream(
         self,
@@ -425,16 +450,19 @@ class ScriptingAPI:
 
         With `mid_frame=True` it ends in the middle of the next frame instead.
         """
-        self._queue_stream(
-            "add_truncated_stream",
+        op = _stream_operation("add_truncated_stream", operation)
+        _check_after(after)
+        entry = Scripted(
+            kind="stream",
+            origin=f"add_truncated_stream() at {_caller()}",
+            model=_model(model),
+            operation=op,
             text=text,
-            model=model,
-            operation=operation,
-            times=times,
             ending="truncate",
             after=after,
             mid_frame=mid_frame,
         )
+        self._core.script.queue(entry, times=_times(times))
 
     def add_connection_drop(
         self,
@@ -450,27 +478,22 @@ class ScriptingAPI:
         ConnectionClosedError before the response (which botocore retries), urllib3's ProtocolError while
         iterating a stream.
         """
+        # Before the response any operation can be dropped; after some events, only a stream.
         if after is None:
             op = _operation(operation)
-            self._core.script.queue(
-                Scripted(
-                    kind="drop",
-                    origin=f"add_connection_drop() at {_caller()}",
-                    model=_model(model),
-                    operation=op,
-                ),
-                times=_times(times),
-            )
-            return
-        self._queue_stream(
-            "add_connection_drop",
-            model=model,
-            operation=operation,
-            times=times,
+        else:
+            op = _stream_operation("add_connection_drop", operation)
+            _check_after(after)
+        entry = Scripted(
+            kind="drop" if after is None else "stream",
+            origin=f"add_connection_drop() at {_caller()}",
+            model=_model(model),
+            operation=op,
             ending="drop",
             after=after,
             mid_frame=mid_frame,
         )
+        self._core.script.queue(entry, times=_times(times))
 
     def add_client_error(
         self,
@@ -536,31 +559,26 @@ class ScriptingAPI:
         _one_of(text=text, body=body, error=error, handler=handler)
         _model(model_pattern)
         op = _operation(operation)
-        origin = f"route({model_pattern!r}) at {_caller()}"
-        entry: Scripted
+        # Every kind of route shares where it was written and which calls it answers.
+        entry = functools.partial(
+            Scripted, origin=f"route({model_pattern!r}) at {_caller()}", model=model_pattern, operation=op
+        )
+        scripted: Scripted
         if error is not None:
             code, _ = _error_fields(error, message, variant)
-            entry = Scripted(
-                kind="error",
-                origin=origin,
-                model=model_pattern,
-                operation=op,
-                code=code,
-                message=message,
-                variant=variant,
-                status=_catalog.http_status(code),
-            )
+            status = _catalog.http_status(code)
+            scripted = entry(kind="error", code=code, message=message, variant=variant, status=status)
         elif body is not None:
-            entry = Scripted(kind="body", origin=origin, model=model_pattern, operation=op, body=body)
+            scripted = entry(kind="body", body=body)
         elif handler is not None:
             if not callable(handler):
                 raise TypeError("handler must be a callable taking the FakeRequest")
-            entry = Scripted(kind="text", origin=origin, model=model_pattern, operation=op, handler=handler)
+            scripted = entry(kind="text", handler=handler)
         elif text is not None:
-            entry = Scripted(kind="text", origin=origin, model=model_pattern, operation=op, text=text)
+            scripted = entry(kind="text", text=text)
         else:
             raise TypeError("route() needs one of text=, body=, error= or handler=")
-        self._core.script.add_route(entry)
+        self._core.script.add_route(scripted)
 
     # --- inspection ------------------------------------------------------------------------------------
 
@@ -601,56 +619,3 @@ class ScriptingAPI:
     def reset(self) -> None:
         """Forget queued answers, routes, recorded requests and the policy."""
         self._core.reset()
-
-    # --- shared by the stream methods -------------------------------------------------------------------
-
-    def _queue_stream(
-        self,
-        method: str,
-        *,
-        events: Iterable[object] | None = None,
-        text: str | None = None,
-        chunks: Sequence[str] | None = None,
-        model: str | None = None,
-        operation: str | None = None,
-        expected: object = NOT_SET,
-        delay: float = 0.0,
-        first_byte_delay: float = 0.0,
-        times: int = 1,
-        ending: Ending = "complete",
-        after: int | None = None,
-        mid_frame: bool = False,
-        code: str | None = None,
-        message: str | None = None,
-        variant: str | None = None,
-    ) -> None:
-        _one_of(events=events, text=text, chunks=chunks)
-        op = _operation(operation)
-        if op is not None and op not in stream_operations():
-            valid = ", ".join(sorted(stream_operations()))
-            raise ValueError(
-                f"{method}() scripts a stream, but {op} does not stream; streaming operations: {valid}"
-            )
-        _non_negative("delay", delay)
-        _non_negative("first_byte_delay", first_byte_delay)
-        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-            raise ValueError(f"after must be a number of events >= 0, got {after!r}")
-        entry = Scripted(
-            kind="stream",
-            origin=f"{method}() at {_caller()}",
-            model=_model(model),
-            operation=op,
-            expected=expected,
-            text=text,
-            pieces=_pieces(chunks),
-            events=_events(events),
-            delay=first_byte_delay,
-            event_delay=delay,
-            ending=ending,
-            after=after,
-            mid_frame=mid_frame,
-            code=code,
-            message=message,
-            variant=variant,
-        )
-        self._core.script.queue(entry, times=_times(times))
