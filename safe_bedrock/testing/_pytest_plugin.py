@@ -1,13 +1,5 @@
 """pytest plugin (registered through the `pytest11` entry point): the `fake_bedrock` fixture.
 
-```python
-def test_summary_uses_the_model(fake_bedrock):
-    fake_bedrock.add_response(text="A short summary.")
-    app = MyApp(bedrock=fake_bedrock.client(region_name="us-east-1"))
-    assert app.summarise("long text") == "A short summary."
-    assert fake_bedrock.requests[0].model_id == "anthropic.claude-3-haiku-20240307-v1:0"
-```
-
 Each test gets a fresh `FakeBedrock`; its clients are detached at teardown, and a test that passed fails if
 an answer it scripted was never used (call `fake_bedrock.allow_pending_responses()` to opt out). While the
 test runs, safe-bedrock's retry policy is in testing mode (`set_testing(True)`): retries happen, without
