@@ -23,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 from safe_bedrock._client import SERVICE, GuardedShell, check_wrapped_client
 from safe_bedrock._guard import coerce_allowlist
 from safe_bedrock._measure import request_id_of
-from safe_bedrock._retry import acall_with_retries, no_retry_config
+from safe_bedrock._retry import acall_with_retries, max_attempts, no_retry_config, restate_retry_metadata
 from safe_bedrock._stream import AsyncSafeEventStream, afirst_event
+from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
 from safe_bedrock._wire import ACTIVE
 
 if TYPE_CHECKING:
@@ -117,7 +118,11 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
         if self._client is None:
             session, create, allowlist, settings = self._pending
             stack = contextlib.AsyncExitStack()
-            inner = await stack.enter_async_context(session.create_client(SERVICE, **create))
+            try:
+                inner = await stack.enter_async_context(session.create_client(SERVICE, **create))
+            except CREDENTIALS_ERRORS as exc:  # partial credentials in the environment fail here already
+                await stack.aclose()
+                raise credentials_error(exc, operation=None, endpoint_url=create["endpoint_url"]) from exc
             self._stack = stack
             self._wrap(inner, allowlist=allowlist, **settings)
         return self
@@ -153,11 +158,13 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
 
             async def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
+                limit = max_attempts(retry)
                 try:
                     response = await acall_with_retries(
-                        lambda: _attempt(guard, state, operation, kwargs), config=retry
+                        lambda: _attempt(guard, state, operation, kwargs, limit=limit), config=retry
                     )
                 except BaseException as exc:
+                    guard.gave_up(state, exc, retry=retry)
                     guard.record_error(state, exc)
                     raise
                 guard.record_ok(state, response)
@@ -168,11 +175,14 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
 
             async def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
+                limit = max_attempts(retry)
                 try:
                     return await acall_with_retries(
-                        lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
+                        lambda: _attempt_stream(guard, state, operation, kwargs, member, limit=limit),
+                        config=retry,
                     )
                 except BaseException as exc:
+                    guard.gave_up(state, exc, retry=retry)
                     guard.record_error(state, exc)
                     raise
 
@@ -183,19 +193,28 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
 
 
 async def _attempt(
-    guard: Guard, state: Call, operation: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]
+    guard: Guard,
+    state: Call,
+    operation: Callable[..., Awaitable[Any]],
+    kwargs: dict[str, Any],
+    *,
+    limit: int,
 ) -> Any:
     state.attempts += 1
     active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
     try:
-        return await operation(**kwargs)
+        response = await operation(**kwargs)
     except Exception as exc:
+        # Counted as raw boto3 counts them (botocore ran this attempt as a call of one attempt).
+        restate_retry_metadata(getattr(exc, "response", None), attempt=state.attempts, max_attempts=limit)
         error = guard.translate(state, exc)
         if error is exc:
             raise
         raise error from exc
     finally:
         ACTIVE.reset(active)
+    restate_retry_metadata(response, attempt=state.attempts, max_attempts=limit)
+    return response
 
 
 async def _attempt_stream(
@@ -204,8 +223,10 @@ async def _attempt_stream(
     operation: Callable[..., Awaitable[Any]],
     kwargs: dict[str, Any],
     member: str,
+    *,
+    limit: int,
 ) -> Any:
-    response = await _attempt(guard, state, operation, kwargs)
+    response = await _attempt(guard, state, operation, kwargs, limit=limit)
     stream = response[member]
     iterator, first = await afirst_event(guard, state, stream)
     response[member] = AsyncSafeEventStream(

@@ -9,9 +9,17 @@ import boto3
 
 from safe_bedrock._guard import Call, Guard, coerce_allowlist
 from safe_bedrock._measure import request_id_of
-from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
+from safe_bedrock._retry import (
+    RetryConfig,
+    botocore_retries_active,
+    call_with_retries,
+    max_attempts,
+    no_retry_config,
+    restate_retry_metadata,
+)
 from safe_bedrock._service import RUNTIME, OperationSpec, operation_specs
 from safe_bedrock._stream import SafeEventStream, first_event
+from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
 from safe_bedrock._wire import ACTIVE, guard_for, install
 
 if TYPE_CHECKING:
@@ -89,9 +97,12 @@ def build_client(
             stacklevel=stacklevel,
         )
     session = session or boto3.session.Session()
-    return session.client(
-        SERVICE, region_name=region_name, config=no_retry_config(config), endpoint_url=endpoint_url
-    )
+    try:
+        return session.client(
+            SERVICE, region_name=region_name, config=no_retry_config(config), endpoint_url=endpoint_url
+        )
+    except CREDENTIALS_ERRORS as exc:  # partial credentials in the environment fail here already
+        raise credentials_error(exc, operation=None, endpoint_url=endpoint_url) from exc
 
 
 class GuardedShell:
@@ -224,11 +235,13 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
 
             def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
+                limit = max_attempts(retry)
                 try:
                     response = call_with_retries(
-                        lambda: _attempt(guard, state, operation, kwargs), config=retry
+                        lambda: _attempt(guard, state, operation, kwargs, limit=limit), config=retry
                     )
                 except BaseException as exc:
+                    guard.gave_up(state, exc, retry=retry)
                     guard.record_error(state, exc)
                     raise
                 guard.record_ok(state, response)
@@ -239,11 +252,14 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
 
             def call(**kwargs: Any) -> Any:
                 state = guard.begin(spec, kwargs)
+                limit = max_attempts(retry)
                 try:
                     return call_with_retries(
-                        lambda: _attempt_stream(guard, state, operation, kwargs, member), config=retry
+                        lambda: _attempt_stream(guard, state, operation, kwargs, member, limit=limit),
+                        config=retry,
                     )
                 except BaseException as exc:
+                    guard.gave_up(state, exc, retry=retry)
                     guard.record_error(state, exc)
                     raise
 
@@ -253,24 +269,36 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
         return call
 
 
-def _attempt(guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def _attempt(
+    guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any], *, limit: int
+) -> Any:
     state.attempts += 1
     active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
     try:
-        return operation(**kwargs)
+        response = operation(**kwargs)
     except Exception as exc:
+        # Counted as raw boto3 counts them (botocore ran this attempt as a call of one attempt).
+        restate_retry_metadata(getattr(exc, "response", None), attempt=state.attempts, max_attempts=limit)
         error = guard.translate(state, exc)
         if error is exc:
             raise
         raise error from exc
     finally:
         ACTIVE.reset(active)
+    restate_retry_metadata(response, attempt=state.attempts, max_attempts=limit)
+    return response
 
 
 def _attempt_stream(
-    guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any], member: str
+    guard: Guard,
+    state: Call,
+    operation: Callable[..., Any],
+    kwargs: dict[str, Any],
+    member: str,
+    *,
+    limit: int,
 ) -> Any:
-    response = _attempt(guard, state, operation, kwargs)
+    response = _attempt(guard, state, operation, kwargs, limit=limit)
     stream = response[member]
     iterator, first = first_event(guard, state, stream)
     response[member] = SafeEventStream(

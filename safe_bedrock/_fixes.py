@@ -313,33 +313,44 @@ def model_error(call: CallContext, why: Diagnosis) -> str:
     )
 
 
+def _retry_with_backoff(call: CallContext) -> str:
+    # A client already retried under its RetryConfig, and says so in front of the fix (`_retry.retry_fix`).
+    return "" if call.attempts else "retry with backoff; "
+
+
 def throttling(call: CallContext, why: Diagnosis) -> str:
+    advice = "Lower" if call.attempts else "Retry with backoff or lower"
     return (
-        "Retry with backoff or lower the request and token rate; if it persists, request a higher "
+        f"{advice} the request and token rate; if it persists, request a higher "
         f"tokens- or requests-per-minute quota for {_subject(call, why)} in {call.region}, or use a "
         "cross-Region inference profile to spread the load."
     )
 
 
 def not_ready(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} is still being loaded (common for imported models after idle); retry shortly."
-    )
+    again = "" if call.attempts else "; retry shortly"
+    return f"{_subject(call, why)} is still being loaded (common for imported models after idle){again}."
 
 
 def timeout(call: CallContext, why: Diagnosis) -> str:
     return (
-        f"{_subject(call, why)} took too long: retry, and for long answers lower max tokens or use the "
-        "streaming operation."
+        f"{_subject(call, why)} took too long: {_retry_with_backoff(call)}for long answers lower max tokens "
+        "or use the streaming operation."
     )
 
 
 def unavailable(call: CallContext, _why: Diagnosis) -> str:
-    return f"Bedrock in {call.region} is temporarily unavailable; retry with backoff."
+    return (
+        f"Bedrock in {call.region} is temporarily unavailable; {_retry_with_backoff(call)}"
+        "check the AWS Health Dashboard if it persists."
+    )
 
 
 def internal(call: CallContext, _why: Diagnosis) -> str:
-    return f"Bedrock in {call.region} had an internal error; retry with backoff."
+    return (
+        f"Bedrock in {call.region} had an internal error; {_retry_with_backoff(call)}"
+        "report it to AWS Support if it persists."
+    )
 
 
 def stream(call: CallContext, why: Diagnosis) -> str:
@@ -350,8 +361,34 @@ def stream(call: CallContext, why: Diagnosis) -> str:
 
 
 def transient(call: CallContext, _why: Diagnosis) -> str:
-    return f"Bedrock in {call.region} could not serve the call right now; retry with backoff."
+    return (
+        f"Bedrock in {call.region} could not serve the call right now; {_retry_with_backoff(call)}"
+        "try again later."
+    )
 
 
 def unknown(call: CallContext, why: Diagnosis) -> str:
     return f"Read the message for {call.operation} on {_subject(call, why)} in {call.region}."
+
+
+def credentials(problem: str, *, endpoint_url: str | None, local: bool) -> str:
+    """How to provide credentials; for a local endpoint (a fake), that any dummy keys do."""
+    ways = (
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary keys), or "
+        "AWS_PROFILE naming a profile in ~/.aws/credentials or ~/.aws/config, or run `aws sso login "
+        "--profile <name>` for an SSO profile, or run where an instance, task or pod role provides them"
+    )
+    if problem == "sso":
+        ways = (
+            f"run `aws sso login` (with the profile the process uses) to refresh the SSO session, or {ways}"
+        )
+    elif problem == "refresh":
+        ways = f"refresh the credentials at their source (its login or credential_process), or {ways}"
+    if local:
+        return (
+            f"{endpoint_url} is a local endpoint (a fake such as `safe-bedrock fake-server`), where any "
+            "dummy keys work: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test (or "
+            "aws_access_key_id='test', aws_secret_access_key='test' on the boto3 Session). "
+            f"For real AWS, {ways}."
+        )
+    return f"Provide credentials before creating the client: {ways}."

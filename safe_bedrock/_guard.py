@@ -15,12 +15,15 @@ from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
-from safe_bedrock._translate import CallContext, refused, translate
+from safe_bedrock._retry import retry_fix
+from safe_bedrock._translate import CallContext, Counted, refused, translate
+from safe_bedrock.errors import BedrockServiceError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from safe_bedrock._observe import BodyLogging, CallHook
+    from safe_bedrock._retry import RetryConfig
     from safe_bedrock._service import OperationSpec
 
 
@@ -107,8 +110,21 @@ class Guard:
             mid_stream=mid_stream,
             events_received=events,
             request_id=request_id,
+            attempts=call.attempts,
+            elapsed_s=round(time.monotonic() - call.started, 3),
+            endpoint_url=self.endpoint or None,
         )
         return translate(exc, context=context, exceptions=self.exceptions)
+
+    def gave_up(self, call: Call, exc: BaseException, *, retry: RetryConfig) -> None:
+        """The retries are over and `exc` is what the caller gets: it says how many attempts over how long,
+        and, when retrying could have helped, which `RetryConfig` setting to change."""
+        if not isinstance(exc, BedrockServiceError) or not isinstance(exc, Counted):
+            return
+        exc.attempts = call.attempts
+        exc.elapsed_s = round(time.monotonic() - call.started, 3)
+        if exc.retryable:
+            exc.fix = f"{retry_fix(retry, attempts=exc.attempts, elapsed_s=exc.elapsed_s)} {exc.fix}"
 
     def record_ok(self, call: Call, response: dict[str, Any]) -> None:
         input_tokens, output_tokens = tokens_of(response)

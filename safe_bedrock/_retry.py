@@ -42,9 +42,12 @@ __all__ = [
     "call_with_retries",
     "is_testing",
     "is_transient",
+    "max_attempts",
     "no_retry_config",
     "parse_retry_after",
+    "restate_retry_metadata",
     "retry_after_of",
+    "retry_fix",
     "set_testing",
 ]
 
@@ -207,6 +210,50 @@ def retry_after_of(exc: BaseException | None, *, now: float) -> float | None:
     return None if value is None else parse_retry_after(value, now=now)
 
 
+def max_attempts(config: RetryConfig) -> int:
+    """How many attempts one call may make under `config` (testing mode's `attempts` overrides it)."""
+    testing = _testing
+    return config.attempts if testing is None or testing[0] is None else testing[0]
+
+
+def restate_retry_metadata(response: object, *, attempt: int, max_attempts: int) -> None:
+    """Make `ResponseMetadata` say what raw boto3 says after `attempt` of `max_attempts` attempts.
+
+    botocore runs each of our attempts with its own max attempts at 1, so it counts `RetryAttempts: 0` and
+    marks every answer `MaxAttemptsReached: True`. Its standard mode (the default) marks an answer only
+    when the attempt that got it was the last one allowed, and counts the retries before it.
+    """
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    if not isinstance(metadata, dict):
+        return
+    metadata["RetryAttempts"] = attempt - 1
+    if attempt >= max_attempts:
+        metadata["MaxAttemptsReached"] = True
+    else:
+        metadata.pop("MaxAttemptsReached", None)
+
+
+def retry_fix(config: RetryConfig, *, attempts: int, elapsed_s: float) -> str:
+    """The sentence that says how a retryable error was retried, and which `RetryConfig` setting to change."""
+    timeout = config._durations[0]
+    limit = max_attempts(config)
+    if limit == 1:
+        return (
+            "Retries are off for this client (RetryConfig.attempts=1): pass retry=RetryConfig(attempts=3) "
+            "to retry with backoff."
+        )
+    tries = f"safe-bedrock tried {attempts} times over {elapsed_s:.1f} s"
+    if attempts < limit:
+        return (
+            f"{tries} and stopped at RetryConfig.timeout={timeout:g} s: raise `timeout` (and `attempts`) "
+            "in the client's retry=RetryConfig(...) to keep trying longer."
+        )
+    return (
+        f"{tries}, its limit (RetryConfig.attempts={limit}): raise `attempts` (and `timeout`, "
+        f"now {timeout:g} s) in the client's retry=RetryConfig(...) to keep trying longer."
+    )
+
+
 def _policy(
     config: RetryConfig,
     is_retryable: Callable[[BaseException], bool],
@@ -217,7 +264,7 @@ def _policy(
     if not isinstance(config, RetryConfig):
         raise TypeError(f"config= takes a RetryConfig, not {type(config).__name__}")
     testing = _testing  # read once: a call keeps the mode it started in
-    attempts = config.attempts if testing is None or testing[0] is None else testing[0]
+    attempts = max_attempts(config)
     timeout, initial, wait_max, jitter = config._durations
     # stamina's backoff, min(wait_max, wait_initial * wait_exp_base ** (n - 1) + uniform(0, wait_jitter)),
     # from tenacity strategies every tenacity since 8.2 has (the sum is capped at wait_max below).

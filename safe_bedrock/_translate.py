@@ -17,13 +17,26 @@ Sans-I/O: no network, no clock, no logging; the service model is read once for m
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError, EventStreamError
+from botocore.exceptions import (
+    ClientError,
+    CredentialRetrievalError,
+    EventStreamError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    RefreshWithMFAUnsupportedError,
+    SSOTokenLoadError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
 
 from safe_bedrock import errors
 from safe_bedrock._classify import Diagnosis, classify
+from safe_bedrock._fixes import credentials as credentials_fix
 from safe_bedrock._fixes import needed_action, suggested_model_id
 from safe_bedrock._ids import ModelKind, parse_model_id
 from safe_bedrock._measure import request_id_of
@@ -35,10 +48,21 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import Decision
     from safe_bedrock._ids import ModelRef
 
-_E = TypeVar("_E", bound=errors.BedrockServiceError)
+_T = TypeVar("_T", bound=Exception)
 _ACCESS_FIELDS = ("principal", "action", "resource", "policy_type", "policy_arn")  # as the message names them
 
-__all__ = ["CallContext", "StreamEnded", "refused", "refused_request", "stream_fault", "translate"]
+__all__ = [
+    "CREDENTIALS_ERRORS",
+    "CallContext",
+    "Counted",
+    "StreamEnded",
+    "credentials_error",
+    "is_local_endpoint",
+    "refused",
+    "refused_request",
+    "stream_fault",
+    "translate",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +79,11 @@ class CallContext:
     events_received: int = 0
     # A mid-stream error carries no response metadata; the client passes the stream's request id here.
     request_id: str | None = None
+    # Set by a client: which attempt of the call failed (0 = not counted) and the seconds since it began;
+    # the endpoint names where credentials were missing for.
+    attempts: int = 0
+    elapsed_s: float | None = None
+    endpoint_url: str | None = None
 
 
 def translate(exc: Exception, *, context: CallContext, exceptions: object | None = None) -> BaseException:
@@ -65,7 +94,11 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
     """
     if context.mid_stream and not isinstance(exc, (ClientError, errors.SafeBedrockError)):
         return stream_fault(exc, context=context)
-    if isinstance(exc, errors.SafeBedrockError) or not isinstance(exc, ClientError):
+    if isinstance(exc, errors.SafeBedrockError):
+        return exc
+    if isinstance(exc, CREDENTIALS_ERRORS):
+        return credentials_error(exc, operation=context.operation, endpoint_url=context.endpoint_url)
+    if not isinstance(exc, ClientError):
         return exc
     raw: object = exc.response
     response: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -107,8 +140,112 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
         kwargs["suggested_policy"] = _suggested_policy(call.ref, needed_action(call, why))
     if klass is errors.InferenceProfileRequiredError:
         kwargs["suggested_model_id"] = suggested_model_id(call, why)
-    typed: BaseException = _class_for(klass, _modeled_class(exc, code, exceptions), stream=stream)(**kwargs)
+    counted = context.attempts > 0
+    if counted:
+        kwargs.update(attempts=context.attempts, elapsed_s=context.elapsed_s)
+    modeled = _modeled_class(exc, code, exceptions)
+    typed: BaseException = _class_for(klass, modeled, stream=stream, counted=counted)(**kwargs)
     return typed
+
+
+# -- no credentials --------------------------------------------------------------------------------------
+
+# What botocore raises when it has no usable credentials to sign with; all before anything is sent.
+CREDENTIALS_ERRORS: tuple[type[Exception], ...] = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+    SSOTokenLoadError,
+    RefreshWithMFAUnsupportedError,
+)
+_LOCAL_HOSTS = frozenset({"localhost", "localhost.localdomain", "host.docker.internal"})
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """Whether the endpoint is on this machine (loopback or localhost): a fake, never real AWS."""
+    try:
+        host = urlsplit(endpoint_url or "").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host in _LOCAL_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def credentials_error(
+    exc: Exception, *, operation: str | None, endpoint_url: str | None
+) -> errors.CredentialsNotFoundError:
+    """The typed error for botocore's missing, partial or unrefreshable credentials (also its class)."""
+    if isinstance(exc, PartialCredentialsError):
+        problem, kind = f"only part of the credentials was found ({exc})", "partial"
+    elif isinstance(exc, (UnauthorizedSSOTokenError, SSOTokenLoadError)):
+        problem, kind = "the SSO session has expired or was never started", "sso"
+    elif isinstance(exc, TokenRetrievalError):
+        problem, kind = f"the SSO token could not be refreshed ({exc})", "sso"
+    elif isinstance(exc, (CredentialRetrievalError, RefreshWithMFAUnsupportedError)):
+        problem, kind = f"the credentials could not be loaded or refreshed ({exc})", "refresh"
+    else:
+        problem, kind = "botocore found no credentials to sign the request with; nothing was sent", "none"
+    local = is_local_endpoint(endpoint_url)
+    own = type(exc)
+    klass = errors.CredentialsNotFoundError
+    if own is not NoCredentialsError and not issubclass(own, errors.SafeBedrockError):
+        klass = _class_for(klass, own)
+    return klass(
+        problem=problem,
+        fix=credentials_fix(kind, endpoint_url=safe_text(endpoint_url or ""), local=local),
+        operation=operation or None,
+        endpoint_url=endpoint_url,
+        local_endpoint=local,
+    )
+
+
+# -- attempts ----------------------------------------------------------------------------------------------
+
+
+_COUNTED_FIELDS = ("attempts", "elapsed_s")
+
+
+class Counted:
+    """Mixed into the typed error a client raises: how many attempts the call made and the seconds spent.
+
+    When there was more than one, `str(error)` says "after 3 attempts over 2.1 s" and `fields()` has both.
+    A pickled copy is the public class (as every error): it keeps both as attributes, not in `fields()`.
+    """
+
+    attempts: int = 1
+    elapsed_s: float | None = None
+
+    def __init__(self, *, attempts: int = 1, elapsed_s: float | None = None, **kwargs: Any) -> None:
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        super().__init__(**kwargs)
+
+    def _field_names(self) -> dict[str, None]:
+        names: dict[str, None] = super()._field_names()  # type: ignore[misc]
+        return {**names, **dict.fromkeys(_COUNTED_FIELDS)} if self.attempts > 1 else names
+
+    @property
+    def summary(self) -> str:
+        text: str = super().summary  # type: ignore[misc]
+        if self.attempts <= 1:
+            return text
+        spent = f" over {self.elapsed_s:.1f} s" if self.elapsed_s is not None else ""
+        code, sep, rest = text.partition(": ")
+        return f"{code} after {self.attempts} attempts{spent}{sep}{rest}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        reduced: Any = super().__reduce__()
+        rebuild, (public, kwargs) = reduced
+        kept = {name: kwargs.pop(name, getattr(self, name)) for name in _COUNTED_FIELDS}
+        return (rebuild, (public, kwargs), kept)
 
 
 def _allowlist_home(source: str) -> str:
@@ -277,23 +414,28 @@ def _modeled_class(exc: ClientError, code: str, exceptions: object | None) -> ty
 # Bounded: each boto3 session has its own modeled classes, so a process making many sessions would
 # otherwise keep one class per session forever. Clearing only costs rebuilding a class on next use.
 _MAX_CLASSES = 512
-_classes: dict[tuple[type[Any], type[Any] | None, bool], type[Any]] = {}
+_classes: dict[tuple[type[Any], type[Any] | None, bool, bool], type[Any]] = {}
 
 
-def _class_for(typed: type[_E], modeled: type[ClientError] | None, *, stream: bool = False) -> type[_E]:
-    """`typed`, or a cached subclass that is also `modeled` (and `EventStreamError` for a stream error)."""
-    key = (typed, modeled, stream)
+def _class_for(
+    typed: type[_T], modeled: type[Exception] | None, *, stream: bool = False, counted: bool = False
+) -> type[_T]:
+    """`typed`, or a cached subclass that is also `modeled` (and `EventStreamError` for a stream error,
+    and `Counted` for an error a client raises)."""
+    key = (typed, modeled, stream, counted)
     built = _classes.get(key)
     if built is None:
-        built = _build_class(typed, modeled, stream=stream)
+        built = _build_class(typed, modeled, stream=stream, counted=counted)
         if len(_classes) >= _MAX_CLASSES:
             _classes.clear()
         _classes[key] = built
-    return cast("type[_E]", built)
+    return cast("type[_T]", built)
 
 
-def _build_class(typed: type[Any], modeled: type[Any] | None, *, stream: bool) -> type[Any]:
-    bases: tuple[type[BaseException], ...] = (typed,)
+def _build_class(
+    typed: type[Any], modeled: type[Any] | None, *, stream: bool, counted: bool = False
+) -> type[Any]:
+    bases: tuple[type[Any], ...] = (Counted, typed) if counted else (typed,)
     if modeled is not None and not issubclass(typed, modeled):
         bases += (modeled,)
     if stream and not any(issubclass(base, EventStreamError) for base in bases):
@@ -307,7 +449,7 @@ def _build_class(typed: type[Any], modeled: type[Any] | None, *, stream: bool) -
         errors.DYNAMIC_MARK: True,
     }
     # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
-    built: type[errors.BedrockServiceError] = type(typed.__name__, bases, namespace)
+    built: type[Exception] = type(typed.__name__, bases, namespace)
     return built
 
 

@@ -488,3 +488,49 @@ class StreamConnectionError(ModelStreamError):
 class StreamReadTimeoutError(ModelStreamError):
     """No byte arrived within the client's read_timeout while the stream was read (also urllib3's
     `ReadTimeoutError`, or the async transport's timeout error)."""
+
+
+# Imported here, beside the one class that needs it, so this block stays one appended piece.
+from botocore.exceptions import NoCredentialsError  # noqa: E402
+
+
+class CredentialsNotFoundError(SafeBedrockError, NoCredentialsError):
+    """No usable AWS credentials for the call: none found, only part found, or a refresh failed.
+
+    Raised before anything is sent. Still a botocore `NoCredentialsError` (and, raised by a client, also
+    the botocore class it replaces, such as `PartialCredentialsError` or `TokenRetrievalError`), so
+    existing handlers keep working. `fix` names the ways to provide credentials; for a local endpoint
+    (a fake such as `safe-bedrock fake-server`) it says that any dummy keys work.
+    """
+
+    def __init__(
+        self,
+        *,
+        problem: str,
+        fix: str,
+        operation: str | None = None,
+        endpoint_url: str | None = None,
+        local_endpoint: bool = False,
+    ) -> None:
+        self.problem = _safe(problem)
+        # Our own text (the caller masks what it quotes): the dummy keys it suggests for a fake must show.
+        self.fix = fix
+        self.operation = operation
+        self.endpoint_url = _safe(endpoint_url) if endpoint_url else endpoint_url
+        self.local_endpoint = local_endpoint
+        self.kwargs: dict[str, Any] = {}  # botocore's errors keep their format arguments here
+        on = f" for {operation}" if operation else ""
+        Exception.__init__(self, f"No usable AWS credentials{on}: {self.problem}. Fix: {self.fix}")
+
+    def fields(self) -> dict[str, Any]:
+        """The problem, the fix, the operation and the endpoint, for JSON output or structured logs."""
+        return {
+            "problem": self.problem,
+            "fix": self.fix,
+            "operation": self.operation,
+            "endpoint_url": self.endpoint_url,
+            "local_endpoint": self.local_endpoint,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (_public_class(self), self.fields()))
