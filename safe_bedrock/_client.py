@@ -134,7 +134,7 @@ class GuardedShell:
         self._guard = guard_for(inner, allowlist, hooks=tuple(hooks), body_logging=body_logging)
         # Decided twice: at the method (below) and on the request as it leaves, which also covers calls
         # made on `.client`, presigned URLs and whatever event handlers do to the request in between.
-        install(inner, self._guard, shell=self)
+        install(inner, self._guard, own_calls=True)
 
     def _inner(self) -> Any:
         return self._client
@@ -174,8 +174,8 @@ class GuardedShell:
         return method
 
     def __dir__(self) -> Iterable[str]:
-        inner = getattr(self, "_client", None)
-        return sorted({*super().__dir__(), *(dir(inner) if inner is not None else ())})
+        specs = getattr(self, "_specs", {})  # what __getattr__ answers, nothing it would refuse
+        return sorted({*super().__dir__(), *specs, *PASS_THROUGH})
 
     def _guarded(self, spec: OperationSpec) -> Callable[..., Any]:
         raise NotImplementedError

@@ -42,7 +42,7 @@ class Call:
     request_body: object = None  # kept only when the client opted in to body logging
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)  # compared and held (weakly, by the wire check) as itself
 class Guard:
     """A client's fixed rules: where it is, what it may call, who hears about calls."""
 

@@ -23,8 +23,10 @@ is guarded. Installing twice stacks the checks: each can only narrow what is sen
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import sys
+import threading
 import time
 import weakref
 from contextvars import ContextVar
@@ -46,43 +48,70 @@ _T = TypeVar("_T")
 _INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: its `_Checks`
 
 
-def check_request(guard: Guard, method: str | None, url: str, body: object, *, record: bool = False) -> None:
+def check_request(
+    guard: Guard,
+    method: str | None,
+    url: str,
+    body: object,
+    *,
+    host: str | None = None,
+    record: bool = False,
+) -> None:
     """Decide again on a request as it will leave; raises (nothing is sent) when it must not.
 
-    `record`: also log the refusal as the call's event (for clients that have no shell of ours to do it).
+    `method` None: a presigned URL, which may be sent as any operation on its path. `host`: a Host
+    header, if the request carries one. `record`: also log a model's refusal as the call's event (for
+    clients that have no shell of ours to do it).
     """
     parts = urlsplit(url)
     base = urlsplit(guard.endpoint)
     prefix = base.path.rstrip("/")
-    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not parts.path.startswith(prefix):
-        problem = f"the request was sent to {parts.scheme}://{parts.netloc}, not to the client's endpoint"
+    where = f"{parts.scheme}://{parts.netloc}"
+    if host is not None and host.lower() != parts.netloc.lower():
+        where = f"host {host!r}"
+    if (
+        (parts.scheme, parts.netloc) != (base.scheme, base.netloc)
+        or where != f"{parts.scheme}://{parts.netloc}"
+        or not parts.path.startswith(prefix)
+    ):
+        problem = f"the request was sent to {where}, not to the client's endpoint"
         raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
     operations = operations_at(guard.specs, method, parts.path[len(prefix) :])
     if not operations:
         problem = f"{method or 'a request to'} {parts.path} is no operation of the service"
         raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
     for spec, labels in operations:
-        if spec.model_member is not None:
-            raw = unquote(labels[spec.model_member]) if spec.model_in_path else _body_member(body)
-            model_id = raw if isinstance(raw, str) else None
-            call = Call(spec=spec, ref=None, model_id=model_id, started=time.monotonic())
-            guard.admit(call, raw, record=record)
+        if spec.model_member is None:
+            continue
+        if not spec.model_in_path and method is None:
+            problem = (
+                f"a presigned URL for {parts.path} could be sent as {spec.name}, whose model travels in "
+                "the body, where no check can see it"
+            )
+            raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+        raw = unquote(labels[spec.model_member]) if spec.model_in_path else _body_member(body)
+        model_id = raw if isinstance(raw, str) else None
+        call = Call(spec=spec, ref=None, model_id=model_id, started=time.monotonic())
+        guard.admit(call, raw, record=record)
+
+
+class _Pairs(list):  # type: ignore[type-arg]
+    """A JSON object's (key, value) pairs, as read: a JSON array stays a plain list."""
 
 
 def _body_member(body: object) -> object:
     """modelId from a JSON request body (StartAsyncInvoke); None (then refused) unless there is one.
 
     Exactly one top-level key spelt `modelId` and no other spelling of it: JSON parsers disagree on
-    which of two equal keys wins, and a case-insensitive one could read another. A presigned URL has no
-    body, and whoever holds it may send any: such operations are never presigned.
+    which of two equal keys wins, and a case-insensitive one could read another.
     """
     if not isinstance(body, (bytes, str)):
         return None
     try:
-        pairs = json.loads(body, object_pairs_hook=list)
-    except ValueError:
+        pairs = json.loads(body, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(pairs, list):
+    if type(pairs) is not _Pairs:
         return None
     named = [(key, value) for key, value in pairs if key.casefold() == "modelid"]
     return named[0][1] if len(named) == 1 and named[0][0] == "modelId" else None
@@ -106,75 +135,91 @@ class _Checks:
     """The guards on one client: those `guard()` put there, and those of the shells wrapping it.
 
     Every `guard()` applies to every request (installing twice narrows). A shell's guard applies to the
-    request its own call sends (`ACTIVE` names it for one request per attempt), so several
-    SafeBedrockClients may share one boto3 client, each with its own allowlist; any other request on the
-    boto3 client (a direct call, one made from inside a handler) must satisfy every live shell wrapping it.
+    boto3 calls its own methods make (`ACTIVE` hands it to the call, which keeps it for all its requests,
+    botocore's retries included), so several SafeBedrockClients may share one boto3 client, each with its
+    own allowlist; any other request (a direct call, one made from inside a handler or another task)
+    must satisfy every shell guard still alive (held by a shell or by a method taken from one).
     """
 
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+    def __init__(self) -> None:
         self.explicit: list[Guard] = []
-        self.shells: weakref.WeakKeyDictionary[object, Guard] = weakref.WeakKeyDictionary()
+        self.shells: weakref.WeakSet[Guard] = weakref.WeakSet()
 
-    def check(self, method: str | None, url: str, body: object) -> None:
-        for rules in self.explicit:
-            check_request(rules, method, url, body, record=True)
-        active = ACTIVE.get()
-        if active is not None and active.endpoint == self.endpoint:
-            ACTIVE.set(None)  # spent: a nested call made while this one runs is decided as a direct one
-            check_request(active, method, url, body)
-            return
-        for rules in list(self.shells.values()):
-            check_request(rules, method, url, body)
+    def check(self, method: str | None, url: str, body: object, host: str | None = None) -> None:
+        current = _CURRENT.get()
+        with _LOCK:  # shells are added from other threads; iterating a WeakKeyDictionary is not safe then
+            explicit, shells = list(self.explicit), list(self.shells)
+        mine = current if any(rules is current for rules in shells) else None
+        for rules in explicit:
+            if rules is not mine:  # the shell logs its own call's refusal
+                check_request(rules, method, url, body, host=host, record=mine is None)
+        for rules in shells if mine is None else [mine]:
+            check_request(rules, method, url, body, host=host)
 
 
-# The guard of the shell whose call is about to send its request in this thread or task (see `_Checks`).
+# The guard of the shell about to call a boto3 method in this thread or task; the boto3 call takes it
+# (and clears it, so nothing nested inherits it) and keeps it as `_CURRENT` while it runs.
 ACTIVE: ContextVar[Guard | None] = ContextVar("safe_bedrock_active_guard", default=None)
+_CURRENT: ContextVar[Guard | None] = ContextVar("safe_bedrock_current_guard", default=None)
+_LOCK = threading.Lock()
 
 
-def install(client: Any, rules: Guard, *, shell: object = None) -> None:
+def install(client: Any, rules: Guard, *, own_calls: bool = False) -> None:
     """Put the wire check on a botocore or aiobotocore bedrock-runtime client (in place).
 
     Two places, each the last step of its path: the endpoint's send step (after every event handler,
     just before the HTTP session) and the request signer's presigning (after every signing handler, on
-    the URL it returns). `shell`: the SafeBedrockClient these rules belong to, held weakly (None: the
-    rules apply to every request for the client's lifetime, as `guard()` installs them).
+    the URL it returns). `own_calls`: the rules of a SafeBedrockClient, held weakly and applied to its
+    own calls; otherwise they apply to every request for the client's lifetime, as `guard()` installs them
+    (rules for an allowlist already there are not added twice).
     """
-    endpoint = client._endpoint  # the send step: after every event handler
-    checks: _Checks | None = getattr(endpoint, _INSTALLED, None)
-    if checks is None:
-        checks = _Checks(client.meta.endpoint_url)
-        _wrap_send(client, checks)
-        setattr(endpoint, _INSTALLED, checks)
-    if shell is not None:
-        checks.shells[shell] = rules
-    elif all(existing is not rules for existing in checks.explicit):
-        checks.explicit.append(rules)
+    with _LOCK:
+        endpoint = client._endpoint  # the send step: after every event handler
+        checks: _Checks | None = getattr(endpoint, _INSTALLED, None)
+        if checks is None:
+            checks = _Checks()
+            _wrap(client, checks)
+            setattr(endpoint, _INSTALLED, checks)
+        if own_calls:
+            checks.shells.add(rules)
+        elif all(existing.allowlist is not rules.allowlist for existing in checks.explicit):
+            checks.explicit.append(rules)
 
 
-def _wrap_send(client: Any, checks: _Checks) -> None:
-    # Both steps are instance attributes of botocore's own objects, reached through every public path:
+def _wrap(client: Any, checks: _Checks) -> None:
+    # Every step is an instance attribute of botocore's own objects, reached through every public path:
     # client.generate_presigned_url, the class's, and botocore.signers' all presign through the signer.
     endpoint, signer = client._endpoint, client._request_signer
-    send, presign = endpoint._send, signer.generate_presigned_url
+    call, send, presign = (
+        _weak(m) for m in (client._make_api_call, endpoint._send, signer.generate_presigned_url)
+    )
 
     def checked(request: Any) -> Any:
         # What is checked is what is sent: a copy in exact built-in types, so neither a str or bytes
         # subclass nor a thread changing the request after the check can show the check something else.
-        # (Headers are shared: none of them names the model.)
+        # (Headers are shared: of them only Host could name a place, and it is checked.)
         sent = copy.copy(request)
         sent.method = _exact(request.method)
         sent.url = _exact(request.url)
         sent.body = _exact(request.body)
-        checks.check(sent.method, sent.url, sent.body)
+        host = request.headers.get("Host") if hasattr(request.headers, "get") else None
+        checks.check(sent.method, sent.url, sent.body, None if host is None else _exact(str(host)))
         return sent
 
     def check_url(url: str) -> str:
         exact = str.__str__(url)
-        checks.check(None, exact, None)  # a presigned URL may be used with any method
+        checks.check(None, exact, None)
         return exact
 
     if _is_async(client):
+
+        async def scoped_call_async(*args: Any) -> Any:
+            current, active = _CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
+            try:
+                return await call(*args)
+            finally:
+                ACTIVE.reset(active)
+                _CURRENT.reset(current)
 
         async def checked_send_async(request: Any) -> Any:
             return await send(checked(request))
@@ -182,8 +227,17 @@ def _wrap_send(client: Any, checks: _Checks) -> None:
         async def checked_presign_async(*args: Any, **kwargs: Any) -> str:
             return check_url(await presign(*args, **kwargs))
 
+        client._make_api_call = scoped_call_async
         endpoint._send, signer.generate_presigned_url = checked_send_async, checked_presign_async
     else:
+
+        def scoped_call(*args: Any) -> Any:
+            current, active = _CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
+            try:
+                return call(*args)
+            finally:
+                ACTIVE.reset(active)
+                _CURRENT.reset(current)
 
         def checked_send(request: Any) -> Any:
             return send(checked(request))
@@ -191,7 +245,17 @@ def _wrap_send(client: Any, checks: _Checks) -> None:
         def checked_presign(*args: Any, **kwargs: Any) -> str:
             return check_url(presign(*args, **kwargs))
 
+        client._make_api_call = scoped_call
         endpoint._send, signer.generate_presigned_url = checked_send, checked_presign
+
+
+def _weak(method: Any) -> Any:
+    """A bound method that does not keep its object alive: stored back on that object, a strong one
+    would make a cycle, and the client's connection pool would wait for the garbage collector."""
+    if not inspect.ismethod(method):
+        return method
+    function, owner = method.__func__, weakref.ref(method.__self__)
+    return lambda *args, **kwargs: function(owner(), *args, **kwargs)
 
 
 def _exact(value: Any) -> Any:

@@ -176,7 +176,7 @@ def test_an_operation_whose_model_travels_in_the_body_is_never_presigned(fake: F
     # A presigned URL carries no body, and whoever holds it may send any: the model could not be decided.
     client = guard(fake.client(), allow=[HAIKU])
 
-    with pytest.raises(InvalidModelIdError):
+    with pytest.raises(ModelNotAllowedError, match="travels in the body"):
         client.generate_presigned_url(
             "start_async_invoke",
             Params={

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +24,15 @@ import botocore.signers
 import pytest
 from botocore.config import Config
 
-from safe_bedrock import SafeBedrockClient, SafeBedrockError, guard
+from safe_bedrock import (
+    InvalidModelIdError,
+    ModelAllowlist,
+    ModelNotAllowedError,
+    RetryConfig,
+    SafeBedrockClient,
+    SafeBedrockError,
+    guard,
+)
 from safe_bedrock.testing import FakeBedrock, FakeBedrockServer
 from tests.clienthelpers import HAIKU, LLAMA, NO_BOTOCORE_RETRIES, messages
 
@@ -333,13 +342,19 @@ def test_an_odd_method_never_carries_a_refused_model(fake: FakeBedrock, method: 
 def test_presigning_a_modelless_operation_with_another_method_carries_no_model(http_method: str) -> None:
     with FakeBedrockServer() as server:
         client = guard(server.client(region_name="us-east-1"), allow=[HAIKU])
-        _attempt(
+        url = _attempt(
             lambda: client.generate_presigned_url(
                 "get_async_invoke",
                 Params={"invocationArn": f"x/../../model/{REFUSED}/invoke"},
                 HttpMethod=http_method,
             )
         )
+        if isinstance(url, str):  # minted: send it as its holder would
+            data = b"{}" if http_method != "GET" else None
+            request = urllib.request.Request(url, data=data)  # noqa: S310 - an http URL to the local fake
+            request.method = http_method
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=5).close()  # noqa: S310 - the local fake server
 
         assert _sent_refused(server.requests) == []
 
@@ -388,13 +403,13 @@ def test_a_guarded_session_guards_clients_with_overrides(fake: FakeBedrock, kwar
     assert [entry for entry in sent if entry != (HAIKU, "us-east-1")] == []
 
 
+@pytest.mark.parametrize("event", ["before-call", "request-created", "before-send", "after-call"])
 def test_a_direct_call_on_a_shared_client_from_inside_another_shells_call_satisfies_every_shell(
-    fake: FakeBedrock,
+    fake: FakeBedrock, event: str
 ) -> None:
     # README: "several SafeBedrockClients may share one boto3 client, each with its own allowlist"; a call
-    # made on the boto3 client directly "must satisfy every live shell wrapping it". Code that runs inside
-    # the broader shell's call (an after-call handler on the shared client, say a framework's follow-up
-    # request) inherits that shell's ContextVar, and its direct call is decided by that shell alone.
+    # made on the boto3 client directly must satisfy every shell wrapping it, even when it runs inside
+    # the broader shell's call (a handler on the shared client, say a framework's follow-up request).
     shared = fake.client(config=NO_BOTOCORE_RETRIES)
     narrow = SafeBedrockClient(allow=[HAIKU], client=shared)
     broad = SafeBedrockClient(allow=[HAIKU, REFUSED], client=shared)
@@ -404,12 +419,110 @@ def test_a_direct_call_on_a_shared_client_from_inside_another_shells_call_satisf
         if pending:
             _attempt(lambda: _converse(shared, pending.pop()))
 
-    shared.meta.events.register("after-call.bedrock-runtime.Converse", follow_up)
+    shared.meta.events.register(f"{event}.bedrock-runtime.Converse", follow_up)
 
     _attempt(lambda: _converse(narrow))
-    assert _sent_refused(fake.requests) == []  # inside the narrow shell's call: refused
     pending.append(REFUSED)
-    _converse(broad)
-    direct = [request.model_id for request in fake.requests[1:] if request.model_id == REFUSED]
+    _converse(broad)  # its own request is decided by its own allowlist: it goes out
 
-    assert direct == []  # the direct call must satisfy `narrow` too
+    assert _sent_refused(fake.requests) == []  # the nested direct calls never did
+    assert [request.model_id for request in fake.requests] == [HAIKU, HAIKU]
+    assert narrow is not None
+
+
+def test_botocores_own_retry_of_a_shell_call_on_a_shared_client_is_decided_by_that_shell(
+    fake: FakeBedrock,
+) -> None:
+    shared = fake.client(config=Config(retries={"total_max_attempts": 3, "mode": "standard"}))
+    with pytest.warns(UserWarning, match="retries on its own"):
+        narrow = SafeBedrockClient(allow=[HAIKU], client=shared, retry=RetryConfig.disabled())
+    with pytest.warns(UserWarning, match="retries on its own"):
+        broad = SafeBedrockClient(allow=[HAIKU, REFUSED], client=shared, retry=RetryConfig.disabled())
+    fake.add_client_error("ThrottlingException")
+
+    broad.converse(modelId=REFUSED, messages=messages())
+
+    assert [request.model_id for request in fake.requests] == [REFUSED, REFUSED]
+    assert narrow is not None
+
+
+def test_wrappers_created_while_another_thread_calls_the_shared_client_break_nothing(
+    fake: FakeBedrock,
+) -> None:
+    shared = fake.client(config=NO_BOTOCORE_RETRIES)
+    keep = SafeBedrockClient(allow=[HAIKU], client=shared)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            SafeBedrockClient(allow=[HAIKU], client=shared)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(200):
+            try:
+                _converse(shared)
+            except Exception as exc:  # noqa: BLE001, PERF203 - any error is the finding
+                errors.append(exc)
+    finally:
+        stop.set()
+        worker.join()
+
+    assert errors == []
+    assert keep is not None
+
+
+def test_handing_out_the_boto3_client_again_and_again_adds_no_check() -> None:
+    with FakeBedrock() as fake:
+        shared = fake.client(config=NO_BOTOCORE_RETRIES)
+        allowlist = ModelAllowlist([HAIKU])
+        for _ in range(50):
+            SafeBedrockClient(allow=allowlist, client=shared).client  # noqa: B018 - handing it out
+
+        assert len(shared._endpoint._safe_bedrock_wire_checks.explicit) == 1
+
+
+def test_a_rewritten_host_header_is_refused(fake: FakeBedrock) -> None:
+    client = guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU])
+
+    def other_region(request: Any, **_: Any) -> None:
+        request.headers["Host"] = "bedrock-runtime.us-west-2.amazonaws.com"
+
+    client.meta.events.register("before-send.bedrock-runtime", other_region)
+
+    with pytest.raises(ModelNotAllowedError, match="host"):
+        _converse(client)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("body", [b'[["modelId", "x"]]', b"[1]", b'[["modelId","a"],{"modelId":"b"}]'])
+def test_a_start_async_invoke_body_that_is_no_json_object_is_refused_as_such(
+    fake: FakeBedrock, body: bytes
+) -> None:
+    client = guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU])
+
+    def replace(request: Any, **_: Any) -> None:
+        request.body = body
+
+    client.meta.events.register("before-send.bedrock-runtime", replace)
+
+    with pytest.raises(InvalidModelIdError):
+        client.start_async_invoke(
+            modelId=HAIKU, modelInput={}, outputDataConfig={"s3OutputDataConfig": {"s3Uri": "s3://b/o"}}
+        )
+    assert fake.requests == []
+
+
+def test_a_guarded_client_is_freed_without_the_garbage_collector() -> None:
+    with FakeBedrock() as fake:
+        client = guard(fake.client(config=NO_BOTOCORE_RETRIES), allow=[HAIKU])
+        endpoint = weakref.ref(client._endpoint)
+        fake.detach(client)
+        gc.disable()
+        try:
+            del client
+            assert endpoint() is None
+        finally:
+            gc.enable()
