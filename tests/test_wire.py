@@ -25,9 +25,6 @@ from safe_bedrock.testing import FakeBedrock, FakeBedrockServer
 from tests.clienthelpers import HAIKU, LLAMA, NO_BOTOCORE_RETRIES, messages
 
 REFUSED = LLAMA
-REFUSED_PATH = "/model/" + quote(REFUSED, safe="")
-
-
 def _rewrite_params(params: dict[str, Any], **_: Any) -> None:
     params["modelId"] = REFUSED
 
@@ -74,10 +71,6 @@ def fake() -> Iterator[FakeBedrock]:
 
 def _converse(client: Any, model_id: str = HAIKU) -> Any:
     return client.converse(modelId=model_id, messages=messages())
-
-
-def _refused_models(requests: list[Any]) -> list[str]:
-    return [request.model_id or "" for request in requests if request.model_id != HAIKU]
 
 
 @pytest.mark.parametrize("how", REGISTER)
@@ -191,7 +184,8 @@ def test_members_that_cannot_address_a_model_pass_through(fake: FakeBedrock) -> 
     client = SafeBedrockClient(allow=[HAIKU], client=fake.client(config=NO_BOTOCORE_RETRIES))
 
     assert client.can_paginate("list_async_invokes") is True
-    assert client.get_paginator("list_async_invokes") is not None
+    pages = list(client.get_paginator("list_async_invokes").paginate())
+    assert [page["ResponseMetadata"]["HTTPStatusCode"] for page in pages] == [200]
     assert client.exceptions.AccessDeniedException is client.client.exceptions.AccessDeniedException
     assert client.meta.region_name == "us-east-1"
 
@@ -258,13 +252,17 @@ def test_guard_takes_only_a_bedrock_runtime_client_or_a_session() -> None:
         guard(object(), allow=[HAIKU])
 
 
-def test_guarding_twice_applies_both_allowlists(fake: FakeBedrock) -> None:
-    client = guard(guard(fake.client(), allow=[HAIKU, REFUSED]), allow=[HAIKU])
+@pytest.mark.parametrize("order", ["broad first", "narrow first"])
+def test_guarding_twice_applies_both_allowlists(fake: FakeBedrock, order: str) -> None:
+    allowlists = [[HAIKU, REFUSED], [HAIKU]]
+    first, second = allowlists if order == "broad first" else allowlists[::-1]
+    client = guard(guard(fake.client(), allow=first), allow=second)
 
     with pytest.raises(ModelNotAllowedError):
         _converse(client, REFUSED)
+    _converse(client)
 
-    assert fake.requests == []
+    assert [request.model_id for request in fake.requests] == [HAIKU]
 
 
 def test_guard_is_exported() -> None:
