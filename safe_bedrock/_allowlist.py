@@ -57,6 +57,7 @@ __all__ = [
 
 ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
 _STREAM_ACTIONS: Final = frozenset(a.lower() for a in (INVOKE_STREAM, INVOKE_BIDI_STREAM))
+_MAX_REGIONS: Final = 64  # more than AWS has: a bound copy per region, never an unbounded cache
 _FILE_KEYS: Final = ("allow", "invoke_only", "stream_only")
 _MAX_FILE_BYTES: Final = 1 << 20
 
@@ -313,7 +314,8 @@ class ModelAllowlist:
     def bind(self, *, region: str, partition: str | None = None) -> ModelAllowlist:
         """This allowlist with bare entries resolved in ``region``; one with its own region returns itself.
 
-        Bound allowlists are kept per region on this one, so binding again returns the same object.
+        Bound allowlists are kept per region on this one (up to a few dozen regions), so binding again
+        returns the same object.
         """
         if self._tables is not None:
             return self
@@ -326,7 +328,8 @@ class ModelAllowlist:
             bound.region, bound.partition = key
             bound._by_region = {}
             bound._tables = self._resolve(*key)
-            bound = self._by_region.setdefault(key, bound)  # a racing thread's copy is just as good
+            if len(self._by_region) < _MAX_REGIONS:  # decide() binds to regions named in untrusted ARNs
+                bound = self._by_region.setdefault(key, bound)  # a racing thread's copy is just as good
         return bound
 
     def decide(self, ref: ModelRef, *, action: str) -> Decision:

@@ -256,3 +256,14 @@ def test_guard_with_allow_empty_warns_at_the_line_that_called_it(target: Callabl
     with pytest.warns(EmptyAllowlistWarning) as record:
         guard(built, allow=[])
     assert _the_line_of(record.list) == "guard(built, allow=[])"
+
+
+def test_deciding_on_ids_from_many_regions_keeps_a_bounded_number_of_bindings() -> None:
+    # An unbound allowlist binds to the region an ARN names; untrusted ARNs must not grow it without end.
+    allowlist = ModelAllowlist(["anthropic.*"])
+    for index in range(200):
+        region = f"us-test{index}-1"
+        ref = parse_model_id(f"arn:aws:bedrock:{region}::foundation-model/anthropic.x-v1:0", region=region)
+        assert allowlist.decide(ref, action="bedrock:InvokeModel").allowed
+
+    assert len(allowlist._by_region) <= 64
