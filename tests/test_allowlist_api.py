@@ -262,7 +262,7 @@ def test_deciding_on_ids_from_many_regions_keeps_a_bounded_number_of_bindings() 
     # An unbound allowlist binds to the region an ARN names; untrusted ARNs must not grow it without end.
     allowlist = ModelAllowlist(["anthropic.*"])
     for index in range(200):
-        region = f"us-test{index}-1"
+        region = "us-" + "".join(chr(ord("a") + int(digit)) for digit in f"{index:03}") + "-1"
         ref = parse_model_id(f"arn:aws:bedrock:{region}::foundation-model/anthropic.x-v1:0", region=region)
         assert allowlist.decide(ref, action="bedrock:InvokeModel").allowed
 
