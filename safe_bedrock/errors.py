@@ -5,6 +5,7 @@ SafeBedrockError
 ├── InvalidModelIdError (also ValueError)      malformed or unsafe modelId, refused locally
 ├── AllowlistError (also ValueError)           a malformed or too-broad allowlist entry or source
 ├── PolicyError (also ValueError)              an IAM policy document safe-bedrock will not guess about
+├── CredentialsNotFoundError                    no usable AWS credentials (also botocore NoCredentialsError)
 └── BedrockServiceError (also botocore ClientError)
     ├── AccessDeniedError
     │   ├── ModelNotAllowedError               refused locally by the allowlist
