@@ -82,6 +82,7 @@ __all__ = [
     "AccessDeniedError",
     "AllowlistError",
     "BedrockServiceError",
+    "CredentialsNotFoundError",
     "EmptyAllowlistWarning",
     "ExpiredCredentialsError",
     "ExplicitDenyError",

@@ -18,6 +18,7 @@ PUBLIC = [
     "BodyLogging",
     "CallDetails",
     "CallHook",
+    "CredentialsNotFoundError",
     "EmptyAllowlistWarning",
     "ExpiredCredentialsError",
     "ExplicitDenyError",
