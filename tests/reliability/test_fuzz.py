@@ -97,8 +97,10 @@ def test_a_corrupted_stream_never_decodes_into_different_content(
         decoded = within(WATCHDOG, lambda: decode(bytes(stream)))
     except ParserError:
         return
-    # Whatever decodes is a whole prefix of what was sent: the CRCs let nothing altered through.
-    assert decoded == frames[: len(decoded)]
+    # Whatever decodes is frames that were sent, whole and in order: the CRCs let nothing altered
+    # through (a splice or a cut may still drop whole frames, which no frame check can see).
+    sent = iter(frames)
+    assert all(any(frame == original for original in sent) for frame in decoded), (decoded, frames)
 
 
 any_name = st.one_of(st.text(max_size=40), st.text(alphabet="ab", min_size=250, max_size=260))
