@@ -1,5 +1,6 @@
 # Every target builds what it needs from nothing: a fresh clone runs `make demo` or `make test` directly.
 # Two environments: .venv floats on current boto3; .venv-aio holds aiobotocore, which pins botocore.
+# A third, .venv-lowest (`make test-lowest`), holds every runtime dependency at its declared floor.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,8 +8,11 @@ STAMP := $(VENV)/.installed
 VENV_AIO := .venv-aio
 BIN_AIO := $(VENV_AIO)/bin
 STAMP_AIO := $(VENV_AIO)/.installed
+VENV_LOWEST := .venv-lowest
+BIN_LOWEST := $(VENV_LOWEST)/bin
+STAMP_LOWEST := $(VENV_LOWEST)/.installed
 
-.PHONY: demo test lint typecheck pytest test-aio coverage browser chat bench bench-chat soak fake-server clean
+.PHONY: demo test test-lowest lint typecheck pytest test-aio coverage browser chat bench bench-chat soak fake-server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +25,17 @@ $(STAMP_AIO): pyproject.toml
 	$(BIN_AIO)/python -m pip install --quiet --upgrade pip
 	$(BIN_AIO)/python -m pip install --quiet -e '.[aio]' --group dev-aio
 	touch $(STAMP_AIO)
+
+# The floors in pyproject.toml's [project] dependencies, installed exactly (`>=X` becomes `==X`, read by
+# .ci/lowest_constraints.py); the dev tools float as usual, the frameworks group is left out.
+$(STAMP_LOWEST): pyproject.toml .ci/lowest_constraints.py
+	rm -rf $(VENV_LOWEST)
+	$(PYTHON) -m venv $(VENV_LOWEST)
+	$(BIN_LOWEST)/python -m pip install --quiet --upgrade pip
+	$(BIN_LOWEST)/python .ci/lowest_constraints.py pyproject.toml > $(VENV_LOWEST)/constraints.txt
+	$(BIN_LOWEST)/python -m pip install --quiet -c $(VENV_LOWEST)/constraints.txt -e . --group dev
+	$(BIN_LOWEST)/python -m pip check
+	touch $(STAMP_LOWEST)
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
@@ -52,6 +67,12 @@ coverage: $(STAMP)
 
 test: lint typecheck pytest test-aio coverage
 
+# The sync suite at the lowest versions pyproject.toml allows; prints the versions it runs on. The
+# frameworks group is not installed there, so its tests are left out. Not part of `test`: CI runs both.
+test-lowest: $(STAMP_LOWEST)
+	$(BIN_LOWEST)/python -m pip freeze --exclude-editable | grep -iE '^(boto3|botocore|tenacity|structlog|tomli)=='
+	$(BIN_LOWEST)/python -m pytest -p no:cacheprovider -q tests --ignore=tests/aio --ignore=tests/test_frameworks.py
+
 chat: $(STAMP_AIO)
 	$(BIN_AIO)/python examples/chat_server/app.py
 
@@ -70,4 +91,4 @@ fake-server: $(STAMP)
 	$(BIN)/safe-bedrock fake-server --host 127.0.0.1 --port 4010
 
 clean:
-	rm -rf $(VENV) $(VENV_AIO) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
+	rm -rf $(VENV) $(VENV_AIO) $(VENV_LOWEST) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
