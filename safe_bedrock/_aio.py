@@ -22,8 +22,8 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 
 from safe_bedrock._client import SERVICE, GuardedShell, check_wrapped_client
 from safe_bedrock._guard import coerce_allowlist
-from safe_bedrock._measure import request_id_of
-from safe_bedrock._retry import acall_with_retries, max_attempts, no_retry_config, restate_retry_metadata
+from safe_bedrock._measure import request_id_of, restate_retry_metadata
+from safe_bedrock._retry import acall_with_retries, max_attempts, no_retry_config
 from safe_bedrock._stream import AsyncSafeEventStream, afirst_event
 from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
 from safe_bedrock._wire import ACTIVE

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 
 from safe_bedrock._guard import Call, Guard, coerce_allowlist
-from safe_bedrock._measure import request_id_of
+from safe_bedrock._measure import request_id_of, restate_retry_metadata
 from safe_bedrock._retry import (
     RetryConfig,
     botocore_retries_active,
     call_with_retries,
     max_attempts,
     no_retry_config,
-    restate_retry_metadata,
 )
 from safe_bedrock._service import RUNTIME, OperationSpec, operation_specs
 from safe_bedrock._stream import SafeEventStream, first_event

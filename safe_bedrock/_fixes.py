@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, profile_routes
+from safe_bedrock._retry import max_attempts
 from safe_bedrock._service import action_for, partition_of
 
 if TYPE_CHECKING:
     from safe_bedrock._classify import Diagnosis
+    from safe_bedrock._retry import RetryConfig
     from safe_bedrock._translate import CallContext
 
 __all__ = ["needed_action", "suggested_model_id", "suggested_profile_id"]
@@ -314,7 +316,7 @@ def model_error(call: CallContext, why: Diagnosis) -> str:
 
 
 def _retry_with_backoff(call: CallContext) -> str:
-    # A client already retried under its RetryConfig, and says so in front of the fix (`_retry.retry_fix`).
+    # A client already retried under its RetryConfig, and says so in front of the fix (`retry_fix` below).
     return "" if call.attempts else "retry with backoff; "
 
 
@@ -392,3 +394,24 @@ def credentials(problem: str, *, endpoint_url: str | None, local: bool) -> str:
             f"For real AWS, {ways}."
         )
     return f"Provide credentials before creating the client: {ways}."
+
+
+def retry_fix(config: RetryConfig, *, attempts: int, elapsed_s: float) -> str:
+    """The sentence that says how a retryable error was retried, and which `RetryConfig` setting to change."""
+    timeout = config._durations[0]
+    limit = max_attempts(config)
+    if limit == 1:
+        return (
+            "Retries are off for this client (RetryConfig.attempts=1): pass retry=RetryConfig(attempts=3) "
+            "to retry with backoff."
+        )
+    tries = f"safe-bedrock tried {attempts} times over {elapsed_s:.1f} s"
+    if attempts < limit:
+        return (
+            f"{tries} and stopped at RetryConfig.timeout={timeout:g} s: raise `timeout` (and `attempts`) "
+            "in the client's retry=RetryConfig(...) to keep trying longer."
+        )
+    return (
+        f"{tries}, its limit (RetryConfig.attempts={limit}): raise `attempts` (and `timeout`, "
+        f"now {timeout:g} s) in the client's retry=RetryConfig(...) to keep trying longer."
+    )

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._allowlist import ModelAllowlist
+from safe_bedrock._fixes import retry_fix
 from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
-from safe_bedrock._retry import retry_fix
 from safe_bedrock._translate import CallContext, Counted, refused, translate
 from safe_bedrock.errors import BedrockServiceError
 

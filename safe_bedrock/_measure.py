@@ -182,3 +182,20 @@ class FrameTracker:
     @property
     def inside_frame(self) -> bool:
         return bool(self.remaining or self._prelude)
+
+
+def restate_retry_metadata(response: object, *, attempt: int, max_attempts: int) -> None:
+    """Make `ResponseMetadata` say what raw boto3 says after `attempt` of `max_attempts` attempts.
+
+    botocore runs each of our attempts with its own max attempts at 1, so it counts `RetryAttempts: 0` and
+    marks every answer `MaxAttemptsReached: True`. Its standard mode (the default) marks an answer only
+    when the attempt that got it was the last one allowed, and counts the retries before it.
+    """
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    if not isinstance(metadata, dict):
+        return
+    metadata["RetryAttempts"] = attempt - 1
+    if attempt >= max_attempts:
+        metadata["MaxAttemptsReached"] = True
+    else:
+        metadata.pop("MaxAttemptsReached", None)

@@ -1,11 +1,9 @@
 """The retry policy, run by tenacity for the sync and the async client alike (tenacity stays in here).
 
-Whether: `is_transient` (transient service errors and connection failures; never access, validation,
-not-found, quota or model errors, whose answer a resend cannot change), on errors the client has already
-translated inside the retried function. When: `RetryConfig` (stamina's parameters and backoff, through
-tenacity's own strategies), or the error's `Retry-After`. Streams: the client reads the first event inside
-the retried function, so only a failure before anything reached the caller is retried. One policy:
-`no_retry_config` turns botocore's own retries off, `botocore_retries_active` spots a client still retrying.
+Whether: `is_transient` (transient service errors and connection failures, nothing else). When:
+`RetryConfig` (stamina's parameters and backoff, through tenacity's strategies) or `Retry-After`. Streams:
+the client reads the first event inside the retried function, so only a failure before anything reached
+the caller is retried. One policy: `no_retry_config` turns botocore's own retries off.
 """
 
 from __future__ import annotations
@@ -45,9 +43,7 @@ __all__ = [
     "max_attempts",
     "no_retry_config",
     "parse_retry_after",
-    "restate_retry_metadata",
     "retry_after_of",
-    "retry_fix",
     "set_testing",
 ]
 
@@ -129,8 +125,7 @@ class RetryConfig:
             )
 
     @property
-    def _durations(self) -> tuple[float, float, float, float]:
-        """(timeout, wait_initial, wait_max, wait_jitter), which __post_init__ stored as float seconds."""
+    def _durations(self) -> tuple[float, float, float, float]:  # stored as float seconds by __post_init__
         durations = (self.timeout, self.wait_initial, self.wait_max, self.wait_jitter)
         return cast("tuple[float, float, float, float]", durations)
 
@@ -212,46 +207,7 @@ def retry_after_of(exc: BaseException | None, *, now: float) -> float | None:
 
 def max_attempts(config: RetryConfig) -> int:
     """How many attempts one call may make under `config` (testing mode's `attempts` overrides it)."""
-    testing = _testing
-    return config.attempts if testing is None or testing[0] is None else testing[0]
-
-
-def restate_retry_metadata(response: object, *, attempt: int, max_attempts: int) -> None:
-    """Make `ResponseMetadata` say what raw boto3 says after `attempt` of `max_attempts` attempts.
-
-    botocore runs each of our attempts with its own max attempts at 1, so it counts `RetryAttempts: 0` and
-    marks every answer `MaxAttemptsReached: True`. Its standard mode (the default) marks an answer only
-    when the attempt that got it was the last one allowed, and counts the retries before it.
-    """
-    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
-    if not isinstance(metadata, dict):
-        return
-    metadata["RetryAttempts"] = attempt - 1
-    if attempt >= max_attempts:
-        metadata["MaxAttemptsReached"] = True
-    else:
-        metadata.pop("MaxAttemptsReached", None)
-
-
-def retry_fix(config: RetryConfig, *, attempts: int, elapsed_s: float) -> str:
-    """The sentence that says how a retryable error was retried, and which `RetryConfig` setting to change."""
-    timeout = config._durations[0]
-    limit = max_attempts(config)
-    if limit == 1:
-        return (
-            "Retries are off for this client (RetryConfig.attempts=1): pass retry=RetryConfig(attempts=3) "
-            "to retry with backoff."
-        )
-    tries = f"safe-bedrock tried {attempts} times over {elapsed_s:.1f} s"
-    if attempts < limit:
-        return (
-            f"{tries} and stopped at RetryConfig.timeout={timeout:g} s: raise `timeout` (and `attempts`) "
-            "in the client's retry=RetryConfig(...) to keep trying longer."
-        )
-    return (
-        f"{tries}, its limit (RetryConfig.attempts={limit}): raise `attempts` (and `timeout`, "
-        f"now {timeout:g} s) in the client's retry=RetryConfig(...) to keep trying longer."
-    )
+    return config.attempts if _testing is None or _testing[0] is None else _testing[0]
 
 
 def _policy(

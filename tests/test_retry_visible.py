@@ -169,7 +169,7 @@ def test_the_log_event_and_a_pickled_copy_keep_the_attempts(server: FakeBedrockS
 
 
 def test_a_call_stopped_by_its_timeout_names_the_timeout() -> None:
-    from safe_bedrock._retry import retry_fix
+    from safe_bedrock._fixes import retry_fix
 
     text = retry_fix(RetryConfig(attempts=5, timeout=2.0), attempts=2, elapsed_s=2.04)
     assert text.startswith("safe-bedrock tried 2 times over 2.0 s and stopped at RetryConfig.timeout=2 s: ")

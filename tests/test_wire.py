@@ -25,6 +25,8 @@ from safe_bedrock.testing import FakeBedrock, FakeBedrockServer
 from tests.clienthelpers import HAIKU, LLAMA, NO_BOTOCORE_RETRIES, messages
 
 REFUSED = LLAMA
+
+
 def _rewrite_params(params: dict[str, Any], **_: Any) -> None:
     params["modelId"] = REFUSED
 
