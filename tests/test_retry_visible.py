@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from safe_bedrock import RetryConfig, SafeBedrockClient, ThrottlingError
@@ -51,8 +52,14 @@ def safe(server: FakeBedrockServer, **kwargs: Any) -> SafeBedrockClient:
 
 
 def raw_converse(server: FakeBedrockServer, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """What raw boto3, with botocore's default retries, returns for the answers scripted on `server`."""
-    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=server.endpoint_url)
+    """What raw boto3, with botocore's standard retries (its default since 1.44), returns for `server`'s
+    scripted answers."""
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=server.endpoint_url,
+        config=Config(retries={"mode": "standard"}),
+    )
     with monkeypatch.context() as patch:
         patch.setattr(time, "sleep", lambda _seconds: None)  # botocore's backoff, skipped
         return client.converse(modelId=HAIKU, messages=messages())

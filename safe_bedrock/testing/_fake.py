@@ -10,6 +10,7 @@ the process.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 from typing import TYPE_CHECKING, Any, cast
@@ -33,7 +34,7 @@ from safe_bedrock.testing._wire import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
 
     import boto3.session
@@ -197,13 +198,18 @@ class FakeBedrock(ScriptingAPI):
         endpoint = client._endpoint  # the HTTP session is where the wire starts
         current = endpoint.http_session
         original = current.original if isinstance(current, _Transport) else current
+        # The client's read timeout, so a scripted delay longer than it times out here as over HTTP.
+        timeout = client.meta.config.read_timeout
+        receive = functools.partial(
+            self._receive, read_timeout=timeout if isinstance(timeout, (int, float)) else None
+        )
         answer: Any
         if _is_aiobotocore(client):
             from safe_bedrock.testing import _aio_fake  # imports aiobotocore: only for its clients
 
-            answer = _aio_fake.answerer(self._receive, check_open=self._check_open if from_session else None)
+            answer = _aio_fake.answerer(receive, check_open=self._check_open if from_session else None)
         else:
-            answer = self._answer_open if from_session else self._answer
+            answer = functools.partial(self._answer, receive=receive, check_open=from_session)
         endpoint.http_session = _Transport(answer, original, owner=self._unique)
 
     def detach(self, client: Any) -> None:
@@ -238,10 +244,6 @@ class FakeBedrock(ScriptingAPI):
 
     # --- the wire ------------------------------------------------------------------------------------------
 
-    def _answer_open(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse:
-        self._check_open()
-        return self._answer(request, **kwargs)
-
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(
@@ -249,11 +251,19 @@ class FakeBedrock(ScriptingAPI):
                 " are not sent to real AWS); make and use the client within the fake's lifetime"
             )
 
-    def _answer(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        url, reply, stream = self._receive(request)
+    def _answer(
+        self,
+        request: AWSPreparedRequest,
+        *,
+        receive: Callable[..., tuple[str, Reply, bool]],
+        check_open: bool,
+    ) -> AWSResponse:
+        if check_open:
+            self._check_open()
+        url, reply, stream = receive(request)
         return _response(url, reply, stream=stream)
 
-    def _receive(self, request: AWSPreparedRequest) -> tuple[str, Reply, bool]:
+    def _receive(self, request: AWSPreparedRequest, *, read_timeout: float | None) -> tuple[str, Reply, bool]:
         """The core's reply to a prepared request: (url, reply, is-an-event-stream). Blocks through any
         scripted delay before the first byte; raises AssertionError for a scripted expectation not met."""
         url = request.url or ""
@@ -265,13 +275,7 @@ class FakeBedrock(ScriptingAPI):
             headers=request.headers,
             body=_bytes(request.body),
         )
-        # The client's read timeout, so a scripted delay longer than it times out here as it would over HTTP.
-        context = getattr(request, "context", None) or {}
-        config = context.get("client_config")
-        read_timeout = getattr(config, "read_timeout", None)
-        reply = self._core.handle(
-            fake_request, read_timeout=float(read_timeout) if isinstance(read_timeout, (int, float)) else None
-        )
+        reply = self._core.handle(fake_request, read_timeout=read_timeout)
         if reply.failure is not None:
             raise AssertionError(reply.failure)
         return url, reply, fake_request.operation in stream_operations()
