@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
+import pytest
 from botocore.config import Config
 
 from safe_bedrock import SafeBedrockClient
@@ -46,3 +48,13 @@ def stream_text(events: Any) -> str:
         elif "contentBlockDelta" in event:
             parts.append(event["contentBlockDelta"]["delta"].get("text", ""))
     return "".join(parts)
+
+
+def without_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS_* variable, no ~/.aws file and no instance metadata service (which botocore would wait for)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -3,7 +3,6 @@ raised before anything is sent, through the real stack: a boto3 session that fin
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Iterator
 from typing import Any
@@ -16,19 +15,12 @@ from structlog.testing import capture_logs
 from safe_bedrock import SafeBedrockClient, SafeBedrockError
 from safe_bedrock.errors import CredentialsNotFoundError
 from safe_bedrock.testing import FakeBedrockServer
-from tests.clienthelpers import HAIKU, messages
+from tests.clienthelpers import HAIKU, messages, without_aws_environment
 
 
 @pytest.fixture(autouse=True)
 def _no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Isolated from the machine's ~/.aws and AWS_* variables; the instance metadata service is not asked
-    # either (on a machine without one botocore would wait for it before giving up).
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    without_aws_environment(monkeypatch)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Through the real stack: the fake server scripted to throttle, a SafeBedrockClien
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from botocore.exceptions import ClientError
 from safe_bedrock import RetryConfig, SafeBedrockClient, ThrottlingError
 from safe_bedrock._retry import set_testing
 from safe_bedrock.testing import FakeBedrockServer
-from tests.clienthelpers import HAIKU, messages
+from tests.clienthelpers import HAIKU, messages, without_aws_environment
 
 RETRY_KEYS = ("RetryAttempts", "MaxAttemptsReached")
 
@@ -28,11 +27,7 @@ RETRY_KEYS = ("RetryAttempts", "MaxAttemptsReached")
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Raw boto3 must use botocore's defaults, whatever this machine's ~/.aws and AWS_* variables say.
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    without_aws_environment(monkeypatch)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     with set_testing(True):  # no waits between safe-bedrock's attempts

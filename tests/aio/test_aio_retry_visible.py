@@ -3,7 +3,6 @@ RetryConfig setting to change, and raw boto3's ResponseMetadata; and no credenti
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from safe_bedrock._retry import set_testing
 from safe_bedrock.errors import CredentialsNotFoundError
 from safe_bedrock.testing import FakeBedrockServer
 from tests.aio.aiohelpers import async_client
-from tests.clienthelpers import HAIKU, messages
+from tests.clienthelpers import HAIKU, messages, without_aws_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -76,12 +75,7 @@ async def test_throttling_after_every_attempt_says_how_often_and_what_to_change(
 async def test_no_credentials_against_the_local_fake_is_the_typed_error(
     server: FakeBedrockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    without_aws_environment(monkeypatch)
     async with AsyncSafeBedrockClient(
         allow=[HAIKU], session=AioSession(), region_name="us-east-1", endpoint_url=server.endpoint_url
     ) as client:
