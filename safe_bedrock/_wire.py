@@ -147,7 +147,7 @@ class _Checks:
 
     def check(self, method: str | None, url: str, body: object, host: str | None = None) -> None:
         current = _CURRENT.get()
-        with _LOCK:  # shells are added from other threads; iterating a WeakKeyDictionary is not safe then
+        with _LOCK:  # guards are added from other threads, and a weak set cannot be iterated meanwhile
             explicit, shells = list(self.explicit), list(self.shells)
         mine = current if any(rules is current for rules in shells) else None
         for rules in explicit:
@@ -202,8 +202,10 @@ def _wrap(client: Any, checks: _Checks) -> None:
         sent.method = _exact(request.method)
         sent.url = _exact(request.url)
         sent.body = _exact(request.body)
-        host = request.headers.get("Host") if hasattr(request.headers, "get") else None
-        checks.check(sent.method, sent.url, sent.body, None if host is None else _exact(str(host)))
+        host = _exact(request.headers.get("Host")) if hasattr(request.headers, "get") else None
+        checks.check(
+            sent.method, sent.url, sent.body, host.decode("latin-1") if isinstance(host, bytes) else host
+        )
         return sent
 
     def check_url(url: str) -> str:
