@@ -14,11 +14,9 @@ Bedrock's control plane and bedrock-runtime both sign as ``bedrock``, so request
 SigV4 credential scope (``sts``, ``iam``) and, for ``bedrock``, by the path: a control-plane route that is
 not also a bedrock-runtime route.
 
-Every failure mode `check` explains can be scripted: unknown or expired credentials (`set_identity`), a caller
-IAM will not let simulate, and each simulation decision (`set_simulation`), model access not granted, not
-offered in the region, agreement pending, account not authorized, or the caller not allowed to ask
-(`set_model_access`). By default the identity is the core's principal, the simulation evaluates the policy
-set on the core (everything is allowed when none is), and model access is granted.
+Every failure mode `check` explains can be scripted (`set_identity`, `set_simulation`, `set_model_access`).
+By default the identity is the core's principal, the simulation evaluates the policy set on the core
+(everything is allowed when none is), and model access is granted.
 
 The transport calls `handle(method, path, headers, body)`; it returns ``(status, headers, body)`` or None
 when the request is not a control-plane call (the bedrock-runtime core answers those).
@@ -373,8 +371,7 @@ def _context(form: Mapping[str, str]) -> dict[str, str]:
     return entries
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return iam_pattern(pattern)  # IAM wildcard semantics, anchored at both ends
+_wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
 
 
 def _control_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
