@@ -123,10 +123,6 @@ def resolve_region(region: str | None) -> str:
     )
 
 
-def _gather(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    return _read_sources(args, region)
-
-
 def _source_error(exc: Exception, argument: str, path: str = "") -> CommandError:
     """A model source that cannot be used, as a usage error naming the argument it came from."""
     from safe_bedrock._allowlist import AllowlistError
@@ -336,7 +332,7 @@ def build_policy(
     partition = partition_of(where)
     owner = account or ""
     args = argparse.Namespace(models=list(models), from_env=from_env, file=file, from_policy=from_policy)
-    sources, denied = _gather(args, where)
+    sources, denied = _read_sources(args, where)
     notes: list[str] = []
     statements: list[dict[str, Any]] = []
     invoke_entries, stream_entries = _entries_of(sources)
