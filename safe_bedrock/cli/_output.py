@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from safe_bedrock.cli import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE, CommandError
+
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Mapping
@@ -41,12 +43,7 @@ __all__ = [
     "run_command",
 ]
 
-EXIT_OK: Final = 0
-EXIT_DENIED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_UNKNOWN: Final = 3
-EXIT_SOFTWARE: Final = 70  # sysexits.h EX_SOFTWARE
-EXIT_INTERRUPTED: Final = 130
+EXIT_UNKNOWN: Final = 3  # `check` only: could not tell
 
 EXIT_CODES_HELP: Final = (
     "exit codes: 0 ok; 1 denied or the call failed (refused by Bedrock, IAM or the allowlist);\n"
@@ -130,7 +127,6 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     """The `Problem` for any exception a command can meet; never raises."""
     import botocore.exceptions as bce  # keep `--help` fast
 
-    from safe_bedrock.cli import CommandError
     from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, SafeBedrockError
 
     name = type(exc).__name__
