@@ -76,13 +76,12 @@ class _State:
     out: Output
     steps: list[Step] = field(default_factory=list)
 
-    def add(self, step: Step) -> Step:
-        self.steps.append(step)
+    def add(self, name: str, verdict: str, detail: str, fix: str = "") -> None:
+        self.steps.append(Step(name, verdict, detail, fix))
         if not self.out.json_mode:
-            self.out.line(f"  {step.verdict:<8} {step.name:<13} {step.detail}")
-            if step.fix:
-                self.out.line(f"  {'':<8} {'':<13} fix: {step.fix}")
-        return step
+            self.out.line(f"  {verdict:<8} {name:<13} {detail}")
+            if fix:
+                self.out.line(f"  {'':<8} {'':<13} fix: {fix}")
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -130,20 +129,20 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
         credentials = session.get_credentials()
     except Exception as exc:  # noqa: BLE001 - a broken profile or SSO cache: report it as this step
         problem = describe(exc)
-        state.add(Step("credentials", DENIED, problem.summary, problem.fix))
+        state.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     if credentials is None:
         problem = describe(_no_credentials())
-        state.add(Step("credentials", DENIED, problem.summary, problem.fix))
+        state.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
 
     key = credentials.access_key or ""
     if key == PLACEHOLDER_KEY:
-        state.add(Step("credentials", OK, "none configured: placeholders for the local endpoint (the fake)"))
+        state.add("credentials", OK, "none configured: placeholders for the local endpoint (the fake)")
         return True
     method = getattr(credentials, "method", "") or "unknown source"
-    state.add(Step("credentials", OK, f"found ({method}, access key {_mask(key)})"))
+    state.add("credentials", OK, f"found ({method}, access key {_mask(key)})")
     return True
 
 
@@ -162,16 +161,14 @@ def _principal(state: _State, session: boto3.session.Session, endpoint: str | No
         code = _error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "")
         fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
-        state.add(Step("principal", DENIED, f"STS refused the credentials: {code}: {message}", fix))
+        state.add("principal", DENIED, f"STS refused the credentials: {code}: {message}", fix)
         return None
     except BotoCoreError as exc:
         problem = describe(exc, endpoint=endpoint)
-        state.add(
-            Step("principal", UNKNOWN, f"sts get-caller-identity failed: {problem.summary}", problem.fix)
-        )
+        state.add("principal", UNKNOWN, f"sts get-caller-identity failed: {problem.summary}", problem.fix)
         return None
     arn = str(identity.get("Arn", ""))
-    state.add(Step("principal", OK, f"{arn} (account {identity.get('Account', '?')})"))
+    state.add("principal", OK, f"{arn} (account {identity.get('Account', '?')})")
     return arn
 
 
@@ -189,13 +186,11 @@ def _allowlist(
     else:
         allowlist = env_allowlist(region=ref.region or None)
     if allowlist is None:
-        state.add(
-            Step("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
-        )
+        state.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
         return None
     refusal = nothing_allowed(allowlist)
     if refusal is not None:
-        state.add(Step("allowlist", DENIED, refusal.problem, refusal.fix))
+        state.add("allowlist", DENIED, refusal.problem, refusal.fix)
         return allowlist
     refused = []
     matched = []
@@ -210,16 +205,14 @@ def _allowlist(
         reason = f": {decision.reason}" if decision.reason else ""
         closest = f" (closest: {', '.join(decision.closest)})" if decision.closest else ""
         state.add(
-            Step(
-                "allowlist",
-                DENIED,
-                f"{allowlist.source} refuses {action}{reason}{closest}",
-                f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else "",
-            )
+            "allowlist",
+            DENIED,
+            f"{allowlist.source} refuses {action}{reason}{closest}",
+            f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else "",
         )
     else:
         entries = ", ".join(repr(entry) for entry in dict.fromkeys(matched))
-        state.add(Step("allowlist", OK, f"allowed by {entries} ({allowlist.source})"))
+        state.add("allowlist", OK, f"allowed by {entries} ({allowlist.source})")
     return allowlist
 
 
@@ -249,12 +242,10 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
     source = _policy_source(principal)
     if source is None:
         state.add(
-            Step(
-                "iam policy",
-                UNKNOWN,
-                f"IAM cannot simulate policies for {principal} (only users and roles)",
-                "the call below tells",
-            )
+            "iam policy",
+            UNKNOWN,
+            f"IAM cannot simulate policies for {principal} (only users and roles)",
+            "the call below tells",
         )
         return
     resources = [ref.arn]
@@ -276,20 +267,18 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
         code = _error_code(exc)
         if code in {"AccessDenied", "AccessDeniedException"}:
             state.add(
-                Step(
-                    "iam policy",
-                    UNKNOWN,
-                    f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
-                    f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
-                )
+                "iam policy",
+                UNKNOWN,
+                f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
+                f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
             )
         else:
             message = exc.response.get("Error", {}).get("Message", "")
-            state.add(Step("iam policy", UNKNOWN, f"simulate-principal-policy failed: {code}: {message}"))
+            state.add("iam policy", UNKNOWN, f"simulate-principal-policy failed: {code}: {message}")
         return
     except BotoCoreError as exc:
         problem = describe(exc, endpoint=endpoint)
-        state.add(Step("iam policy", UNKNOWN, f"simulate-principal-policy failed: {problem.summary}"))
+        state.add("iam policy", UNKNOWN, f"simulate-principal-policy failed: {problem.summary}")
         return
     pairs: list[tuple[str, str, str, str]] = []
     for result in results:
@@ -319,33 +308,27 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
         action, resource, _, sid = explicit[0]
         where = f" (statement {sid})" if sid else ""
         state.add(
-            Step(
-                "iam policy",
-                DENIED,
-                f"explicit deny{where}: {action} on {resource}",
-                "remove or narrow the Deny statement; adding Allow statements does not help",
-            )
+            "iam policy",
+            DENIED,
+            f"explicit deny{where}: {action} on {resource}",
+            "remove or narrow the Deny statement; adding Allow statements does not help",
         )
     elif implicit:
         action, resource, _, _ = implicit[0]
         more = f" (and {len(implicit) - 1} more)" if len(implicit) > 1 else ""
         models = ref.raw
         state.add(
-            Step(
-                "iam policy",
-                DENIED,
-                f"no policy of {source} allows {action} on {resource}{more}",
-                f"attach the policy from: safe-bedrock policy {models} --region {ref.region or 'REGION'}",
-            )
+            "iam policy",
+            DENIED,
+            f"no policy of {source} allows {action} on {resource}{more}",
+            f"attach the policy from: safe-bedrock policy {models} --region {ref.region or 'REGION'}",
         )
     else:
         state.add(
-            Step(
-                "iam policy",
-                OK,
-                f"allows {', '.join(actions)} on {ref.arn}"
-                + (f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""),
-            )
+            "iam policy",
+            OK,
+            f"allows {', '.join(actions)} on {ref.arn}"
+            + (f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""),
         )
 
 
@@ -365,7 +348,7 @@ def _model_access(
 
     model = base_model_id(ref)
     if not model:
-        state.add(Step("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})"))
+        state.add("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})")
         return
     console = f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/modelaccess"
     try:
@@ -375,65 +358,51 @@ def _model_access(
         message = exc.response.get("Error", {}).get("Message", "")
         if code in {"AccessDeniedException", "AccessDenied"}:
             state.add(
-                Step(
-                    "model access",
-                    UNKNOWN,
-                    "this identity may not call bedrock:GetFoundationModelAvailability",
-                    "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
-                )
+                "model access",
+                UNKNOWN,
+                "this identity may not call bedrock:GetFoundationModelAvailability",
+                "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
             )
         else:
-            state.add(
-                Step("model access", UNKNOWN, f"get-foundation-model-availability failed: {code}: {message}")
-            )
+            state.add("model access", UNKNOWN, f"get-foundation-model-availability failed: {code}: {message}")
         return
     except BotoCoreError as exc:
         problem = describe(exc, endpoint=endpoint)
-        state.add(
-            Step("model access", UNKNOWN, f"get-foundation-model-availability failed: {problem.summary}")
-        )
+        state.add("model access", UNKNOWN, f"get-foundation-model-availability failed: {problem.summary}")
         return
     agreement = (answer.get("agreementAvailability") or {}).get("status", "AVAILABLE")
     if answer.get("regionAvailability") == "NOT_AVAILABLE":
         state.add(
-            Step(
-                "model access",
-                DENIED,
-                f"{model} is not offered in {region}",
-                "use a region that offers it, or a cross-Region inference profile (us., eu., apac., global.)",
-            )
+            "model access",
+            DENIED,
+            f"{model} is not offered in {region}",
+            "use a region that offers it, or a cross-Region inference profile (us., eu., apac., global.)",
         )
     elif answer.get("authorizationStatus") == "NOT_AUTHORIZED":
         state.add(
-            Step(
-                "model access",
-                DENIED,
-                f"the account is not authorized to use {model} in {region}",
-                f"submit the use-case details for the provider in the Bedrock console: {console}",
-            )
+            "model access",
+            DENIED,
+            f"the account is not authorized to use {model} in {region}",
+            f"submit the use-case details for the provider in the Bedrock console: {console}",
         )
     elif answer.get("entitlementAvailability") == "NOT_AVAILABLE":
         state.add(
-            Step(
-                "model access",
-                DENIED,
-                f"model access to {model} is not granted in {region}",
-                f"request access in the Bedrock console (Model access): {console}",
-            )
+            "model access",
+            DENIED,
+            f"model access to {model} is not granted in {region}",
+            f"request access in the Bedrock console (Model access): {console}",
         )
     elif agreement != "AVAILABLE":
         detail = "is still being processed" if agreement == "PENDING" else f"is {agreement}"
         state.add(
-            Step(
-                "model access",
-                DENIED,
-                f"the Marketplace agreement for {model} {detail}",
-                "wait a few minutes if pending; otherwise accept the offer in the Bedrock console and allow "
-                "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions",
-            )
+            "model access",
+            DENIED,
+            f"the Marketplace agreement for {model} {detail}",
+            "wait a few minutes if pending; otherwise accept the offer in the Bedrock console and allow "
+            "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions",
         )
     else:
-        state.add(Step("model access", OK, f"{model} is available and access is granted in {region}"))
+        state.add("model access", OK, f"{model} is available and access is granted in {region}")
 
 
 def _call(
@@ -481,14 +450,14 @@ def _call(
     except BedrockServiceError as exc:
         problem = describe(exc)
         verdict = UNKNOWN if isinstance(exc, TransientError) else DENIED
-        state.add(Step("call", verdict, f"{operation}: {problem.summary}", problem.fix))
+        state.add("call", verdict, f"{operation}: {problem.summary}", problem.fix)
         return
     except BotoCoreError as exc:
         problem = describe(exc, endpoint=endpoint)
-        state.add(Step("call", UNKNOWN, f"{operation}: {problem.summary}", problem.fix))
+        state.add("call", UNKNOWN, f"{operation}: {problem.summary}", problem.fix)
         return
     elapsed = time.monotonic() - started
-    state.add(Step("call", OK, f"{operation} {detail} in {elapsed:.2f} s"))
+    state.add("call", OK, f"{operation} {detail} in {elapsed:.2f} s")
 
 
 # --- the command --------------------------------------------------------------------------------------------
@@ -542,14 +511,14 @@ def _run(args: argparse.Namespace) -> int:
         allowlist_refuses = state.steps[-1].verdict == DENIED
         if principal is None:
             for name in ("iam policy", "model access", "call"):
-                state.add(Step(name, SKIP, "needs working credentials"))
+                state.add(name, SKIP, "needs working credentials")
         else:
             _iam(state, session, endpoint, principal, ref, actions)
             _model_access(state, session, endpoint, ref, region)
             if args.no_call:
-                state.add(Step("call", SKIP, "--no-call"))
+                state.add("call", SKIP, "--no-call")
             elif allowlist_refuses:
-                state.add(Step("call", SKIP, "the allowlist refuses the model, so the app cannot call it"))
+                state.add("call", SKIP, "the allowlist refuses the model, so the app cannot call it")
             else:
                 _call(state, session, endpoint, args.model, allowlist)
         verdict, code = _verdict(state.steps)
