@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import argparse
 
     import boto3
+    from botocore.exceptions import ClientError
 
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
@@ -110,11 +111,9 @@ def _client(session: boto3.session.Session, service: str, endpoint_url: str | No
     return make(service, endpoint_url=endpoint_url, config=config)
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+def _code_and_message(exc: ClientError) -> tuple[str, str]:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
 
 
 def _mask(key: str) -> str:
@@ -132,7 +131,9 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
         state.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     if credentials is None:
-        problem = describe(_no_credentials())
+        from botocore.exceptions import NoCredentialsError
+
+        problem = describe(NoCredentialsError())
         state.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
@@ -146,20 +147,13 @@ def _credentials(state: _State, session: boto3.session.Session) -> bool:
     return True
 
 
-def _no_credentials() -> Exception:
-    from botocore.exceptions import NoCredentialsError
-
-    return NoCredentialsError()
-
-
 def _principal(state: _State, session: boto3.session.Session, endpoint: str | None) -> str | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         identity = _client(session, "sts", endpoint).get_caller_identity()
     except ClientError as exc:
-        code = _error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
+        code, message = _code_and_message(exc)
         fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
         state.add("principal", DENIED, f"STS refused the credentials: {code}: {message}", fix)
         return None
@@ -172,19 +166,24 @@ def _principal(state: _State, session: boto3.session.Session, endpoint: str | No
     return arn
 
 
+def _configured_allowlist(allow_file: str | None, *, region: str | None) -> ModelAllowlist | None:
+    """--allow-file, else SAFE_BEDROCK_ALLOWED_MODELS (None when neither is given); malformed: usage error."""
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist, quiet_when_empty
+
+    if allow_file:
+        with quiet_when_empty(), allowlist_errors("--allow-file"):
+            return ModelAllowlist.from_file(allow_file, region=region)
+    return env_allowlist(region=region)
+
+
 def _allowlist(
     state: _State, args: argparse.Namespace, ref: ModelRef, actions: list[str]
 ) -> ModelAllowlist | None:
     """The allowlist the app would use, or None when none is configured; records the step."""
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist, nothing_allowed, quiet_when_empty
+    from safe_bedrock.cli._invoke import nothing_allowed
 
-    allowlist: ModelAllowlist | None
-    if args.allow_file:
-        with quiet_when_empty(), allowlist_errors("--allow-file"):
-            allowlist = ModelAllowlist.from_file(args.allow_file, region=ref.region or None)
-    else:
-        allowlist = env_allowlist(region=ref.region or None)
+    allowlist = _configured_allowlist(args.allow_file, region=ref.region or None)
     if allowlist is None:
         state.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
         return None
@@ -264,7 +263,7 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
     try:
         results = _client(session, "iam", endpoint).simulate_principal_policy(**request)["EvaluationResults"]
     except ClientError as exc:
-        code = _error_code(exc)
+        code, message = _code_and_message(exc)
         if code in {"AccessDenied", "AccessDeniedException"}:
             state.add(
                 "iam policy",
@@ -273,7 +272,6 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
                 f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
             )
         else:
-            message = exc.response.get("Error", {}).get("Message", "")
             state.add("iam policy", UNKNOWN, f"simulate-principal-policy failed: {code}: {message}")
         return
     except BotoCoreError as exc:
@@ -282,26 +280,13 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
         return
     pairs: list[tuple[str, str, str, str]] = []
     for result in results:
+        # Per-resource decisions when IAM gives them, else the action's own decision.
         specific = result.get("ResourceSpecificResults") or []
-        if specific:
-            pairs.extend(
-                (
-                    result.get("EvalActionName", "?"),
-                    item.get("EvalResourceName", "?"),
-                    item.get("EvalResourceDecision", "?"),
-                    _sid(item),
-                )
-                for item in specific
-            )
-        else:
-            pairs.append(
-                (
-                    result.get("EvalActionName", "?"),
-                    result.get("EvalResourceName", "?"),
-                    result.get("EvalDecision", "?"),
-                    _sid(result),
-                )
-            )
+        items, key = (specific, "EvalResourceDecision") if specific else ([result], "EvalDecision")
+        action = result.get("EvalActionName", "?")
+        pairs.extend(
+            (action, item.get("EvalResourceName", "?"), item.get(key, "?"), _sid(item)) for item in items
+        )
     explicit = [p for p in pairs if p[2] == "explicitDeny"]
     implicit = [p for p in pairs if p[2] not in {"allowed", "explicitDeny"}]
     if explicit:
@@ -354,8 +339,7 @@ def _model_access(
     try:
         answer = _client(session, "bedrock", endpoint).get_foundation_model_availability(modelId=model)
     except ClientError as exc:
-        code = _error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
+        code, message = _code_and_message(exc)
         if code in {"AccessDeniedException", "AccessDenied"}:
             state.add(
                 "model access",
@@ -415,7 +399,7 @@ def _call(
     from botocore.exceptions import BotoCoreError
 
     from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._client import SafeBedrockClient
+    from safe_bedrock.cli._invoke import safe_client
     from safe_bedrock.errors import (
         AccessDeniedError,
         BedrockServiceError,
@@ -428,9 +412,7 @@ def _call(
     started = time.monotonic()
     operation = "CountTokens"
     try:
-        with SafeBedrockClient(
-            allow=allow, session=session, region_name=session.region_name, endpoint_url=endpoint
-        ) as client:
+        with safe_client(session=session, allowlist=allow, endpoint_url=endpoint) as client:
             try:
                 counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
                 detail = f"answered ({counted.get('inputTokens', '?')} input tokens)"
@@ -486,16 +468,7 @@ def _run(args: argparse.Namespace) -> int:
         check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
         ref = parse_model_id(args.model, region=region)
         # A malformed allowlist (file or variable) is a usage error before any step, not after three.
-        if args.allow_file:
-            from safe_bedrock._allowlist import ModelAllowlist
-            from safe_bedrock.cli._invoke import allowlist_errors, quiet_when_empty
-
-            with quiet_when_empty(), allowlist_errors("--allow-file"):
-                ModelAllowlist.from_file(args.allow_file, region=region)
-        else:
-            from safe_bedrock.cli._invoke import env_allowlist
-
-            env_allowlist(region=region)
+        _configured_allowlist(args.allow_file, region=region)
         endpoint = args.endpoint_url
         state = _State(out)
         if not out.json_mode:
