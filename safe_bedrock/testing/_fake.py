@@ -300,15 +300,12 @@ def _bytes(body: object) -> bytes | None:
     return data.encode() if isinstance(data, str) else bytes(data)
 
 
-def _headers(headers: dict[str, str]) -> HTTPHeaders:
-    # AWSResponse copies whatever mapping it gets into a case-insensitive dict; the stubs ask for HTTPHeaders.
-    return cast("HTTPHeaders", headers)
-
-
 def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
+    # AWSResponse copies whatever mapping it gets into a case-insensitive dict; the stubs ask for HTTPHeaders.
+    headers = cast("HTTPHeaders", reply.headers)
     if reply.chunks is None:
-        return AWSResponse(url, reply.status, _headers(reply.headers), _Body((reply.body or b"",), url))
+        return AWSResponse(url, reply.status, headers, _Body((reply.body or b"",), url))
     iterator = iter(reply.chunks)
     first = first_chunks(iterator, url, stream=stream)
     body = _Body(itertools.chain(first, iterator), url, source=iterator)
-    return AWSResponse(url, reply.status, _headers(reply.headers), body)
+    return AWSResponse(url, reply.status, headers, body)
