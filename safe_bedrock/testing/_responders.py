@@ -210,6 +210,11 @@ def _all_text(node: object) -> str:
     return ""
 
 
+def _input_text(payload: Mapping[str, object]) -> str:
+    # What Converse and Nova count as input tokens: the system blocks and every message.
+    return f"{_all_text(payload.get('system'))} {_all_text(payload.get('messages'))}"
+
+
 def _limit(payload: Mapping[str, object], *keys: str) -> int | None:
     node: object = payload
     for key in keys:
@@ -234,12 +239,7 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
         return prompt, f"{system_text} {_all_text(payload.get('messages'))}", _limit(payload, "max_tokens")
     if family == "nova":
         prompt = _messages(payload, text_key="text", allow_string=False)
-        messages_text = _all_text(payload.get("messages"))
-        return (
-            prompt,
-            f"{_all_text(payload.get('system'))} {messages_text}",
-            _limit(payload, "inferenceConfig", "maxTokens"),
-        )
+        return prompt, _input_text(payload), _limit(payload, "inferenceConfig", "maxTokens")
     if family in ("titan", "titan_embed"):
         text = payload.get("inputText")
         if not isinstance(text, str):
@@ -310,10 +310,8 @@ def answer_for(
     """Validate the body and build the answer: (family, answer); family is "converse" for Converse ops."""
     if operation in ("Converse", "ConverseStream"):
         prompt = _converse_prompt(payload)
-        system = payload.get("system")
-        input_text = f"{_all_text(system)} {_all_text(payload.get('messages'))}"
         limit = _limit(payload, "inferenceConfig", "maxTokens")
-        return "converse", make_answer(prompt, input_text, limit, text=text, pieces=pieces)
+        return "converse", make_answer(prompt, _input_text(payload), limit, text=text, pieces=pieces)
     family = family_of(model_id, payload)
     prompt, input_text, limit = _prompt_and_limit(family, payload)
     return family, make_answer(prompt, input_text, limit, text=text, pieces=pieces)
