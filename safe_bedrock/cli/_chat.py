@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             build_allowlist,
             converse_turn,
             safe_client,
-            usage_line,
+            show_usage,
         )
         from safe_bedrock.errors import SafeBedrockError
 
@@ -84,15 +84,7 @@ def _run(args: argparse.Namespace) -> int:
                 messages.append({"role": "user", "content": [{"text": line}]})
                 turn += 1
                 try:
-                    result = converse_turn(
-                        client,
-                        model=args.model,
-                        messages=messages,
-                        system=args.system,
-                        max_tokens=args.max_tokens,
-                        stream=not args.no_stream,
-                        on_text=(lambda _text: None) if out.json_mode else out.write,
-                    )
+                    result = converse_turn(client, args, messages, out)
                 except KeyboardInterrupt:
                     # Ctrl-C before the answer started: forget the question, back to the prompt.
                     messages.pop()
@@ -122,9 +114,7 @@ def _run(args: argparse.Namespace) -> int:
                         compact=True,
                     )
                 else:
-                    if result.text and not result.text.endswith("\n"):
-                        out.write("\n")
-                    out.note(usage_line(args.model, result))
+                    show_usage(out, args.model, result)
 
     return run_command(args, body, endpoint=args.endpoint_url)
 

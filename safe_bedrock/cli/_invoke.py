@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock.cli import Command, CommandError
@@ -53,7 +51,7 @@ __all__ = [
     "nothing_allowed",
     "quiet_when_empty",
     "safe_client",
-    "usage_line",
+    "show_usage",
 ]
 
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -81,23 +79,12 @@ def add_aws_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_loopback(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.session.Session:
-    """A boto3 session for the region; placeholder credentials only for a loopback --endpoint-url with none
+    """A boto3 session for the region; placeholder credentials only for a local --endpoint-url with none
     configured (the local fake signs nothing that matters)."""
     import boto3  # slow import, not needed for --help
 
+    from safe_bedrock._translate import is_local_endpoint
     from safe_bedrock.cli._args import check_endpoint
     from safe_bedrock.cli._policy_cmd import resolve_region
 
@@ -109,7 +96,7 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     where = resolve_region(region)
     session = boto3.session.Session(region_name=where)
     configured = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
-    if _is_loopback(endpoint_url) and not configured and session.get_credentials() is None:
+    if is_local_endpoint(endpoint_url) and not configured and session.get_credentials() is None:
         session = boto3.session.Session(
             region_name=where,
             aws_access_key_id=PLACEHOLDER_KEY,
@@ -222,40 +209,26 @@ class TurnResult:
     interrupted: bool = False
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "text": self.text,
-            "stop_reason": self.stop_reason,
-            "usage": self.usage,
-            "latency_ms": self.latency_ms,
-            "elapsed_ms": self.elapsed_ms,
-            "first_token_ms": self.first_token_ms,
-            "request_id": self.request_id,
-            "interrupted": self.interrupted,
-        }
+        # `events` only feeds the usage line.
+        return {key: value for key, value in asdict(self).items() if key != "events"}
 
 
 def converse_turn(
-    client: Any,
-    *,
-    model: str,
-    messages: list[dict[str, Any]],
-    system: str | None,
-    max_tokens: int,
-    stream: bool,
-    on_text: Callable[[str], None],
+    client: Any, args: argparse.Namespace, messages: list[dict[str, Any]], out: Output
 ) -> TurnResult:
-    """One Converse(Stream) call; text goes to `on_text` as it arrives. Ctrl-C closes the stream and returns
-    what arrived with ``interrupted=True``."""
+    """One Converse(Stream) call with the arguments of `add_converse_arguments`; the text goes to stdout as it
+    arrives (not with --json). Ctrl-C closes the stream and returns what arrived with ``interrupted=True``."""
     kwargs: dict[str, Any] = {
-        "modelId": model,
+        "modelId": args.model,
         "messages": messages,
-        "inferenceConfig": {"maxTokens": max_tokens},
+        "inferenceConfig": {"maxTokens": args.max_tokens},
     }
-    if system:
-        kwargs["system"] = [{"text": system}]
+    if args.system:
+        kwargs["system"] = [{"text": args.system}]
+    on_text: Callable[[str], None] = (lambda _text: None) if out.json_mode else out.write
     result = TurnResult()
     started = time.monotonic()
-    if not stream:
+    if args.no_stream:
         response = client.converse(**kwargs)
         for block in response.get("output", {}).get("message", {}).get("content", []):
             if "text" in block:
@@ -293,8 +266,11 @@ def converse_turn(
     return result
 
 
-def usage_line(model: str, result: TurnResult) -> str:
-    """`[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop end_turn]`"""
+def show_usage(out: Output, model: str, result: TurnResult) -> None:
+    """End the answer's line, then on stderr:
+    `[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop end_turn]`"""
+    if result.text and not result.text.endswith("\n"):
+        out.write("\n")
     parts = [model]
     if result.usage:
         parts.append(
@@ -308,7 +284,7 @@ def usage_line(model: str, result: TurnResult) -> str:
         parts.append(f"interrupted after {result.events} events, stream closed")
     elif result.stop_reason:
         parts.append(f"stop {result.stop_reason}")
-    return "[" + " · ".join(parts) + "]"
+    out.note("[" + " · ".join(parts) + "]")
 
 
 def positive_int(text: str) -> int:
@@ -365,21 +341,11 @@ def _run(args: argparse.Namespace) -> int:
         session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
         allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
         with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
-            result = converse_turn(
-                client,
-                model=args.model,
-                messages=[{"role": "user", "content": [{"text": prompt}]}],
-                system=args.system,
-                max_tokens=args.max_tokens,
-                stream=not args.no_stream,
-                on_text=(lambda _text: None) if out.json_mode else out.write,
-            )
+            result = converse_turn(client, args, [{"role": "user", "content": [{"text": prompt}]}], out)
         if out.json_mode:
             out.emit({"ok": not result.interrupted, "model_id": args.model, **result.as_json()})
         else:
-            if result.text and not result.text.endswith("\n"):
-                out.write("\n")
-            out.note(usage_line(args.model, result))
+            show_usage(out, args.model, result)
         return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
     return run_command(args, body, endpoint=args.endpoint_url)
