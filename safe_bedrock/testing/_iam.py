@@ -23,6 +23,7 @@ from safe_bedrock._ids import ModelKind, parse_model_id, profile_routes
 from safe_bedrock._policy import PolicyError
 from safe_bedrock._service import action_for
 from safe_bedrock.errors import InvalidModelIdError
+from safe_bedrock.testing import _catalog
 from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL
 
 if TYPE_CHECKING:
@@ -126,19 +127,17 @@ def decide(
         verdict = document.evaluate(action=action, resource=resource, inference_profile_arn=through_profile)
         if verdict.allowed:
             continue
-        head = f"User: {principal} is not authorized to perform: {action} on resource: {resource}"
-        if verdict.explicit_deny:
-            tail = " with an explicit deny in an identity-based policy"
-            if policy_arn is not None:
-                tail += f": {policy_arn}"
-        else:
-            tail = f" because no identity-based policy allows the {action} action"
+        variant = "explicit_deny_identity" if verdict.explicit_deny else "implicit_deny"
+        template = _catalog.find("AccessDeniedException", variant).template
+        message = _catalog.render(template, principal=principal, action=action, resource=resource)
+        if verdict.explicit_deny and policy_arn is not None:
+            message += f": {policy_arn}"
         return Denial(
             action=action,
             resource=resource,
             explicit=verdict.explicit_deny,
             matched_sid=verdict.matched_sid,
-            message=head + tail,
+            message=message,
         )
     return None
 
