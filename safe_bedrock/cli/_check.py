@@ -1,20 +1,8 @@
 """`safe-bedrock check MODEL`: why can (or can't) this app call this model? One step at a time.
 
-The chain, each step printed as soon as it is known with a verdict (ok / denied / unknown / skip):
-
-1. credentials   found locally, and from where (env, profile, SSO, role...)
-2. principal     who they are: sts get-caller-identity
-3. allowlist     SAFE_BEDROCK_ALLOWED_MODELS or --allow-file allows the model (skip only when neither is set;
-                 a blank variable is set, and refuses every model: denied)
-4. iam policy    iam simulate-principal-policy for the invoke actions on the model ARN (for a cross-Region
-                 profile also the foundation model in every region it routes to); unknown when the caller
-                 may not simulate
-5. model access  bedrock get-foundation-model-availability in the region
-6. call          a minimal real call through SafeBedrockClient: CountTokens (free), or Converse with
-                 maxTokens=1 when the model does not count tokens; --no-call skips it
-
-The answer: denied (exit 1) when any step is denied; else allowed (exit 0) when the real call succeeded or
-every step was ok; else could not tell (exit 3).
+The steps are listed in the command's description (COMMAND below); each prints a verdict (ok / denied /
+unknown / skip) as soon as it is known. The answer: denied (exit 1) when any step is denied; else allowed
+(exit 0) when the real call succeeded or every step was ok; else could not tell (exit 3).
 """
 
 from __future__ import annotations

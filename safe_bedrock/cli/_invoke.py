@@ -1,11 +1,8 @@
 """`safe-bedrock invoke`: one Converse call through SafeBedrockClient, streamed to the terminal.
 
 Converse/ConverseStream work the same for every model, so any model id, profile or ARN can be tried with one
-command. The call goes through `SafeBedrockClient`: the allowlist, the typed errors and the log event are the
-ones an application gets. The allowlist is, in order: --allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when
-set, even blank (so the command refuses what the app would refuse); else, only when neither is given, the
-model named on the command line (naming it is the explicit permission). An allowlist that lists nothing (a
-blank variable, ``--allow ''``) refuses every model, as the library does: the command stops before a request.
+command. The call goes through `SafeBedrockClient`: the allowlist (`build_allowlist`), the typed errors and
+the log event are the ones an application gets.
 
 This module also holds what `chat` and `check` share: the AWS arguments, building the client, one turn.
 """
@@ -163,8 +160,10 @@ def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
 
 
 def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
-    """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set (even blank); else, when neither is given,
-    the model named on the command line. An allowlist that lists nothing raises `CommandError` (exit 1)."""
+    """--allow entries; else SAFE_BEDROCK_ALLOWED_MODELS when set, even blank (so the command refuses what the
+    app would refuse); else, when neither is given, the model named on the command line (naming it is the
+    explicit permission). An allowlist that lists nothing raises `CommandError` (exit 1), as the library
+    refuses every model: the command stops before a request."""
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock.cli._args import check_model
 
