@@ -386,19 +386,15 @@ class FakeBedrockCore:
             )
             return self._json(answer_body, request_id, {})
         if operation == "GetAsyncInvoke":
-            arn = request.path_params.get("invocationArn", "")
-            return self._json(
-                {
-                    "invocationArn": arn,
-                    "modelArn": f"arn:aws:bedrock:{request.region}::foundation-model/amazon.nova-reel-v1:0",
-                    "status": "Completed",
-                    "submitTime": _ASYNC_SUBMIT_TIME,
-                    "endTime": _ASYNC_SUBMIT_TIME,
-                    "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://fake-bedrock-output/"}},
-                },
-                request_id,
-                {},
-            )
+            answer_body = {
+                "invocationArn": request.path_params.get("invocationArn", ""),
+                "modelArn": f"arn:aws:bedrock:{request.region}::foundation-model/amazon.nova-reel-v1:0",
+                "status": "Completed",
+                "submitTime": _ASYNC_SUBMIT_TIME,
+                "endTime": _ASYNC_SUBMIT_TIME,
+                "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://fake-bedrock-output/"}},
+            }
+            return self._json(answer_body, request_id, {})
         if operation == "ListAsyncInvokes":
             return self._json({"asyncInvokeSummaries": []}, request_id, {})
         raise _responders.BadRequest(

@@ -575,12 +575,10 @@ def count_tokens_body(model_id: str, payload: Mapping[str, object]) -> dict[str,
             decoded = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
         except ValueError:
             raise BadRequest("The invokeModel body is not valid base64.") from None
-        inner = parse_json_body(decoded, invoke=True)
-        _, answer = answer_for("InvokeModel", model_id, inner)
-        return {"inputTokens": answer.input_tokens}
-    converse = source.get("converse")
-    inner_converse = converse if isinstance(converse, Mapping) else {}
-    _, answer = answer_for("Converse", model_id, inner_converse)
+        _, answer = answer_for("InvokeModel", model_id, parse_json_body(decoded, invoke=True))
+    else:
+        converse = source.get("converse")
+        _, answer = answer_for("Converse", model_id, converse if isinstance(converse, Mapping) else {})
     return {"inputTokens": answer.input_tokens}
 
 
