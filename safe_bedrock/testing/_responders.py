@@ -450,47 +450,34 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
     """The chunks of InvokeModelWithResponseStream (dicts, or JSON bytes for text deltas); the last one
     carries amazon-bedrock-invocationMetrics."""
     metrics = {"amazon-bedrock-invocationMetrics": invocation_metrics(answer)}
-    chunks: list[dict[str, object] | bytes]
     plain: list[dict[str, object]]
     if family == "anthropic":
         message = invoke_body(family, answer, model_id, {})
         message.update(
             content=[], stop_reason=None, usage={"input_tokens": answer.input_tokens, "output_tokens": 1}
         )
-        chunks = [{"type": "message_start", "message": message}]
-        chunks.append(
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-        )
-        chunks.extend(_deltas(_ANTHROPIC_DELTA, answer.pieces))
-        chunks.append({"type": "content_block_stop", "index": 0})
-        chunks.append(
+        stop_reason = "max_tokens" if answer.truncated else "end_turn"
+        return [
+            {"type": "message_start", "message": message},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            *_deltas(_ANTHROPIC_DELTA, answer.pieces),
+            {"type": "content_block_stop", "index": 0},
             {
                 "type": "message_delta",
-                "delta": {
-                    "stop_reason": "max_tokens" if answer.truncated else "end_turn",
-                    "stop_sequence": None,
-                },
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": answer.output_tokens},
-            }
-        )
-        chunks.append({"type": "message_stop", **metrics})
-        return chunks
+            },
+            {"type": "message_stop", **metrics},
+        ]
     if family == "nova":
-        chunks = [{"messageStart": {"role": "assistant"}}]
-        chunks.extend(_deltas(_NOVA_DELTA, answer.pieces))
-        chunks.append({"contentBlockStop": {"contentBlockIndex": 0}})
-        chunks.append({"messageStop": {"stopReason": "max_tokens" if answer.truncated else "end_turn"}})
-        chunks.append(
-            {
-                "metadata": {
-                    "usage": {"inputTokens": answer.input_tokens, "outputTokens": answer.output_tokens},
-                    "metrics": {},
-                    "trace": {},
-                },
-                **metrics,
-            }
-        )
-        return chunks
+        usage = {"inputTokens": answer.input_tokens, "outputTokens": answer.output_tokens}
+        return [
+            {"messageStart": {"role": "assistant"}},
+            *_deltas(_NOVA_DELTA, answer.pieces),
+            {"contentBlockStop": {"contentBlockIndex": 0}},
+            {"messageStop": {"stopReason": "max_tokens" if answer.truncated else "end_turn"}},
+            {"metadata": {"usage": usage, "metrics": {}, "trace": {}}, **metrics},
+        ]
     pieces = answer.pieces or ("",)
     last = len(pieces) - 1
     if family == "titan":
