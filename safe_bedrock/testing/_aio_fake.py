@@ -98,8 +98,7 @@ class _Raw:
     def close(self) -> None:
         self.content.close()
 
-    def release(self) -> None:
-        self.content.close()
+    release = close
 
 
 class _Content:
