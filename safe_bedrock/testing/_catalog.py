@@ -347,18 +347,12 @@ def find(code: str, variant: str | None = None) -> ErrorMessage:
     """The catalog row for code (and variant; default: the code's first row). ValueError says what exists."""
     valid = codes()
     if code not in valid:
-        hint = ""
-        lowered = code[:1].upper() + code[1:]
-        if lowered in valid:
-            hint = f" (did you mean {lowered!r}?)"
-        elif code + "Exception" in valid:
-            hint = f" (did you mean {code + 'Exception'!r}?)"
+        guesses = [guess for guess in (code[:1].upper() + code[1:], code + "Exception") if guess in valid]
+        hint = f" (did you mean {guesses[0]!r}?)" if guesses else ""
         raise ValueError(f"{code!r} is not an error Bedrock sends{hint}; valid codes: {', '.join(valid)}")
     rows = [row for row in ERRORS if row.code == code]
     if variant is None:
-        if rows:
-            return rows[0]
-        return ErrorMessage(code, "default", code, "")
+        return rows[0] if rows else ErrorMessage(code, "default", code, "")
     for row in rows:
         if row.variant == variant:
             return row
