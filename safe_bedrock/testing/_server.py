@@ -146,8 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _BadRequestError as exc:
-            self.close_connection = True
-            self._write_plain(error_reply("ValidationException", str(exc), request_id=core.next_request_id()))
+            self.send_error(400, str(exc))  # AWS's JSON shape, and the connection closes
             return
         try:
             headers = dict(self.headers.items())
