@@ -189,9 +189,13 @@ def _paced(
         raise ConnectionDrop("the fake Bedrock dropped the connection mid-stream")
 
 
+def _encoded(payload: object) -> bytes:
+    # Text deltas come as ready-made JSON bytes (the hot path, see _responders._deltas); the rest is encoded.
+    return payload if isinstance(payload, bytes) else _responders.compact_json(payload).encode()
+
+
 def _invoke_chunk(event: object) -> bytes:
-    raw = event if isinstance(event, bytes) else _responders.compact_json(event).encode()
-    return b'{"bytes":"' + base64.b64encode(raw) + b'"}'
+    return b'{"bytes":"' + base64.b64encode(_encoded(event)) + b'"}'
 
 
 @dataclass
@@ -496,12 +500,8 @@ class FakeBedrockCore:
                     for chunk in _responders.invoke_stream_chunks(family, answer, model_id)
                 ]
             else:
-                frames = [
-                    event_frame(
-                        name, body if isinstance(body, bytes) else _responders.compact_json(body).encode()
-                    )
-                    for name, body in _responders.converse_stream_events(answer)
-                ]
+                events = _responders.converse_stream_events(answer)
+                frames = [event_frame(name, _encoded(body)) for name, body in events]
         headers = {"Content-Type": EVENT_STREAM, "x-amzn-RequestId": request_id}
         if invoke:
             headers["X-Amzn-Bedrock-Content-Type"] = JSON
