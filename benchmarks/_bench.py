@@ -128,3 +128,14 @@ def print_profiles(title: str, raw: pstats.Stats, safe: pstats.Stats, calls: int
     ]
     for cumulative, path, func in sorted(rows, reverse=True)[:top]:
         print(f"    {cumulative:8.1f}  {path}:{func}")
+
+
+def serve_streams(conn: Any, answers: int, tokens: int, delay: float) -> None:
+    """A FakeBedrockServer in a child process streaming `answers` paced answers; sends its URL on `conn`
+    and serves until the parent sends anything back (the burst benchmarks' server, off their event loop)."""
+    from safe_bedrock.testing import FakeBedrockServer  # in the child process only
+
+    with FakeBedrockServer() as server:
+        server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)
+        conn.send(server.endpoint_url)
+        conn.recv()

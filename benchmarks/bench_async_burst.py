@@ -34,7 +34,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from _bench import low_quantile, print_profiles, ratio_line, verdict
+from _bench import low_quantile, print_profiles, ratio_line, serve_streams, verdict
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
@@ -45,15 +45,6 @@ KEY, SECRET = "AKIAFAKEBEDROCK00000", "fake-secret-access-key-for-safe-bedrock"
 QUANTILE = 0.2
 TARGET = "<=1.05"
 MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
-
-
-def _serve(conn: Any, answers: int, tokens: int, delay: float) -> None:
-    from safe_bedrock.testing import FakeBedrockServer  # in the child process only
-
-    with FakeBedrockServer() as server:
-        server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)
-        conn.send(server.endpoint_url)
-        conn.recv()  # until the parent is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +135,7 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     answers = (args.bursts + 2) * 2 * args.streams
-    server = context.Process(target=_serve, args=(child, answers, args.tokens, args.delay))
+    server = context.Process(target=serve_streams, args=(child, answers, args.tokens, args.delay))
     server.start()
     try:
         results = asyncio.run(run(parent.recv(), args))

@@ -32,21 +32,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-from _bench import low_quantile, ratio_line, verdict
+from _bench import low_quantile, ratio_line, serve_streams, verdict
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 KEY, SECRET = "AKIAFAKEBEDROCK00000", "fake-secret-access-key-for-safe-bedrock"
-
-
-def _serve(conn: Any, answers: int, tokens: int, delay: float) -> None:
-    from safe_bedrock.testing import FakeBedrockServer  # in the child process only
-
-    with FakeBedrockServer() as server:
-        server.add_stream(chunks=[f"tok{i} " for i in range(tokens)], delay=delay, times=answers)
-        conn.send(server.endpoint_url)
-        conn.recv()  # until the parent is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +177,7 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     answers = 2 * args.repeats * (args.streams + 1)
-    server = context.Process(target=_serve, args=(child, answers, args.tokens, args.delay))
+    server = context.Process(target=serve_streams, args=(child, answers, args.tokens, args.delay))
     server.start()
     runs: dict[str, list[Result]] = {"async": [], "sync": []}
     try:
