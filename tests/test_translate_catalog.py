@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from safe_bedrock import errors
 from safe_bedrock._service import stream_exceptions
 from safe_bedrock._translate import CallContext, translate
-from safe_bedrock.testing import _catalog
+from safe_bedrock.testing import _messages
 
 # (code, variant) -> the class safe-bedrock raises for it. A new catalog row must be added here.
 EXPECTED: dict[tuple[str, str], type[errors.BedrockServiceError]] = {
@@ -59,7 +59,7 @@ EXPECTED: dict[tuple[str, str], type[errors.BedrockServiceError]] = {
     ("ServiceQuotaExceededException", "quota_exceeded"): errors.QuotaExceededError,
     ("ConflictException", "conflict"): errors.BedrockServiceError,
 }
-ROWS = [(row.code, row.variant) for row in _catalog.ERRORS]
+ROWS = [(row.code, row.variant) for row in _messages.ERRORS]
 FIELDS = {
     "principal": "arn:aws:sts::123456789012:assumed-role/app-role/session",
     "action": "bedrock:InvokeModel",
@@ -84,16 +84,17 @@ def test_every_catalog_row_has_an_expected_class() -> None:
 
 @pytest.mark.parametrize(("code", "variant"), ROWS, ids=[f"{code}-{variant}" for code, variant in ROWS])
 def test_every_catalog_message_classifies_to_its_cause(code: str, variant: str) -> None:
-    message = _catalog.render(_catalog.find(code, variant).template, **FIELDS)
+    template = _messages.find(code, variant).template
+    message = _messages.render(template, **FIELDS)
     response = {
         "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": _catalog.http_status(code)},
+        "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": _messages.http_status(code)},
     }
     error = translate(ClientError(response, "InvokeModel"), context=CONTEXT)
     assert type(error) is EXPECTED[code, variant]
     assert isinstance(error, errors.BedrockServiceError)
     assert error.code == code
-    if isinstance(error, errors.AccessDeniedError) and "{principal}" in _catalog.find(code, variant).template:
+    if isinstance(error, errors.AccessDeniedError) and "{principal}" in template:
         assert error.principal == FIELDS["principal"]
         assert error.action == FIELDS["action"]
         assert error.resource == FIELDS["resource"]
@@ -107,4 +108,4 @@ def test_every_mid_stream_exception_the_fake_can_send_classifies_by_its_code(mem
     assert isinstance(error, errors.BedrockServiceError)
     assert type(error) is not errors.BedrockServiceError
     assert error.mid_stream
-    assert error.http_status == _catalog.http_status(member[0].upper() + member[1:])
+    assert error.http_status == _messages.http_status(member[0].upper() + member[1:])

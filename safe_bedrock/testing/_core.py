@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from safe_bedrock._eventstream import event_frame, exception_frame
 from safe_bedrock._ids import parse_model_id
 from safe_bedrock._service import action_for, partition_of, route, stream_exceptions, stream_operations
-from safe_bedrock.testing import _catalog, _responders
+from safe_bedrock.testing import _messages as _catalog
+from safe_bedrock.testing import _responders
 from safe_bedrock.testing._script import Script, Scripted
 from safe_bedrock.testing._wire import (
     DEFAULT_ACCOUNT,

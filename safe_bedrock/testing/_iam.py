@@ -23,7 +23,7 @@ from safe_bedrock._ids import ModelKind, parse_model_id, profile_routes
 from safe_bedrock._policy import PolicyError
 from safe_bedrock._service import action_for
 from safe_bedrock.errors import InvalidModelIdError
-from safe_bedrock.testing import _catalog
+from safe_bedrock.testing import _messages as _catalog
 from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL
 
 if TYPE_CHECKING:

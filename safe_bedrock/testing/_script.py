@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from safe_bedrock._policy import iam_pattern
 from safe_bedrock._service import operation_specs, service_model, stream_exceptions, stream_operations
-from safe_bedrock.testing import _catalog
+from safe_bedrock.testing import _messages as _catalog
 
 if TYPE_CHECKING:
     from types import FrameType

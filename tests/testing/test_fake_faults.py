@@ -15,7 +15,7 @@ from urllib3.exceptions import ProtocolError
 
 from safe_bedrock._service import stream_exceptions
 from safe_bedrock.testing import FakeBedrock
-from safe_bedrock.testing._catalog import ERRORS, codes, http_status
+from safe_bedrock.testing._messages import ERRORS, codes, http_status
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES: Any = [{"role": "user", "content": [{"text": "Hello there, friend"}]}]
