@@ -43,10 +43,8 @@ The class names the cause, read from Bedrock's error code *and* message (one cod
 with the original `code` kept. Every `BedrockServiceError` has `fix`: what to change, in plain words, for
 this very call (the IAM action, the ARNs, the region), and `str(error)` is one line of cause and fix.
 
-Configuration mistakes are refused when the client or allowlist is built, also as `SafeBedrockError`s and
-`ValueError`s: `AllowlistError` (a bad or too-broad allowlist entry or file) and `PolicyError` (an IAM
-policy document safe-bedrock will not guess about). An empty allowlist is not an error but warns with
-`EmptyAllowlistWarning`, pointing at the line that built it.
+Configuration mistakes (`AllowlistError`, `PolicyError`) are raised when the client or allowlist is built;
+an empty allowlist only warns (`EmptyAllowlistWarning`, pointing at the line that built it).
 
 Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
 `.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
@@ -76,7 +74,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 __all__ = [
     "AccessDeniedError",
@@ -218,20 +216,10 @@ class EmptyAllowlistWarning(UserWarning):
 class BedrockServiceError(SafeBedrockError, ClientError):
     """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix."""
 
+    # Each class names the fields it adds; `fields()`, cleaning and pickling read them along the MRO.
     _FIELDS: tuple[str, ...] = (
-        "code",
-        "message",
-        "operation",
-        "model_id",
-        "model_arn",
-        "region",
-        "request_id",
-        "http_status",
-        "retryable",
-        "fix",
-        "mid_stream",
-        "events_received",
-        "response",
+        *("code", "message", "operation", "model_id", "model_arn", "region", "request_id", "http_status"),
+        *("retryable", "fix", "mid_stream", "events_received"),
     )
 
     def __init__(
@@ -250,6 +238,7 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         mid_stream: bool = False,
         events_received: int = 0,
         response: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> None:
         self.code = code
         self.message = message
@@ -263,6 +252,10 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         self.fix = fix
         self.mid_stream = mid_stream
         self.events_received = events_received
+        for name, value in fields.items():  # what a subclass adds (its `_FIELDS`, defaults on the class)
+            if name not in self._field_names():
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
+            setattr(self, name, value)
         if response is None:
             response = {
                 "Error": {"Code": code, "Message": message},
@@ -271,13 +264,13 @@ class BedrockServiceError(SafeBedrockError, ClientError):
                     "HTTPStatusCode": http_status or 0,
                 },
             }
-        # Every text field once, here (subclasses set theirs before calling this): the message and the
-        # fields parsed from it come off the wire, and the fix names what they named.
+        # Every text field once, here: the message and the fields parsed from it come off the wire, and the
+        # fix names what they named.
         for name in self._field_names():
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, _safe(value))
-            elif isinstance(value, tuple):
+            elif isinstance(value, (tuple, list)):
                 setattr(self, name, tuple(_safe(item) if isinstance(item, str) else item for item in value))
         ClientError.__init__(self, response, operation)  # type: ignore[arg-type]
         # botocore's own line (`repr(error)`, `error.args`) quotes the message raw: the same, made safe.
@@ -300,68 +293,38 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         return {name: getattr(self, name) for name in self._field_names()}
 
     def _field_names(self) -> dict[str, None]:
-        names: list[str] = []
-        for klass in type(self).__mro__:
-            names.extend(getattr(klass, "_FIELDS", ()) if "_FIELDS" in vars(klass) else ())
-        return dict.fromkeys(name for name in names if name != "response")
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (*self._field_names(), "response")}
+        return dict.fromkeys(name for klass in type(self).__mro__ for name in vars(klass).get("_FIELDS", ()))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (_public_class(self), self._kwargs()))
+        kwargs = {name: getattr(self, name) for name in (*self._field_names(), "response")}
+        return (_rebuild, (_public_class(self), kwargs))
 
 
 class AccessDeniedError(BedrockServiceError):
     """Bedrock (or the allowlist) refused the call; the fields say who, what and which policy."""
 
     _FIELDS: tuple[str, ...] = ("principal", "action", "resource", "policy_type", "policy_arn")
-
-    def __init__(
-        self,
-        *,
-        principal: str | None = None,
-        action: str | None = None,
-        resource: str | None = None,
-        policy_type: str | None = None,
-        policy_arn: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.principal = principal
-        self.action = action
-        self.resource = resource
-        self.policy_type = policy_type
-        self.policy_arn = policy_arn
-        super().__init__(**kwargs)
+    principal: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    policy_type: str | None = None
+    policy_arn: str | None = None
 
 
 class ModelNotAllowedError(AccessDeniedError):
     """Refused locally: the model is not on the client's allowlist. Nothing was sent."""
 
     _FIELDS: tuple[str, ...] = ("allowlist_source", "closest", "entry_to_add")
-
-    def __init__(
-        self,
-        *,
-        allowlist_source: str = "",
-        closest: tuple[str, ...] = (),
-        entry_to_add: str = "",
-        **kwargs: Any,
-    ) -> None:
-        self.allowlist_source = allowlist_source
-        self.closest = tuple(closest)
-        self.entry_to_add = entry_to_add
-        super().__init__(**kwargs)
+    allowlist_source: str = ""
+    closest: tuple[str, ...] = ()
+    entry_to_add: str = ""
 
 
 class MissingPermissionError(AccessDeniedError):
     """Implicit deny: no policy of the named type allows the action on the resource."""
 
     _FIELDS: tuple[str, ...] = ("suggested_policy",)
-
-    def __init__(self, *, suggested_policy: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self.suggested_policy = suggested_policy
-        super().__init__(**kwargs)
+    suggested_policy: dict[str, Any] | None = None
 
 
 class ExplicitDenyError(AccessDeniedError):
@@ -393,17 +356,10 @@ class ModelRetiredError(ModelNotFoundError):
 
 
 class InferenceProfileRequiredError(BedrockServiceError):
-    """The model cannot be invoked on demand by its id; call it through an inference profile.
-
-    `suggested_model_id` is the cross-Region inference profile id that fits the client's region (for
-    example `us.anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1), or None when none is known.
-    """
+    """The model cannot be invoked on demand by its id; call it through `suggested_model_id`."""
 
     _FIELDS: tuple[str, ...] = ("suggested_model_id",)
-
-    def __init__(self, *, suggested_model_id: str | None = None, **kwargs: Any) -> None:
-        self.suggested_model_id = suggested_model_id
-        super().__init__(**kwargs)
+    suggested_model_id: str | None = None  # the cross-Region profile that fits the region, e.g. us.<id>
 
 
 class InvalidRequestError(BedrockServiceError):
@@ -443,22 +399,16 @@ class InternalServerError(TransientError):
 
 
 class _EndOfInit(Exception):  # noqa: N818 - a mixin, never raised
-    """Ends the `__init__` chain of ClientError's `super().__init__(message)` in a stream fault's MRO.
-
-    A typed stream fault is also the transport's class that boto3 raised (urllib3's `ProtocolError`,
-    botocore's `ChecksumMismatch`, ...), which follows ClientError in the MRO and takes other arguments.
-    """
+    # Ends the chain of ClientError's `super().__init__(message)`: a typed stream fault is also the
+    # transport's class boto3 raised (urllib3's `ProtocolError`, ...), which comes next and takes other
+    # arguments.
 
     def __init__(self, *args: object) -> None:
         Exception.__init__(self, *args)
 
 
 class ModelStreamError(TransientError, _EndOfInit):
-    """The stream failed after it began: Bedrock's modelStreamErrorException, or one of the faults below.
-
-    `events_received` says how many events the caller already has; the call as a whole may be retried (a
-    new request), but the events already handed out are not replayed.
-    """
+    """The stream failed after it began (`events_received` were handed out and are not replayed on retry)."""
 
 
 class StreamFrameError(ModelStreamError):
@@ -492,17 +442,10 @@ class StreamReadTimeoutError(ModelStreamError):
     `ReadTimeoutError`, or the async transport's timeout error)."""
 
 
-# Imported here, beside the one class that needs it, so this block stays one appended piece.
-from botocore.exceptions import NoCredentialsError  # noqa: E402
-
-
 class CredentialsNotFoundError(SafeBedrockError, NoCredentialsError):
-    """No usable AWS credentials for the call: none found, only part found, or a refresh failed.
+    """No usable AWS credentials (none, partial, or a failed refresh); nothing was sent.
 
-    Raised before anything is sent. Still a botocore `NoCredentialsError` (and, raised by a client, also
-    the botocore class it replaces, such as `PartialCredentialsError` or `TokenRetrievalError`), so
-    existing handlers keep working. `fix` names the ways to provide credentials; for a local endpoint
-    (a fake such as `safe-bedrock fake-server`) it says that any dummy keys work.
+    Also the botocore class it replaces (`PartialCredentialsError`, `TokenRetrievalError`, ...).
     """
 
     def __init__(

@@ -54,14 +54,8 @@ def client() -> Iterator[Any]:
 
 
 def defaults(klass: type[errors.BedrockServiceError]) -> dict[str, Any]:
-    """Every keyword the class takes, with its default."""
-    found: dict[str, Any] = {}
-    for base in reversed(klass.__mro__):
-        init = vars(base).get("__init__")
-        if base.__module__ == errors.__name__ and init is not None:
-            parameters = inspect.signature(init).parameters.values()
-            found.update({p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY})
-    return found
+    """Every field the class has, with its value when only the required ones are given."""
+    return {**klass(code="", message="", operation="").fields(), "response": None}
 
 
 def build(klass: type[errors.BedrockServiceError]) -> errors.BedrockServiceError:
