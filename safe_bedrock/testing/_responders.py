@@ -14,11 +14,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import struct
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii
+from typing import Any
 
 __all__ = [
     "Answer",
@@ -31,6 +34,7 @@ __all__ = [
     "family_of",
     "invoke_body",
     "invoke_stream_chunks",
+    "pads",
     "parse_json_body",
     "start_async_invoke_body",
 ]
@@ -47,7 +51,9 @@ compact_json = json.JSONEncoder(separators=(",", ":")).encode
 # piece (encode_basestring_ascii is json's own C escaper), several times faster than encoding a dict each.
 _ANTHROPIC_DELTA = (b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":', b"}}")
 _NOVA_DELTA = (b'{"contentBlockDelta":{"delta":{"text":', b'},"contentBlockIndex":0}}')
-_CONVERSE_DELTA = (b'{"delta":{"text":', b'},"contentBlockIndex":0}')
+# Real ConverseStream payloads have sorted keys and end in "p", a random-length padding (a prefix of _PAD).
+_CONVERSE_DELTA = (b'{"contentBlockIndex":0,"delta":{"text":', b'},"p":"')
+_PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def _deltas(template: tuple[bytes, bytes], pieces: Sequence[str]) -> list[bytes]:
@@ -66,6 +72,7 @@ class Answer:
     input_tokens: int
     output_tokens: int
     truncated: bool  # stopped at the request's token limit
+    echo: Mapping[str, object] = field(default_factory=dict)  # request-dependent Converse reply fields
 
 
 def count(text: str) -> int:
@@ -125,40 +132,81 @@ def _bare_id(model_id: str) -> str:
     return _PROFILE_PREFIX.sub("", tail)
 
 
+# Id prefixes, most specific first; the catalog will replace this table.
+_ID_FAMILIES = (
+    ("amazon.titan-embed", "titan_embed"),
+    ("amazon.titan", "titan"),
+    ("amazon.nova", "nova"),
+    ("meta.", "llama"),
+    ("mistral.", "mistral"),
+    ("cohere.embed", "cohere_embed"),
+    ("cohere.command", "cohere_command"),
+    ("ai21.jamba", "jamba"),
+)
+_PROVIDER_FAMILIES = frozenset({"openai", "deepseek", "qwen", "writer", "stability"})  # family = provider
+# Application inference profiles, provisioned and custom models hide the family: go by the body's keys.
+_BODY_FAMILIES = (
+    ("anthropic_version", "anthropic"),
+    ("schemaVersion", "nova"),
+    ("inferenceConfig", "nova"),
+    ("inputText", "titan"),
+    ("texts", "cohere_embed"),
+    ("message", "cohere_command"),
+    ("messages", "anthropic"),
+    ("prompt", "llama"),
+)
+_CHAT = frozenset({"openai", "qwen", "writer", "jamba"})  # OpenAI chat-completions bodies
+_CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+_UNSTREAMABLE = frozenset({"titan_embed", "cohere_embed", "stability"})
+# (finished, cut at the token limit) stop reasons of each family
+_STOPS = {
+    "anthropic": ("end_turn", "max_tokens"),
+    "anthropic_text": ("stop_sequence", "max_tokens"),
+    "nova": ("end_turn", "max_tokens"),
+    "titan": ("FINISH", "LENGTH"),
+    "cohere_command": ("COMPLETE", "MAX_TOKENS"),
+}
+
+
+def _stop(family: str, answer: Answer) -> str:
+    return _STOPS.get(family, ("stop", "length"))[answer.truncated]
+
+
 def family_of(model_id: str, payload: Mapping[str, object]) -> str:
-    """anthropic, anthropic_text, titan, titan_embed, nova, llama or mistral: by model id, else body shape."""
+    """The InvokeModel body family (see _ID_FAMILIES): by model id, else by the body's keys."""
     bare = _bare_id(model_id)
     if bare.startswith("anthropic."):
         return "anthropic" if "messages" in payload or "prompt" not in payload else "anthropic_text"
-    if bare.startswith("amazon.titan-embed"):
-        return "titan_embed"
-    if bare.startswith("amazon.titan"):
-        return "titan"
-    if bare.startswith("amazon.nova"):
-        return "nova"
-    if bare.startswith("meta."):
-        return "llama"
-    if bare.startswith("mistral."):
-        return "mistral"
-    # Application inference profiles, provisioned and custom models hide the family: go by the body.
-    if "anthropic_version" in payload:
-        return "anthropic"
-    if "schemaVersion" in payload or "inferenceConfig" in payload:
-        return "nova"
-    if "inputText" in payload:
-        return "titan"
-    if "messages" in payload:
-        return "anthropic"
-    if "prompt" in payload:
-        return "llama"
+    for prefix, family in _ID_FAMILIES:
+        if bare.startswith(prefix):
+            return family
+    if (provider := bare.split(".", 1)[0]) in _PROVIDER_FAMILIES:
+        return provider
+    for key, family in _BODY_FAMILIES:
+        if key in payload:
+            return family
     raise _malformed(
         "#: the request matches no model request schema (expected messages, prompt or inputText)"
     )
 
 
+_JSON_NAMES: dict[type[Any], str] = {str: "String", list: "JSONArray"}
+
+
+def _required(payload: Mapping[str, object], key: str, kind: type[Any]) -> Any:
+    value = payload.get(key)
+    if value is None:
+        raise _malformed(f"#: required key [{key}] not found")
+    if not isinstance(value, kind):
+        raise _malformed(f"#/{key}: expected type: {_JSON_NAMES[kind]}, found: {_json_type(value)}")
+    return value
+
+
 def _text_of_content(content: object, *, where: str, text_key: str) -> str:
     if isinstance(content, str):
         return content
+    if isinstance(content, Mapping):  # Writer takes one {"text": ...} block as the content
+        content = [content]
     if not isinstance(content, list):
         raise _malformed(f"{where}: expected type: JSONArray, found: {_json_type(content)}")
     texts = []
@@ -171,12 +219,14 @@ def _text_of_content(content: object, *, where: str, text_key: str) -> str:
     return " ".join(texts)
 
 
-def _messages(payload: Mapping[str, object], *, text_key: str, allow_string: bool) -> str:
-    if "messages" not in payload:
-        raise _malformed("#: required key [messages] not found")
-    messages = payload["messages"]
-    if not isinstance(messages, list):
-        raise _malformed(f"#/messages: expected type: JSONArray, found: {_json_type(messages)}")
+def _messages(
+    payload: Mapping[str, object],
+    *,
+    text_key: str,
+    allow_string: bool,
+    roles: Sequence[str] = ("user", "assistant"),
+) -> str:
+    messages = _required(payload, "messages", list)
     if not messages:
         raise _malformed("#/messages: expected minimum item count: 1, found: 0")
     last_user = ""
@@ -184,7 +234,7 @@ def _messages(payload: Mapping[str, object], *, text_key: str, allow_string: boo
         if not isinstance(message, Mapping):
             raise _malformed(f"#/messages/{i}: expected type: JSONObject, found: {_json_type(message)}")
         role = message.get("role")
-        if role not in ("user", "assistant"):
+        if role not in roles:
             raise _malformed(f"#/messages/{i}/role: {role!r} is not a valid enum value")
         content = message.get("content")
         if content is None:
@@ -229,8 +279,7 @@ def _limit(payload: Mapping[str, object], *keys: str) -> int | None:
 def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, str, int | None]:
     """(prompt text to answer, all input text for token counting, output token limit)."""
     if family == "anthropic":
-        if "anthropic_version" not in payload:
-            raise _malformed("#: required key [anthropic_version] not found")
+        _required(payload, "anthropic_version", str)
         if "max_tokens" not in payload:
             raise _malformed("#: required key [max_tokens] not found")
         prompt = _messages(payload, text_key="text", allow_string=True)
@@ -240,20 +289,23 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
     if family == "nova":
         prompt = _messages(payload, text_key="text", allow_string=False)
         return prompt, _input_text(payload), _limit(payload, "inferenceConfig", "maxTokens")
+    if family in _CHAT:
+        limit = _limit(payload, "max_completion_tokens")
+        limit = _limit(payload, "max_tokens") if limit is None else limit
+        prompt = _messages(payload, text_key="text", allow_string=True, roles=_CHAT_ROLES)
+        return prompt, _all_text(payload["messages"]), limit
     if family in ("titan", "titan_embed"):
-        text = payload.get("inputText")
-        if not isinstance(text, str):
-            if text is None:
-                raise _malformed("#: required key [inputText] not found")
-            raise _malformed(f"#/inputText: expected type: String, found: {_json_type(text)}")
+        text = _required(payload, "inputText", str)
         return text, text, _limit(payload, "textGenerationConfig", "maxTokenCount")
-    # llama, mistral, anthropic_text: a prompt string
-    raw_prompt = payload.get("prompt")
-    if raw_prompt is None:
-        raise _malformed("#: required key [prompt] not found")
-    if not isinstance(raw_prompt, str):
-        raise _malformed(f"#/prompt: expected type: String, found: {_json_type(raw_prompt)}")
-    prompt = raw_prompt
+    if family == "cohere_command":
+        message = _required(payload, "message", str)
+        return message, f"{_all_text(payload.get('preamble'))} {message}", _limit(payload, "max_tokens")
+    if family == "cohere_embed":
+        _required(payload, "input_type", str)
+        text = " ".join(t for t in _required(payload, "texts", list) if isinstance(t, str))
+        return text, text, None
+    # llama, mistral, anthropic_text, deepseek, stability: a prompt string
+    prompt = _required(payload, "prompt", str)
     limit_key = {"llama": "max_gen_len", "anthropic_text": "max_tokens_to_sample"}.get(family, "max_tokens")
     return _strip_template(prompt), prompt, _limit(payload, limit_key)
 
@@ -311,10 +363,64 @@ def answer_for(
     if operation in ("Converse", "ConverseStream"):
         prompt = _converse_prompt(payload)
         limit = _limit(payload, "inferenceConfig", "maxTokens")
-        return "converse", make_answer(prompt, _input_text(payload), limit, text=text, pieces=pieces)
+        answer = make_answer(prompt, _input_text(payload), limit, text=text, pieces=pieces)
+        return "converse", replace(answer, echo=_echoes(model_id, payload, answer))
     family = family_of(model_id, payload)
+    if operation == "InvokeModelWithResponseStream" and family in _UNSTREAMABLE:
+        raise BadRequest("The model is unsupported for streaming.")
     prompt, input_text, limit = _prompt_and_limit(family, payload)
     return family, make_answer(prompt, input_text, limit, text=text, pieces=pieces)
+
+
+def _echoes(model_id: str, payload: Mapping[str, object], answer: Answer) -> dict[str, object]:
+    """The Converse reply fields that depend on the request, as Bedrock sends them."""
+    echo = {key: payload[key] for key in ("performanceConfig", "serviceTier") if key in payload}
+    guardrail = payload.get("guardrailConfig")
+    if isinstance(guardrail, Mapping) and guardrail.get("trace") in ("enabled", "enabled_full"):
+        name = str(guardrail.get("guardrailIdentifier", "")).rsplit("/", 1)[-1]
+        seen, said = _assessment(len(_input_text(payload).strip())), _assessment(len(answer.text))
+        echo["trace"] = {"guardrail": {"inputAssessment": {name: seen}, "outputAssessments": {name: [said]}}}
+    paths = payload.get("additionalModelResponseFieldPaths")
+    if isinstance(paths, list) and paths:
+        # The pointers name fields of the model's own reply (an id hiding the family reads as Anthropic's).
+        native = invoke_body(family_of(model_id, {"messages": []}), answer, model_id, {})
+        if picked := _pick(native, paths):
+            echo["additionalModelResponseFields"] = picked
+    return echo
+
+
+def _assessment(characters: int) -> dict[str, object]:
+    # A guardrail that let everything through: only its metrics, no policy findings.
+    return {
+        "invocationMetrics": {
+            "guardrailProcessingLatency": 40 + characters // 50,
+            "usage": _guardrail_usage(characters // 1000 + 1),
+            "guardrailCoverage": {"textCharacters": {"guarded": characters, "total": characters}},
+        }
+    }
+
+
+def _pick(native: Mapping[str, object], paths: Sequence[object]) -> dict[str, object]:
+    """The fields of the model's own reply that JSON Pointers name; a pointer to nothing is ignored."""
+    picked: dict[str, Any] = {}
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise BadRequest(
+                f"The JSON Pointer {path!r} in additionalModelResponseFieldPaths is malformed: a pointer"
+                " starts with '/' and names a field of the model's reply, like '/stop_sequence'."
+            )
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in path[1:].split("/")]
+        node: object = native
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                break
+            node = node[key]
+        else:
+            target = picked
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = node
+    return picked
 
 
 def _converse_prompt(payload: Mapping[str, object]) -> str:
@@ -393,10 +499,27 @@ def _embedding(text: str, dimensions: int) -> list[float]:
     return [round(v / norm, 6) for v in values]
 
 
+def _uid(answer: Answer, model_id: str, salt: str = "") -> str:
+    return str(uuid.UUID(hashlib.sha256(f"{salt}{model_id}\0{answer.text}".encode()).hexdigest()[:32]))
+
+
+# A 1x1 PNG: image models answer with base64 images, and a test rarely looks past the format.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+_CREATED = 1_735_689_600  # chat-completions "created": fixed, so equal requests get equal bytes
+
+
+def _chat_head(family: str, answer: Answer, model_id: str, kind: str) -> dict[str, object]:
+    head: dict[str, object] = {"id": f"chatcmpl-{_uid(answer, model_id).replace('-', '')}"}
+    if family != "jamba":  # Jamba's envelope has no object/created
+        head |= {"object": kind, "created": _CREATED}
+    return {**head, "model": _bare_id(model_id)}
+
+
 def invoke_body(
     family: str, answer: Answer, model_id: str, payload: Mapping[str, object]
 ) -> dict[str, object]:
     """The InvokeModel response body."""
+    stop = _stop(family, answer)
     if family == "anthropic":
         return {
             "id": _message_id(answer, model_id),
@@ -404,7 +527,7 @@ def invoke_body(
             "role": "assistant",
             "model": _model_name(model_id),
             "content": [{"type": "text", "text": answer.text}],
-            "stop_reason": "max_tokens" if answer.truncated else "end_turn",
+            "stop_reason": stop,
             "stop_sequence": None,
             "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
         }
@@ -412,18 +535,14 @@ def invoke_body(
         return {
             "type": "completion",
             "completion": " " + answer.text,
-            "stop_reason": "max_tokens" if answer.truncated else "stop_sequence",
+            "stop_reason": stop,
             "stop": None if answer.truncated else "\n\nHuman:",
         }
     if family == "titan":
         return {
             "inputTextTokenCount": answer.input_tokens,
             "results": [
-                {
-                    "tokenCount": answer.output_tokens,
-                    "outputText": answer.text,
-                    "completionReason": "LENGTH" if answer.truncated else "FINISH",
-                }
+                {"tokenCount": answer.output_tokens, "outputText": answer.text, "completionReason": stop}
             ],
         }
     if family == "titan_embed":
@@ -436,27 +555,88 @@ def invoke_body(
     if family == "nova":
         return _converse_shape(answer, cacheReadInputTokenCount=0, cacheWriteInputTokenCount=0)
     if family == "mistral":
-        return {"outputs": [{"text": answer.text, "stop_reason": "length" if answer.truncated else "stop"}]}
-    # llama
-    return {
+        return {"outputs": [{"text": answer.text, "stop_reason": stop}]}
+    if family in _CHAT:
+        usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens}
+        body = _chat_head(family, answer, model_id, "chat.completion")
+        body["choices"] = [
+            {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": stop}
+        ]
+        body["usage"] = {**usage, "total_tokens": answer.input_tokens + answer.output_tokens}
+        if family == "jamba":
+            body["meta"] = {"requestDurationMillis": latency_ms(answer)[1]}
+        return body
+    if family == "deepseek":
+        return {"choices": [{"text": answer.text, "stop_reason": stop}]}
+    if family == "cohere_command":
+        history = payload.get("chat_history")
+        user = {"role": "USER", "message": payload.get("message", "")}
+        return {
+            "response_id": _uid(answer, model_id, "response"),
+            "text": answer.text,
+            "generation_id": _uid(answer, model_id),
+            "chat_history": [
+                *(history if isinstance(history, list) else []),
+                user,
+                {"role": "CHATBOT", "message": answer.text},
+            ],
+            "finish_reason": stop,
+        }
+    if family == "cohere_embed":
+        texts = [t for t in payload.get("texts") or () if isinstance(t, str)]  # type: ignore[attr-defined]
+        return {
+            "embeddings": [_embedding(text, 1024) for text in texts],
+            "id": _uid(answer, model_id),
+            "response_type": "embeddings_floats",
+            "texts": texts,
+        }
+    if family == "stability":
+        seed = _limit(payload, "seed") or int(_uid(answer, model_id)[:8], 16)
+        return {"seeds": [seed], "finish_reasons": [None], "images": [_PNG]}
+    return {  # llama
         "generation": answer.text,
         "prompt_token_count": answer.input_tokens,
         "generation_token_count": answer.output_tokens,
-        "stop_reason": "length" if answer.truncated else "stop",
+        "stop_reason": stop,
     }
+
+
+# One stream chunk per piece: (piece, index, stop reason on the last piece else None, answer) -> chunk.
+_PieceChunk = Callable[[str, int, "str | None", Answer], dict[str, object]]
+_PIECE_CHUNKS: dict[str, _PieceChunk] = {
+    "titan": lambda piece, i, stop, answer: {
+        "outputText": piece,
+        "index": 0,
+        "totalOutputTextTokenCount": i + 1,
+        "completionReason": stop,
+        **({"inputTextTokenCount": answer.input_tokens} if i == 0 else {}),
+    },
+    "mistral": lambda piece, _i, stop, _answer: {"outputs": [{"text": piece, "stop_reason": stop}]},
+    "anthropic_text": lambda piece, _i, stop, _answer: {
+        "completion": piece,
+        "stop_reason": stop,
+        "stop": None,
+    },
+    "deepseek": lambda piece, _i, stop, _answer: {"choices": [{"text": piece, "stop_reason": stop}]},
+    "llama": lambda piece, i, stop, answer: {
+        "generation": piece,
+        "prompt_token_count": answer.input_tokens if i == 0 else None,
+        "generation_token_count": i + 1,
+        "stop_reason": stop,
+    },
+}
 
 
 def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dict[str, object] | bytes]:
     """The chunks of InvokeModelWithResponseStream (dicts, or JSON bytes for text deltas); the last one
     carries amazon-bedrock-invocationMetrics."""
     metrics = {"amazon-bedrock-invocationMetrics": invocation_metrics(answer)}
-    plain: list[dict[str, object]]
+    stop = _stop(family, answer)
     if family == "anthropic":
         message = invoke_body(family, answer, model_id, {})
         message.update(
             content=[], stop_reason=None, usage={"input_tokens": answer.input_tokens, "output_tokens": 1}
         )
-        stop_reason = "max_tokens" if answer.truncated else "end_turn"
         return [
             {"type": "message_start", "message": message},
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
@@ -464,7 +644,7 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
             {"type": "content_block_stop", "index": 0},
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "delta": {"stop_reason": stop, "stop_sequence": None},
                 "usage": {"output_tokens": answer.output_tokens},
             },
             {"type": "message_stop", **metrics},
@@ -475,45 +655,27 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
             {"messageStart": {"role": "assistant"}},
             *_deltas(_NOVA_DELTA, answer.pieces),
             {"contentBlockStop": {"contentBlockIndex": 0}},
-            {"messageStop": {"stopReason": "max_tokens" if answer.truncated else "end_turn"}},
+            {"messageStop": {"stopReason": stop}},
             {"metadata": {"usage": usage, "metrics": {}, "trace": {}}, **metrics},
         ]
+    if family == "cohere_command":
+        start = {"is_finished": False, "event_type": "stream-start", "generation_id": _uid(answer, model_id)}
+        texts = [{"is_finished": False, "event_type": "text-generation", "text": p} for p in answer.pieces]
+        response = invoke_body(family, answer, model_id, {})
+        end = {"is_finished": True, "event_type": "stream-end", "response": response, "finish_reason": stop}
+        return [start, *texts, {**end, **metrics}]
     pieces = answer.pieces or ("",)
     last = len(pieces) - 1
-    if family == "titan":
-        plain = [
-            {
-                "outputText": piece,
-                "index": 0,
-                "totalOutputTextTokenCount": i + 1,
-                "completionReason": ("LENGTH" if answer.truncated else "FINISH") if i == last else None,
-                **({"inputTextTokenCount": answer.input_tokens} if i == 0 else {}),
-            }
-            for i, piece in enumerate(pieces)
-        ]
-    elif family == "mistral":
-        stop = "length" if answer.truncated else "stop"
-        plain = [
-            {"outputs": [{"text": piece, "stop_reason": stop if i == last else None}]}
-            for i, piece in enumerate(pieces)
-        ]
-    elif family == "anthropic_text":
-        stop = "max_tokens" if answer.truncated else "stop_sequence"
-        plain = [
-            {"completion": piece, "stop_reason": stop if i == last else None, "stop": None}
-            for i, piece in enumerate(pieces)
-        ]
-    else:  # llama
-        stop = "length" if answer.truncated else "stop"
-        plain = [
-            {
-                "generation": piece,
-                "prompt_token_count": answer.input_tokens if i == 0 else None,
-                "generation_token_count": i + 1,
-                "stop_reason": stop if i == last else None,
-            }
-            for i, piece in enumerate(pieces)
-        ]
+    plain: list[dict[str, object]]
+    if family in _CHAT:
+        head = _chat_head(family, answer, model_id, "chat.completion.chunk")
+        deltas = [{"role": "assistant", "content": pieces[0]}, *({"content": p} for p in pieces[1:])]
+        choices: list[dict[str, object]] = [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
+        choices[-1]["finish_reason"] = stop
+        plain = [{**head, "choices": [choice]} for choice in choices]
+    else:
+        chunk = _PIECE_CHUNKS[family]
+        plain = [chunk(piece, i, stop if i == last else None, answer) for i, piece in enumerate(pieces)]
     plain[-1].update(metrics)
     return list(plain)
 
@@ -522,7 +684,7 @@ def _converse_shape(answer: Answer, **usage: int) -> dict[str, object]:
     # Nova's InvokeModel body is Converse's body without metrics, with cache counts in its usage.
     return {
         "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
-        "stopReason": "max_tokens" if answer.truncated else "end_turn",
+        "stopReason": _stop("nova", answer),
         "usage": {
             "inputTokens": answer.input_tokens,
             "outputTokens": answer.output_tokens,
@@ -533,18 +695,43 @@ def _converse_shape(answer: Answer, **usage: int) -> dict[str, object]:
 
 
 def converse_body(answer: Answer) -> dict[str, object]:
-    return {**_converse_shape(answer), "metrics": {"latencyMs": latency_ms(answer)[1]}}
+    return {**_converse_shape(answer), "metrics": {"latencyMs": latency_ms(answer)[1]}, **answer.echo}
+
+
+def pads(seed: str | bytes) -> Iterator[str]:
+    """The `p` padding of successive stream events: random lengths, seeded so equal requests match."""
+    rng = random.Random(seed)  # noqa: S311 - padding, not a secret
+    while True:
+        yield _PAD[: rng.randint(2, len(_PAD) - 1)]
 
 
 def converse_stream_events(answer: Answer) -> list[tuple[str, dict[str, object] | bytes]]:
     """(event type, payload) pairs of ConverseStream; text delta payloads come as JSON bytes."""
-    events: list[tuple[str, dict[str, object] | bytes]] = [("messageStart", {"role": "assistant"})]
-    events.extend(("contentBlockDelta", raw) for raw in _deltas(_CONVERSE_DELTA, answer.pieces))
-    events.append(("contentBlockStop", {"contentBlockIndex": 0}))
-    events.append(("messageStop", {"stopReason": "max_tokens" if answer.truncated else "end_turn"}))
-    usage = converse_body(answer)["usage"]
-    events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": latency_ms(answer)[1]}}))
-    return events
+    pad = pads(answer.text)
+
+    def padded(body: Mapping[str, object]) -> dict[str, object]:
+        return dict(sorted({**body, "p": next(pad)}.items()))
+
+    head, tail = _CONVERSE_DELTA
+    echo = dict(answer.echo)
+    extra = echo.pop("additionalModelResponseFields", None)
+    stop: dict[str, object] = {"stopReason": _stop("nova", answer)}
+    if extra is not None:  # the stream sends requested model fields with messageStop
+        stop["additionalModelResponseFields"] = extra
+    usage = _converse_shape(answer)["usage"]
+    return [
+        ("messageStart", padded({"role": "assistant"})),
+        *(
+            (
+                "contentBlockDelta",
+                head + encode_basestring_ascii(piece).encode() + tail + next(pad).encode() + b'"}',
+            )
+            for piece in answer.pieces
+        ),
+        ("contentBlockStop", padded({"contentBlockIndex": 0})),
+        ("messageStop", padded(stop)),
+        ("metadata", padded({"usage": usage, "metrics": {"latencyMs": latency_ms(answer)[1]}, **echo})),
+    ]
 
 
 def count_tokens_body(model_id: str, payload: Mapping[str, object]) -> dict[str, object]:
@@ -582,19 +769,13 @@ def apply_guardrail_body(payload: Mapping[str, object]) -> dict[str, object]:
             "Member must satisfy enum value set: [INPUT, OUTPUT]"
         )
     units = max(1, sum(len(json.dumps(block)) for block in content) // 1000 + 1)
-    return {
-        "usage": {
-            "topicPolicyUnits": units,
-            "contentPolicyUnits": units,
-            "wordPolicyUnits": units,
-            "sensitiveInformationPolicyUnits": units,
-            "sensitiveInformationPolicyFreeUnits": 0,
-            "contextualGroundingPolicyUnits": 0,
-        },
-        "action": "NONE",
-        "outputs": [],
-        "assessments": [],
-    }
+    return {"usage": _guardrail_usage(units), "action": "NONE", "outputs": [], "assessments": []}
+
+
+def _guardrail_usage(units: int) -> dict[str, int]:
+    usage = dict.fromkeys(("topicPolicyUnits", "contentPolicyUnits", "wordPolicyUnits"), units)
+    usage["sensitiveInformationPolicyUnits"] = units
+    return usage | dict.fromkeys(("sensitiveInformationPolicyFreeUnits", "contextualGroundingPolicyUnits"), 0)
 
 
 def start_async_invoke_body(payload: Mapping[str, object], *, region: str, account: str) -> dict[str, object]:
