@@ -22,11 +22,9 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 
 from safe_bedrock._client import SERVICE, GuardedShell, check_wrapped_client
 from safe_bedrock._guard import coerce_allowlist
-from safe_bedrock._measure import request_id_of, restate_retry_metadata
-from safe_bedrock._retry import acall_with_retries, max_attempts, no_retry_config
-from safe_bedrock._stream import AsyncSafeEventStream, afirst_event
+from safe_bedrock._retry import acall_with_retries, no_retry_config
+from safe_bedrock._stream import awrap_stream
 from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
-from safe_bedrock._wire import ACTIVE
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 
     from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._guard import Call, Guard
+    from safe_bedrock._guard import Call
     from safe_bedrock._observe import BodyLogging, CallHook
     from safe_bedrock._retry import RetryConfig
     from safe_bedrock._service import OperationSpec
@@ -150,91 +148,20 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
         return f"<AsyncSafeBedrockClient region={self._guard.region!r} allow={self._guard.allowlist!r}>"
 
     def _guarded(self, spec: OperationSpec) -> Callable[..., Awaitable[Any]]:
-        operation = getattr(self._client, spec.method)
-        guard = self._guard
-        retry = self._retry
+        operation, guard, member = getattr(self._client, spec.method), self._guard, spec.stream_member
 
-        if spec.stream_member is None:
+        async def attempt(call: Call, kwargs: dict[str, Any]) -> Any:
+            with guard.attempt(call):
+                response = await operation(**kwargs)
+            return response if member is None else await awrap_stream(guard, call, response, member)
 
-            async def call(**kwargs: Any) -> Any:
-                state = guard.begin(spec, kwargs)
-                limit = max_attempts(retry)
-                try:
-                    response = await acall_with_retries(
-                        lambda: _attempt(guard, state, operation, kwargs, limit=limit), config=retry
-                    )
-                except BaseException as exc:
-                    guard.gave_up(state, exc, retry=retry)
-                    guard.record_error(state, exc)
-                    raise
-                guard.record_ok(state, response)
-                return response
+        async def method(**kwargs: Any) -> Any:
+            call = guard.begin(spec, kwargs)
+            try:
+                response = await acall_with_retries(lambda: attempt(call, kwargs), config=guard.retry)
+            except BaseException as exc:
+                guard.failed(call, exc)
+                raise
+            return guard.succeeded(call, response)
 
-        else:
-            member = spec.stream_member
-
-            async def call(**kwargs: Any) -> Any:
-                state = guard.begin(spec, kwargs)
-                limit = max_attempts(retry)
-                try:
-                    return await acall_with_retries(
-                        lambda: _attempt_stream(guard, state, operation, kwargs, member, limit=limit),
-                        config=retry,
-                    )
-                except BaseException as exc:
-                    guard.gave_up(state, exc, retry=retry)
-                    guard.record_error(state, exc)
-                    raise
-
-        call.__name__ = spec.method
-        call.__qualname__ = f"AsyncSafeBedrockClient.{spec.method}"
-        call.__doc__ = operation.__doc__
-        return call
-
-
-async def _attempt(
-    guard: Guard,
-    state: Call,
-    operation: Callable[..., Awaitable[Any]],
-    kwargs: dict[str, Any],
-    *,
-    limit: int,
-) -> Any:
-    state.attempts += 1
-    active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
-    try:
-        response = await operation(**kwargs)
-    except Exception as exc:
-        # Counted as raw boto3 counts them (botocore ran this attempt as a call of one attempt).
-        restate_retry_metadata(getattr(exc, "response", None), attempt=state.attempts, max_attempts=limit)
-        error = guard.translate(state, exc)
-        if error is exc:
-            raise
-        raise error from exc
-    finally:
-        ACTIVE.reset(active)
-    restate_retry_metadata(response, attempt=state.attempts, max_attempts=limit)
-    return response
-
-
-async def _attempt_stream(
-    guard: Guard,
-    state: Call,
-    operation: Callable[..., Awaitable[Any]],
-    kwargs: dict[str, Any],
-    member: str,
-    *,
-    limit: int,
-) -> Any:
-    response = await _attempt(guard, state, operation, kwargs, limit=limit)
-    stream = response[member]
-    iterator, first = await afirst_event(guard, state, stream)
-    response[member] = AsyncSafeEventStream(
-        guard=guard,
-        call=state,
-        stream=stream,
-        iterator=iterator,
-        first=first,
-        request_id=request_id_of(response),
-    )
-    return response
+        return method

@@ -7,19 +7,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
-from safe_bedrock._guard import Call, Guard, coerce_allowlist
-from safe_bedrock._measure import request_id_of, restate_retry_metadata
-from safe_bedrock._retry import (
-    RetryConfig,
-    botocore_retries_active,
-    call_with_retries,
-    max_attempts,
-    no_retry_config,
-)
+from safe_bedrock._guard import coerce_allowlist
+from safe_bedrock._retry import RetryConfig, botocore_retries_active, call_with_retries, no_retry_config
 from safe_bedrock._service import RUNTIME, OperationSpec, operation_specs
-from safe_bedrock._stream import SafeEventStream, first_event
+from safe_bedrock._stream import wrap_stream
 from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
-from safe_bedrock._wire import ACTIVE, guard_for, install
+from safe_bedrock._wire import guard_for, install
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
     from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._guard import Call, Guard
     from safe_bedrock._observe import BodyLogging, CallHook
 
     # A user's type checker sees exactly boto3's methods, arguments and return types.
@@ -112,7 +106,6 @@ class GuardedShell:
 
     _client: Any
     _guard: Guard
-    _retry: RetryConfig
     _specs: Mapping[str, OperationSpec]
 
     def _wrap(
@@ -124,13 +117,16 @@ class GuardedShell:
         hooks: Sequence[CallHook],
         body_logging: BodyLogging | None,
     ) -> None:
+        if retry is not None and not isinstance(retry, RetryConfig):
+            raise TypeError(f"retry= takes a RetryConfig, not {type(retry).__name__}")
         self._client = inner
-        self._retry = retry if retry is not None else RetryConfig()
         # Only what this botocore exposes as methods (it models operations it cannot call, such as
         # bidirectional streams, without a method).
         specs = operation_specs(inner.meta.service_model)
         self._specs = {name: spec for name, spec in specs.items() if hasattr(type(inner), name)}
-        self._guard = guard_for(inner, allowlist, hooks=tuple(hooks), body_logging=body_logging)
+        self._guard = guard_for(
+            inner, allowlist, hooks=tuple(hooks), body_logging=body_logging, retry=retry or RetryConfig()
+        )
         # Decided twice: at the method (below) and on the request as it leaves, which also covers calls
         # made on `.client`, presigned URLs and whatever event handlers do to the request in between.
         install(inner, self._guard, own_calls=True)
@@ -168,6 +164,9 @@ class GuardedShell:
                 )
             return getattr(inner, name)
         method = self._guarded(spec)
+        method.__name__ = spec.method
+        method.__qualname__ = f"{type(self).__name__}.{spec.method}"
+        method.__doc__ = getattr(inner, spec.method).__doc__
         # Cached on the instance: later lookups skip __getattr__ (a benign race between threads).
         object.__setattr__(self, name, method)
         return method
@@ -226,86 +225,20 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
         self._client.close()
 
     def _guarded(self, spec: OperationSpec) -> Callable[..., Any]:
-        operation = getattr(self._client, spec.method)
-        guard = self._guard
-        retry = self._retry
+        operation, guard, member = getattr(self._client, spec.method), self._guard, spec.stream_member
 
-        if spec.stream_member is None:
+        def attempt(call: Call, kwargs: dict[str, Any]) -> Any:
+            with guard.attempt(call):
+                response = operation(**kwargs)
+            return response if member is None else wrap_stream(guard, call, response, member)
 
-            def call(**kwargs: Any) -> Any:
-                state = guard.begin(spec, kwargs)
-                limit = max_attempts(retry)
-                try:
-                    response = call_with_retries(
-                        lambda: _attempt(guard, state, operation, kwargs, limit=limit), config=retry
-                    )
-                except BaseException as exc:
-                    guard.gave_up(state, exc, retry=retry)
-                    guard.record_error(state, exc)
-                    raise
-                guard.record_ok(state, response)
-                return response
+        def method(**kwargs: Any) -> Any:
+            call = guard.begin(spec, kwargs)
+            try:
+                response = call_with_retries(lambda: attempt(call, kwargs), config=guard.retry)
+            except BaseException as exc:
+                guard.failed(call, exc)
+                raise
+            return guard.succeeded(call, response)
 
-        else:
-            member = spec.stream_member
-
-            def call(**kwargs: Any) -> Any:
-                state = guard.begin(spec, kwargs)
-                limit = max_attempts(retry)
-                try:
-                    return call_with_retries(
-                        lambda: _attempt_stream(guard, state, operation, kwargs, member, limit=limit),
-                        config=retry,
-                    )
-                except BaseException as exc:
-                    guard.gave_up(state, exc, retry=retry)
-                    guard.record_error(state, exc)
-                    raise
-
-        call.__name__ = spec.method
-        call.__qualname__ = f"SafeBedrockClient.{spec.method}"
-        call.__doc__ = operation.__doc__
-        return call
-
-
-def _attempt(
-    guard: Guard, state: Call, operation: Callable[..., Any], kwargs: dict[str, Any], *, limit: int
-) -> Any:
-    state.attempts += 1
-    active = ACTIVE.set(guard)  # the wire check decides this request by this client's allowlist
-    try:
-        response = operation(**kwargs)
-    except Exception as exc:
-        # Counted as raw boto3 counts them (botocore ran this attempt as a call of one attempt).
-        restate_retry_metadata(getattr(exc, "response", None), attempt=state.attempts, max_attempts=limit)
-        error = guard.translate(state, exc)
-        if error is exc:
-            raise
-        raise error from exc
-    finally:
-        ACTIVE.reset(active)
-    restate_retry_metadata(response, attempt=state.attempts, max_attempts=limit)
-    return response
-
-
-def _attempt_stream(
-    guard: Guard,
-    state: Call,
-    operation: Callable[..., Any],
-    kwargs: dict[str, Any],
-    member: str,
-    *,
-    limit: int,
-) -> Any:
-    response = _attempt(guard, state, operation, kwargs, limit=limit)
-    stream = response[member]
-    iterator, first = first_event(guard, state, stream)
-    response[member] = SafeEventStream(
-        guard=guard,
-        call=state,
-        stream=stream,
-        iterator=iterator,
-        first=first,
-        request_id=request_id_of(response),
-    )
-    return response
+        return method

@@ -11,21 +11,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, parse_model_id, profiles_from
+from safe_bedrock._ids import ARN_RESOURCES, PROFILE_ROUTES, ModelKind, parse_model_id, profiles_from
 from safe_bedrock.errors import AllowlistError, InvalidModelIdError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
 __all__ = ["PLACEHOLDER_REGION", "PROFILES_PREFIX", "Rule", "bare_kind", "is_wild", "resource_part", "rules"]
 
 PROFILES_PREFIX: Final = "profiles+"
 PLACEHOLDER_REGION: Final = "us-east-1"  # validates bare entries before any region is known
-# (service, ARN resource type) -> kind: a kind's value is its resource type.
-_ARN_TYPES: Final[Mapping[tuple[str, str], ModelKind]] = {
-    ("sagemaker" if kind is ModelKind.SAGEMAKER_ENDPOINT else "bedrock", kind.value): kind
-    for kind in ModelKind
-} | {("bedrock", "default-prompt-router"): ModelKind.PROMPT_ROUTER}
 _PATTERN_CHARS: Final = re.compile(r"[A-Za-z0-9._:/*?-]+")
 _BARE_PATTERN_CHARS: Final = re.compile(r"[a-z0-9.:*?-]+")
 # What the literal head of a wildcard entry (the text before its first '*' or '?') must name so that the
@@ -171,14 +166,14 @@ def _arn_rule(entry: str, *, source: str, broad_ok: bool) -> Rule:
     resource = parts[5] if len(parts) == 6 else ""
     resource_type, slash, resource_id = resource.partition("/")
     service = parts[2] if len(parts) > 2 else ""
-    kind = _ARN_TYPES.get((service, resource_type)) if slash else None
+    kind = ARN_RESOURCES.get((service, resource_type), (None,))[0] if slash else None
     if kind is None or not resource_id:
         # '*', 'arn:aws:bedrock:*', '.../*', a wildcard resource type, or not a model resource at all.
         if broad_ok:
             return Rule(entry, None, entry, bare=False)
         if len(parts) < 6 or resource in {"*", ""} or is_wild(resource_type) or is_wild(service):
             raise _entry_error(entry, source, "the resource part covers every model", _TOO_BROAD_FIX)
-        names = ", ".join(sorted(f"{s}:{t}" for s, t in _ARN_TYPES))
+        names = ", ".join(f"{s}:{t}" for s, t in sorted(ARN_RESOURCES))
         raise _entry_error(
             entry,
             source,

@@ -6,25 +6,32 @@ every outcome back here, so the rules live once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._allowlist import ModelAllowlist
 from safe_bedrock._fixes import retry_fix
 from safe_bedrock._ids import ModelRef, parse_model_id
-from safe_bedrock._measure import StreamMeter, request_id_of, tokens_of
+from safe_bedrock._measure import StreamMeter, request_id_of, restate_retry_metadata, tokens_of
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
+from safe_bedrock._retry import RetryConfig, max_attempts
 from safe_bedrock._translate import CallContext, Counted, refused, translate
 from safe_bedrock.errors import BedrockServiceError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from safe_bedrock._observe import BodyLogging, CallHook
-    from safe_bedrock._retry import RetryConfig
     from safe_bedrock._service import OperationSpec
+
+# The guard of the shell about to call a boto3 method in this thread or task; the boto3 call takes it
+# (and clears it, so nothing nested inherits it) and keeps it as `CURRENT` while it runs (`_wire.py`).
+ACTIVE: ContextVar[Guard | None] = ContextVar("safe_bedrock_active_guard", default=None)
+CURRENT: ContextVar[Guard | None] = ContextVar("safe_bedrock_current_guard", default=None)
 
 
 @dataclass(slots=True)
@@ -36,6 +43,7 @@ class Call:
     model_id: str | None
     started: float
     attempts: int = 0
+    limit: int = 1  # the attempts the retry policy allows, read once when the call starts
     first_event_at: float | None = None
     meter: StreamMeter = field(default_factory=StreamMeter)
     recorded: bool = False
@@ -52,6 +60,7 @@ class Guard:
     exceptions: object
     hooks: Sequence[CallHook] = ()
     body_logging: BodyLogging | None = None
+    retry: RetryConfig = field(default_factory=RetryConfig)
     # For the second decision, on the request about to leave (`_wire.py`): the client's operations and
     # endpoint ("scheme://host[:port][/path]").
     specs: Mapping[str, OperationSpec] = field(default_factory=dict)
@@ -59,11 +68,12 @@ class Guard:
 
     def begin(self, spec: OperationSpec, kwargs: Mapping[str, Any]) -> Call:
         """Identify and decide; raises before anything is sent when the call is not allowed."""
-        started = time.monotonic()
+        started, limit = time.monotonic(), max_attempts(self.retry)
         if spec.model_member is None:
-            return Call(spec=spec, ref=None, model_id=None, started=started)
+            return Call(spec=spec, ref=None, model_id=None, started=started, limit=limit)
         raw = kwargs.get(spec.model_member)
-        call = Call(spec=spec, ref=None, model_id=raw if isinstance(raw, str) else None, started=started)
+        model_id = raw if isinstance(raw, str) else None
+        call = Call(spec=spec, ref=None, model_id=model_id, started=started, limit=limit)
         if self.body_logging is not None:
             call.request_body = kwargs.get("body", kwargs.get("messages"))
         self.admit(call, raw)
@@ -116,15 +126,40 @@ class Guard:
         )
         return translate(exc, context=context, exceptions=self.exceptions)
 
-    def gave_up(self, call: Call, exc: BaseException, *, retry: RetryConfig) -> None:
+    @contextlib.contextmanager
+    def attempt(self, call: Call) -> Iterator[None]:
+        """One attempt of `call`: its requests are decided on the wire by this guard, its error comes out
+        typed and counted as raw boto3 counts it (botocore runs each attempt as a call of one attempt)."""
+        call.attempts += 1
+        active = ACTIVE.set(self)
+        try:
+            yield
+        except Exception as exc:
+            response = getattr(exc, "response", None)
+            restate_retry_metadata(response, attempt=call.attempts, max_attempts=call.limit)
+            error = self.translate(call, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            ACTIVE.reset(active)
+
+    def succeeded(self, call: Call, response: dict[str, Any]) -> dict[str, Any]:
+        """The response the caller gets; a plain one is recorded now, a stream when it ends."""
+        restate_retry_metadata(response, attempt=call.attempts, max_attempts=call.limit)
+        if call.spec.stream_member is None:
+            self.record_ok(call, response)
+        return response
+
+    def failed(self, call: Call, exc: BaseException) -> None:
         """The retries are over and `exc` is what the caller gets: it says how many attempts over how long,
-        and, when retrying could have helped, which `RetryConfig` setting to change."""
-        if not isinstance(exc, BedrockServiceError) or not isinstance(exc, Counted):
-            return
-        exc.attempts = call.attempts
-        exc.elapsed_s = round(time.monotonic() - call.started, 3)
-        if exc.retryable:
-            exc.fix = f"{retry_fix(retry, attempts=exc.attempts, elapsed_s=exc.elapsed_s)} {exc.fix}"
+        and, when retrying could have helped, which `RetryConfig` setting to change; then it is recorded."""
+        if isinstance(exc, BedrockServiceError) and isinstance(exc, Counted):
+            exc.attempts = call.attempts
+            exc.elapsed_s = round(time.monotonic() - call.started, 3)
+            if exc.retryable:
+                exc.fix = f"{retry_fix(self.retry, attempts=exc.attempts, elapsed_s=exc.elapsed_s)} {exc.fix}"
+        self.record_error(call, exc)
 
     def record_ok(self, call: Call, response: dict[str, Any]) -> None:
         input_tokens, output_tokens = tokens_of(response)

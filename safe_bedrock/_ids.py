@@ -85,27 +85,29 @@ _ACCOUNT_RE: Final = re.compile(r"[0-9]{12}")
 _ENCODED_RE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
 _ALLOWED_CHARS_RE: Final = re.compile(r"[A-Za-z0-9._:/-]+")
 
-_ID12 = r"[a-z0-9]{12}"
-# resource type -> (kind, shape of the part after the slash). Shapes follow botocore's pattern, tightened.
-_BEDROCK_RESOURCES: Final[dict[str, tuple[ModelKind, re.Pattern[str]]]] = {
-    "foundation-model": (ModelKind.FOUNDATION_MODEL, _FM_ID_RE),
-    "inference-profile": (ModelKind.INFERENCE_PROFILE, _PROFILE_ID_RE),
-    "application-inference-profile": (
+_ID12 = re.compile(r"[a-z0-9]{12}")
+_ROUTER_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}")
+# (service, ARN resource type) -> (kind, shape of the part after the slash): every resource a modelId may
+# name. Shapes follow botocore's pattern, tightened.
+ARN_RESOURCES: Final[dict[tuple[str, str], tuple[ModelKind, re.Pattern[str]]]] = {
+    ("bedrock", "foundation-model"): (ModelKind.FOUNDATION_MODEL, _FM_ID_RE),
+    ("bedrock", "inference-profile"): (ModelKind.INFERENCE_PROFILE, _PROFILE_ID_RE),
+    ("bedrock", "application-inference-profile"): (
         ModelKind.APPLICATION_INFERENCE_PROFILE,
         re.compile(r"[a-z0-9]{1,64}"),
     ),
-    "provisioned-model": (ModelKind.PROVISIONED_MODEL, re.compile(_ID12)),
-    "custom-model": (
+    ("bedrock", "provisioned-model"): (ModelKind.PROVISIONED_MODEL, _ID12),
+    ("bedrock", "custom-model"): (
         ModelKind.CUSTOM_MODEL,
-        re.compile(rf"[a-z0-9-]{{1,63}}\.[a-z0-9-]{{1,63}}/{_ID12}"),
+        re.compile(rf"[a-z0-9-]{{1,63}}\.[a-z0-9-]{{1,63}}/{_ID12.pattern}"),
     ),
-    "custom-model-deployment": (ModelKind.CUSTOM_MODEL_DEPLOYMENT, re.compile(_ID12)),
-    "imported-model": (ModelKind.IMPORTED_MODEL, re.compile(_ID12)),
-    "prompt": (ModelKind.PROMPT, re.compile(r"[0-9a-zA-Z]{10}(?::[0-9]{1,5})?")),
-    "prompt-router": (ModelKind.PROMPT_ROUTER, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}")),
-    "default-prompt-router": (ModelKind.PROMPT_ROUTER, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.:-]{0,255}")),
+    ("bedrock", "custom-model-deployment"): (ModelKind.CUSTOM_MODEL_DEPLOYMENT, _ID12),
+    ("bedrock", "imported-model"): (ModelKind.IMPORTED_MODEL, _ID12),
+    ("bedrock", "prompt"): (ModelKind.PROMPT, re.compile(r"[0-9a-zA-Z]{10}(?::[0-9]{1,5})?")),
+    ("bedrock", "prompt-router"): (ModelKind.PROMPT_ROUTER, _ROUTER_ID),
+    ("bedrock", "default-prompt-router"): (ModelKind.PROMPT_ROUTER, _ROUTER_ID),
+    ("sagemaker", "endpoint"): (ModelKind.SAGEMAKER_ENDPOINT, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-]{0,62}")),
 }
-_SAGEMAKER_ENDPOINT_RE: Final = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,62})")
 
 # Where each geography of system (cross-Region) inference profiles routes requests. One table, used both to
 # explain a profile and to write least-privilege policies (IAM checks the foundation model in the region
@@ -173,33 +175,17 @@ def parse_model_id(
     """
     if type(model_id) is str:
         return _parse_str(model_id, region, partition or "", account)
-    raise _bad_type(model_id)
-
-
-def _bad_type(model_id: object) -> InvalidModelIdError:
     if model_id is None:
-        return InvalidModelIdError(
-            model_id=model_id,
-            problem="modelId is missing (None)",
-            fix="pass modelId as a string, e.g. 'anthropic.claude-3-haiku-20240307-v1:0' or an ARN",
-        )
+        fix = "pass modelId as a string, e.g. 'anthropic.claude-3-haiku-20240307-v1:0' or an ARN"
+        raise _fail(model_id, "modelId is missing (None)", fix)
     if isinstance(model_id, (bytes, bytearray, memoryview)):
-        return InvalidModelIdError(
-            model_id=model_id,
-            problem="modelId is bytes, not str",
-            fix="decode it first (model_id.decode('ascii')) and pass the string",
-        )
+        fix = "decode it first (model_id.decode('ascii')) and pass the string"
+        raise _fail(model_id, "modelId is bytes, not str", fix)
     if isinstance(model_id, str):  # a str subclass: its methods could change what is sent
-        return InvalidModelIdError(
-            model_id=model_id,
-            problem=f"modelId is a {type(model_id).__name__}, a subclass of str",
-            fix="pass a plain str (str(model_id))",
-        )
-    return InvalidModelIdError(
-        model_id=model_id,
-        problem=f"modelId is of type {type(model_id).__name__}, not str",
-        fix="pass the model id or ARN as a string",
-    )
+        problem = f"modelId is a {type(model_id).__name__}, a subclass of str"
+        raise _fail(model_id, problem, "pass a plain str (str(model_id))")
+    problem = f"modelId is of type {type(model_id).__name__}, not str"
+    raise _fail(model_id, problem, "pass the model id or ARN as a string")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -215,7 +201,7 @@ def _parse_str(model_id: str, region: str, partition: str, account: str) -> Mode
     return ref
 
 
-def _fail(model_id: str, problem: str, fix: str) -> InvalidModelIdError:
+def _fail(model_id: object, problem: str, fix: str) -> InvalidModelIdError:
     return InvalidModelIdError(model_id=model_id, problem=problem, fix=fix)
 
 
@@ -349,30 +335,21 @@ def _parse_arn(model_id: str) -> ModelRef:
             f"resource {resource!r} has no 'type/id' form",
             "copy the full ARN from the Bedrock console",
         )
-    if service == "sagemaker":
-        kind = ModelKind.SAGEMAKER_ENDPOINT
-        if resource_type != "endpoint" or not _SAGEMAKER_ENDPOINT_RE.fullmatch(resource_id):
-            raise _fail(
-                model_id,
-                f"SageMaker resource {resource!r} is not 'endpoint/<name>'",
-                "pass the ARN of a SageMaker endpoint (arn:aws:sagemaker:<region>:<account>:endpoint/<name>)",
-            )
-    else:
-        known = _BEDROCK_RESOURCES.get(resource_type)
-        if known is None:
-            names = ", ".join(sorted(_BEDROCK_RESOURCES))
-            raise _fail(
-                model_id,
-                f"resource type {resource_type!r} is not one Bedrock invokes",
-                f"use one of: {names}",
-            )
-        kind, shape = known
-        if not shape.fullmatch(resource_id):
-            raise _fail(
-                model_id,
-                f"{resource_type} id {resource_id!r} does not have the shape Bedrock uses",
-                "copy the id from the Bedrock console; ids are lower case",
-            )
+    known = ARN_RESOURCES.get((service, resource_type))
+    if known is None:
+        names = ", ".join(f"{s}:{t}" for s, t in sorted(ARN_RESOURCES))
+        raise _fail(
+            model_id,
+            f"resource type {service}:{resource_type} is not one Bedrock invokes",
+            f"use one of: {names}",
+        )
+    kind, shape = known
+    if not shape.fullmatch(resource_id):
+        raise _fail(
+            model_id,
+            f"{resource_type} id {resource_id!r} does not have the shape Bedrock uses",
+            "copy the id from the Bedrock console; ids are lower case",
+        )
     _check_arn_region_account(model_id, kind, partition, region, account)
     return ModelRef(model_id, kind, partition, region, account, resource_id, model_id)
 
@@ -411,8 +388,6 @@ def _check_arn_region_account(
 
 def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
     pattern, _ = model_id_rule()
-    if pattern is None:  # pragma: no cover - botocore without the service model
-        return
     candidates = [model_id]
     if ref.kind is ModelKind.FOUNDATION_MODEL and model_id.startswith("arn:"):
         # botocore's foundation-model ARN alternative is narrower than the ids Bedrock lists (it rejects

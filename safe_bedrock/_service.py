@@ -50,7 +50,6 @@ __all__ = [
 
 RUNTIME: Final = "bedrock-runtime"
 MODEL_MEMBER: Final = "modelId"
-_MAX_LEN_FALLBACK: Final = 2048
 # Operations IAM authorizes under another operation's action (AWS documents Converse under InvokeModel).
 _AUTHORIZED_AS: Final = {"Converse": "InvokeModel", "ConverseStream": "InvokeModelWithResponseStream"}
 
@@ -83,23 +82,12 @@ def data(name: str) -> Any:
 
 @functools.cache
 def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
-    try:
-        rows = [
-            (p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"]))
-            for p in data("partitions")["partitions"]
-        ]
-    except Exception:  # noqa: BLE001 - fall back to the well-known prefixes  # pragma: no cover
-        rows = []
-    if not rows:  # pragma: no cover
-        rows = [
-            ("aws-cn", frozenset(), re.compile(r"^cn\-\w+\-\d+$")),
-            ("aws-us-gov", frozenset(), re.compile(r"^us\-gov\-\w+\-\d+$")),
-            ("aws-iso", frozenset(), re.compile(r"^us\-iso\-\w+\-\d+$")),
-            ("aws-iso-b", frozenset(), re.compile(r"^us\-isob\-\w+\-\d+$")),
-        ]
+    rows = [
+        (p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"]))
+        for p in data("partitions")["partitions"]
+    ]
     # Explicit region lists first, the "aws" catch-all regex last.
-    rows.sort(key=lambda row: row[0] == "aws")
-    return tuple(rows)
+    return tuple(sorted(rows, key=lambda row: row[0] == "aws"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -116,17 +104,11 @@ def partition_of(region: str) -> str:
 
 
 @functools.cache
-def model_id_rule() -> tuple[re.Pattern[str] | None, int]:
+def model_id_rule() -> tuple[re.Pattern[str], int]:
     """The modelId pattern and maximum length of the service model (botocore does not enforce them)."""
-    try:
-        shape = service_model().operation_model("InvokeModel").input_shape
-        assert shape is not None  # noqa: S101 - InvokeModel always has an input shape
-        metadata = shape.members[MODEL_MEMBER].metadata
-    except Exception:  # noqa: BLE001 - an older botocore without the model: our own checks still apply  # pragma: no cover
-        return None, _MAX_LEN_FALLBACK
-    pattern = metadata.get("pattern")
-    max_len = int(metadata.get("max", _MAX_LEN_FALLBACK))
-    return (re.compile(pattern) if isinstance(pattern, str) else None), max_len
+    shape = service_model().operation_model("InvokeModel").input_shape
+    metadata = shape.members[MODEL_MEMBER].metadata  # type: ignore[union-attr]  # InvokeModel has an input
+    return re.compile(metadata["pattern"]), int(metadata["max"])
 
 
 def max_model_id_length() -> int:

@@ -13,7 +13,7 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock._measure import FrameTracker
+from safe_bedrock._measure import FrameTracker, request_id_of
 from safe_bedrock._translate import StreamEnded
 
 if TYPE_CHECKING:
@@ -143,54 +143,47 @@ def _first_failed(guard: Guard, call: Call, stream: Any, exc: BaseException) -> 
     return guard.translate(call, exc, mid_stream=True, events=0, request_id=_stream_request_id(stream))
 
 
-def _first_ended(guard: Guard, call: Call, stream: Any) -> BaseException | None:
-    """The error for a stream that ended before its first event (retried: nothing reached the caller)."""
-    ended = _ended(call, stream)
-    if ended is None:
-        return None
-    return _first_failed(guard, call, stream, ended)
+def _first_read(guard: Guard, call: Call, stream: Any, first: object) -> None:
+    """A stream that ended before its first event is an error (retried: nothing reached the caller)."""
+    if first is _DONE and (ended := _ended(call, stream)) is not None:
+        raise _first_failed(guard, call, stream, ended)
+    call.first_event_at = time.monotonic()
 
 
-def first_event(guard: Guard, call: Call, stream: Any) -> tuple[Iterator[dict[str, Any]], object]:
-    """Read the first event inside the retried attempt, so a failure before it reaches the caller retries.
-
-    Returns the live iterator and the first event (or `_DONE` for an empty stream). The stream is closed
-    when the first read fails, so an abandoned attempt holds no connection.
-    """
+def wrap_stream(guard: Guard, call: Call, response: dict[str, Any], member: str) -> dict[str, Any]:
+    """`response` with its event stream wrapped, once the first event is read inside the retried attempt
+    (so a failure before anything reached the caller retries; the stream is closed when that read fails)."""
+    stream = response[member]
     _watch(stream, aio=False)
     iterator = iter(stream)
     try:
-        event: object = next(iterator, _DONE)
+        first: object = next(iterator, _DONE)
     except Exception as exc:
         raise _first_failed(guard, call, stream, exc) from exc
-    if event is _DONE and (ended := _first_ended(guard, call, stream)) is not None:
-        raise ended
-    call.first_event_at = time.monotonic()
-    return iterator, event
+    _first_read(guard, call, stream, first)
+    response[member] = SafeEventStream(
+        guard, call, stream, iterator, first, request_id=request_id_of(response)
+    )
+    return response
 
 
-async def afirst_event(
-    guard: Guard,
-    call: Call,
-    stream: Any,
-) -> tuple[AsyncIterator[dict[str, Any]], object]:
-    """`first_event` for aiobotocore: the first event is awaited inside the retried attempt.
-
-    Cancellation while waiting for it closes the stream too, so a cancelled task holds no connection.
-    """
+async def awrap_stream(guard: Guard, call: Call, response: dict[str, Any], member: str) -> dict[str, Any]:
+    """`wrap_stream` for aiobotocore; cancellation while awaiting the first event closes the stream too."""
+    stream = response[member]
     _watch(stream, aio=True)
     iterator = aiter(stream)
     try:
-        event: object = await anext(iterator, _DONE)
+        first: object = await anext(iterator, _DONE)
     except BaseException as exc:
         error = _first_failed(guard, call, stream, exc)
         if error is exc:
             raise
         raise error from exc
-    if event is _DONE and (ended := _first_ended(guard, call, stream)) is not None:
-        raise ended
-    call.first_event_at = time.monotonic()
-    return iterator, event
+    _first_read(guard, call, stream, first)
+    response[member] = AsyncSafeEventStream(
+        guard, call, stream, iterator, first, request_id=request_id_of(response)
+    )
+    return response
 
 
 class _StreamBase:
@@ -200,12 +193,12 @@ class _StreamBase:
 
     def __init__(
         self,
-        *,
         guard: Guard,
         call: Call,
         stream: Any,
         iterator: Any,  # the face's (async) iterator over `stream`
         first: object,
+        *,
         request_id: str | None,
     ) -> None:
         self._guard = guard

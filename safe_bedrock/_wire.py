@@ -29,11 +29,10 @@ import sys
 import threading
 import time
 import weakref
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from safe_bedrock._guard import Call, Guard, coerce_allowlist
+from safe_bedrock._guard import ACTIVE, CURRENT, Call, Guard, coerce_allowlist
 from safe_bedrock._service import RUNTIME, operation_specs, operations_at
 from safe_bedrock._translate import refused_request
 
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
     from safe_bedrock._allowlist import ModelAllowlist
 
-__all__ = ["ACTIVE", "check_request", "guard", "guard_for", "install"]
+__all__ = ["check_request", "guard", "guard_for", "install"]
 
 _T = TypeVar("_T")
 _INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: its `_Checks`
@@ -146,7 +145,7 @@ class _Checks:
         self.shells: weakref.WeakSet[Guard] = weakref.WeakSet()
 
     def check(self, method: str | None, url: str, body: object, host: str | None = None) -> None:
-        current = _CURRENT.get()
+        current = CURRENT.get()
         with _LOCK:  # guards are added from other threads, and a weak set cannot be iterated meanwhile
             explicit, shells = list(self.explicit), list(self.shells)
         mine = current if any(rules is current for rules in shells) else None
@@ -157,10 +156,6 @@ class _Checks:
             check_request(rules, method, url, body, host=host)
 
 
-# The guard of the shell about to call a boto3 method in this thread or task; the boto3 call takes it
-# (and clears it, so nothing nested inherits it) and keeps it as `_CURRENT` while it runs.
-ACTIVE: ContextVar[Guard | None] = ContextVar("safe_bedrock_active_guard", default=None)
-_CURRENT: ContextVar[Guard | None] = ContextVar("safe_bedrock_current_guard", default=None)
 _LOCK = threading.Lock()
 
 
@@ -216,12 +211,12 @@ def _wrap(client: Any, checks: _Checks) -> None:
     if _is_async(client):
 
         async def scoped_call_async(*args: Any) -> Any:
-            current, active = _CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
+            current, active = CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
             try:
                 return await call(*args)
             finally:
                 ACTIVE.reset(active)
-                _CURRENT.reset(current)
+                CURRENT.reset(current)
 
         async def checked_send_async(request: Any) -> Any:
             return await send(checked(request))
@@ -234,12 +229,12 @@ def _wrap(client: Any, checks: _Checks) -> None:
     else:
 
         def scoped_call(*args: Any) -> Any:
-            current, active = _CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
+            current, active = CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
             try:
                 return call(*args)
             finally:
                 ACTIVE.reset(active)
-                _CURRENT.reset(current)
+                CURRENT.reset(current)
 
         def checked_send(request: Any) -> Any:
             return send(checked(request))
