@@ -12,12 +12,12 @@ VENV_LOWEST := .venv-lowest
 BIN_LOWEST := $(VENV_LOWEST)/bin
 STAMP_LOWEST := $(VENV_LOWEST)/.installed
 
-.PHONY: demo test test-lowest lint typecheck pytest test-aio coverage browser chat bench bench-chat soak fake-server clean
+.PHONY: demo docs test test-lowest lint typecheck pytest test-aio coverage browser chat bench bench-chat soak fake-server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e . --group dev --group frameworks
+	$(BIN)/python -m pip install --quiet -e . --group dev --group frameworks --group docs
 	touch $(STAMP)
 
 $(STAMP_AIO): pyproject.toml
@@ -40,6 +40,11 @@ $(STAMP_LOWEST): pyproject.toml .ci/lowest_constraints.py
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
+# The site, into site/ (git-ignored). Strict: a broken link, anchor or API reference fails the build; the
+# samples on its pages run in tests/docs (pytest, both environments).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -59,13 +64,13 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
 
 test-aio: $(STAMP_AIO) browser
-	$(BIN_AIO)/coverage run -m pytest -p no:cacheprovider tests/aio examples/chat_server/tests
+	$(BIN_AIO)/coverage run -m pytest -p no:cacheprovider tests/aio examples/chat_server/tests tests/docs
 
 coverage: $(STAMP)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$$(cat .coverage-floor)
 
-test: lint typecheck pytest test-aio coverage
+test: lint typecheck docs pytest test-aio coverage
 
 # The sync suite at the lowest versions pyproject.toml allows; prints the versions it runs on. The
 # frameworks group is not installed there, so its tests are left out. Not part of `test`: CI runs both.
@@ -91,4 +96,4 @@ fake-server: $(STAMP)
 	$(BIN)/safe-bedrock fake-server --host 127.0.0.1 --port 4010
 
 clean:
-	rm -rf $(VENV) $(VENV_AIO) $(VENV_LOWEST) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
+	rm -rf site $(VENV) $(VENV_AIO) $(VENV_LOWEST) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
