@@ -226,7 +226,7 @@ def save(catalog: Catalog, path: str | os.PathLike[str]) -> None:
     lines = [
         "{",
         f'"meta": {json.dumps({**catalog.meta, "date": catalog.date})},',
-        f'"geographies": {json.dumps(catalog.geographies)},',
+        f'"geographies": {json.dumps(dict(catalog.geographies))},',
         '"models": [',
         ",\n".join(json.dumps(row) for row in models),
         '],\n"profiles": [',
@@ -275,9 +275,9 @@ def from_control_plane(
             profile_id, arns = s["inferenceProfileId"], [m["modelArn"] for m in s.get("models", ())]
             # Source region plus destinations; a global profile's region-less ARN adds no region.
             routed = {region, *(arn.split(":")[3] for arn in arns)} - {""}
-            old = profiles.get(profile_id)
-            routed |= set(old.regions) if old else set()
-            model_id = arns[0].rsplit("/", 1)[-1] if arns else (old.model_id if old else "")
+            prior = profiles.get(profile_id)
+            routed |= set(prior.regions) if prior else set()
+            model_id = arns[0].rsplit("/", 1)[-1] if arns else (prior.model_id if prior else "")
             geography = profile_id.split(".", 1)[0]
             profiles[profile_id] = Profile(profile_id, geography, model_id, tuple(sorted(routed)))
     geographies = {g: set(r) for g, r in (base.geographies.items() if base else ())}
