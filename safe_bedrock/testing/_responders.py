@@ -311,12 +311,12 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
 
 
 _TEMPLATE_MARKS = re.compile(
-    r"<\|start_header_id\|>\w*<\|end_header_id\|>|<\|[^|]*\|>|\[/?INST\]|</?s>|\n\nHuman:|\n\nAssistant:|^Human:|Assistant:\s*$|<<SYS>>|<</SYS>>"
+    r"<\|start_header_id\|>\w*<\|end_header_id\|>|<[|\uff5c][^|\uff5c]*[|\uff5c]>|\[/?INST\]|</?s>|\n\nHuman:|\n\nAssistant:|^Human:|Assistant:\s*$|<<SYS>>|<</SYS>>"
 )
 
 
 def _strip_template(prompt: str) -> str:
-    # Llama/Mistral/Claude-text prompts wrap the user text in chat-template markers; echo only the text.
+    # Llama/Mistral/DeepSeek/Claude-text prompts wrap the user text in chat-template markers: echo the text.
     return " ".join(_TEMPLATE_MARKS.sub(" ", prompt).split())
 
 
