@@ -30,9 +30,8 @@ __all__ = [
     "Profile",
     "family_of",
     "from_control_plane",
-    "load",
-    "save",
 ]
+__all__ += ["load", "save"]
 
 ENV_VAR: Final = "SAFE_BEDROCK_CATALOG"
 PACKAGED: Final = Path(__file__).with_name("catalog.json")
@@ -197,10 +196,7 @@ def _model(row: Mapping[str, Any]) -> Model:
 
 
 def _catalog(
-    meta: Mapping[str, Any],
-    models: Iterable[Model],
-    profiles: Iterable[Profile],
-    geographies: Mapping[str, tuple[str, ...]],
+    meta: Mapping[str, Any], models: Iterable[Model], profiles: Iterable[Profile], geographies: Any
 ) -> Catalog:
     return Catalog(
         date=str(meta["date"]),
