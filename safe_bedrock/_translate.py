@@ -1,38 +1,36 @@
 """One mechanism for the call and for the stream: a botocore error in, a typed error with its fix out.
 
-`translate` turns a botocore `ClientError` (raised by a call) or `EventStreamError` (raised while iterating
-a stream) into the class of `safe_bedrock.errors` that names its cause. It *returns* the new error; the
-caller raises it chained to the original, `raise translate(exc, context=ctx) from exc`, so the traceback
-keeps both. Anything that is not a botocore error comes back unchanged.
-
-Drop-in: the typed error keeps the original `.response` (the same dict) and `.operation_name`, so
-`e.response["Error"]["Code"]` is what botocore said. It is also an instance of the client's modeled class
-for that code (`client.exceptions.AccessDeniedException`, ...), and of `EventStreamError` when it was
-raised mid-stream, through a small per-(typed, modeled) subclass built once and cached. Python's `except`
-checks the real MRO, which is why the class itself must inherit both.
-
+`translate` *returns* the typed error and the caller raises it `from` the original, so the traceback keeps
+both. Drop-in: the typed error keeps the original `.response` and `.operation_name`, and is also an
+instance of the client's modeled class for its code (and of `EventStreamError` mid-stream) through a
+small cached subclass: Python's `except` checks the real MRO, so the class itself must inherit both.
 What follows from the cause (class, retryability, fix) is read from the one cause table, `_classify.Cause`.
-Sans-I/O: no network, no clock, no logging; the service model is read once for modeled HTTP statuses.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+from botocore.eventstream import ChecksumMismatch, ParserError
 from botocore.exceptions import (
     ClientError,
     CredentialRetrievalError,
     EventStreamError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
     RefreshWithMFAUnsupportedError,
     SSOTokenLoadError,
     TokenRetrievalError,
     UnauthorizedSSOTokenError,
 )
+from urllib3.exceptions import HTTPError, ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from safe_bedrock import errors
 from safe_bedrock._classify import Diagnosis, classify
@@ -49,7 +47,6 @@ if TYPE_CHECKING:
     from safe_bedrock._ids import ModelRef
 
 _T = TypeVar("_T", bound=Exception)
-_ACCESS_FIELDS = ("principal", "action", "resource", "policy_type", "policy_arn")  # as the message names them
 
 __all__ = [
     "CREDENTIALS_ERRORS",
@@ -67,8 +64,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallContext:
-    """What the client knows about the failed call; the error's fields and fix (with the message's
-    `Diagnosis`) come from it."""
+    """What the client knows about the failed call; with the message's `Diagnosis`, the error's fields."""
 
     operation: str
     region: str
@@ -79,19 +75,14 @@ class CallContext:
     events_received: int = 0
     # A mid-stream error carries no response metadata; the client passes the stream's request id here.
     request_id: str | None = None
-    # Set by a client: which attempt of the call failed (0 = not counted) and the seconds since it began;
-    # the endpoint names where credentials were missing for.
+    # Set by a client: which attempt failed (0 = not counted) and the seconds since the call began.
     attempts: int = 0
     elapsed_s: float | None = None
     endpoint_url: str | None = None
 
 
 def translate(exc: Exception, *, context: CallContext, exceptions: object | None = None) -> BaseException:
-    """The typed error for `exc`, or `exc` itself when it is not a botocore service error.
-
-    `exceptions` is a boto3 client's `.exceptions`; when given, the result is also an instance of the
-    modeled class for the error's code. The caller raises the result `from exc`.
-    """
+    """The typed error for `exc` (also of the modeled class in a client's `exceptions`), else `exc` itself."""
     if context.mid_stream and not isinstance(exc, (ClientError, errors.SafeBedrockError)):
         return stream_fault(exc, context=context)
     if isinstance(exc, errors.SafeBedrockError):
@@ -134,8 +125,8 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
         "response": response if _well_formed(response) else None,
     }
     klass = why.cause.error_class
-    if issubclass(klass, errors.AccessDeniedError):
-        kwargs.update({name: getattr(why, name) for name in _ACCESS_FIELDS})
+    if issubclass(klass, errors.AccessDeniedError):  # the fields the denial names, as the message names them
+        kwargs.update({name: getattr(why, name) for name in errors.AccessDeniedError._FIELDS})
     if klass is errors.MissingPermissionError:
         kwargs["suggested_policy"] = _suggested_policy(call.ref, needed_action(call, why))
     if klass is errors.InferenceProfileRequiredError:
@@ -143,9 +134,8 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
     counted = context.attempts > 0
     if counted:
         kwargs.update(attempts=context.attempts, elapsed_s=context.elapsed_s)
-    modeled = _modeled_class(exc, code, exceptions)
-    typed: BaseException = _class_for(klass, modeled, stream=stream, counted=counted)(**kwargs)
-    return typed
+    modeled = _modeled(exceptions, code, raised=type(exc))
+    return _class_for(klass, modeled, stream=stream, counted=counted)(**kwargs)
 
 
 # -- no credentials --------------------------------------------------------------------------------------
@@ -194,11 +184,7 @@ def credentials_error(
     else:
         problem, kind = "botocore found no credentials to sign the request with; nothing was sent", "none"
     local = is_local_endpoint(endpoint_url)
-    own = type(exc)
-    klass = errors.CredentialsNotFoundError
-    if own is not NoCredentialsError and not issubclass(own, errors.SafeBedrockError):
-        klass = _class_for(klass, own)
-    return klass(
+    return _class_for(errors.CredentialsNotFoundError, type(exc))(
         problem=problem,
         fix=credentials_fix(kind, endpoint_url=safe_text(endpoint_url or ""), local=local),
         operation=operation or None,
@@ -207,17 +193,12 @@ def credentials_error(
     )
 
 
-# -- attempts ----------------------------------------------------------------------------------------------
-
-
 _COUNTED_FIELDS = ("attempts", "elapsed_s")
 
 
 class Counted:
-    """Mixed into the typed error a client raises: how many attempts the call made and the seconds spent.
-
-    When there was more than one, `str(error)` says "after 3 attempts over 2.1 s" and `fields()` has both.
-    A pickled copy is the public class (as every error): it keeps both as attributes, not in `fields()`.
+    """Mixed into the typed error a client raises: after more than one attempt, `str(error)` says "after 3
+    attempts over 2.1 s" and `fields()` has both (a pickled copy, the public class, keeps them as attributes).
     """
 
     attempts: int = 1
@@ -313,7 +294,7 @@ def _refusal(message: str, *, exceptions: object | None, **fields: Any) -> error
         "RetryAttempts": 0,
     }
     response: dict[str, Any] = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
-    return _class_for(errors.ModelNotAllowedError, _lookup_modeled(exceptions, code))(
+    return _class_for(errors.ModelNotAllowedError, _modeled(exceptions, code))(
         code=code,
         message=message,
         http_status=status,
@@ -336,11 +317,8 @@ def _account_named(diagnosis: Diagnosis) -> str | None:
 
 
 def _with_account(context: CallContext, diagnosis: Diagnosis) -> ModelRef | None:
-    """The call's model reference, with the account filled in when the id had none and AWS named it.
-
-    A bare inference profile id has no account, but IAM checks the profile's full ARN; with the account
-    from the message, the fix and the suggested policy name that exact ARN instead of a wildcard.
-    """
+    # A bare inference profile id has no account, but IAM checks the profile's full ARN: with the account
+    # the denial names, the fix and the suggested policy name that exact ARN instead of a wildcard.
     ref = context.ref
     if ref is None or ref.account or ref.kind is not ModelKind.INFERENCE_PROFILE:
         return ref
@@ -384,31 +362,23 @@ def _status(response: dict[str, Any]) -> int | None:
 # -- the drop-in classes ---------------------------------------------------------------------------------
 
 
-def _modeled_name(code: str) -> str:
-    # Mid-stream codes arrive lowerCamel (throttlingException); the modeled class is UpperCamel.
-    return code[:1].upper() + code[1:]
-
-
-def _lookup_modeled(exceptions: object | None, code: str) -> type[ClientError] | None:
+def _modeled(
+    exceptions: object | None, code: str, *, raised: type[Exception] | None = None
+) -> type[ClientError] | None:
+    """The client's modeled class for `code`, else the modeled class botocore already raised (if any)."""
     from_code = getattr(exceptions, "from_code", None)
-    if not code or not callable(from_code):
-        return None
-    for name in dict.fromkeys((code, _modeled_name(code), _modeled_name(code) + "Exception")):
-        found = from_code(name)
+    upper = code[:1].upper() + code[1:]  # mid-stream codes arrive lowerCamel (throttlingException)
+    for name in dict.fromkeys((code, upper, upper + "Exception")) if code and callable(from_code) else ():
+        found = from_code(name)  # type: ignore[misc]
         if isinstance(found, type) and issubclass(found, ClientError) and found is not ClientError:
             return found
-    return None
-
-
-def _modeled_class(exc: ClientError, code: str, exceptions: object | None) -> type[ClientError] | None:
-    found = _lookup_modeled(exceptions, code)
-    if found is not None:
-        return found
-    # botocore already raised the modeled class (client.exceptions.X): keep it even without `exceptions`.
-    own = type(exc)
-    if own not in (ClientError, EventStreamError) and not issubclass(own, errors.SafeBedrockError):
-        return own
-    return None
+    if (
+        raised is None
+        or raised in (ClientError, EventStreamError)
+        or issubclass(raised, errors.SafeBedrockError)
+    ):
+        return None
+    return raised  # type: ignore[return-value]
 
 
 # Bounded: each boto3 session has its own modeled classes, so a process making many sessions would
@@ -424,33 +394,26 @@ def _class_for(
     and `Counted` for an error a client raises)."""
     key = (typed, modeled, stream, counted)
     built = _classes.get(key)
-    if built is None:
-        built = _build_class(typed, modeled, stream=stream, counted=counted)
-        if len(_classes) >= _MAX_CLASSES:
-            _classes.clear()
-        _classes[key] = built
-    return cast("type[_T]", built)
-
-
-def _build_class(
-    typed: type[Any], modeled: type[Any] | None, *, stream: bool, counted: bool = False
-) -> type[Any]:
+    if built is not None:
+        return cast("type[_T]", built)
     bases: tuple[type[Any], ...] = (Counted, typed) if counted else (typed,)
     if modeled is not None and not issubclass(typed, modeled):
         bases += (modeled,)
     if stream and not any(issubclass(base, EventStreamError) for base in bases):
         bases += (EventStreamError,)
-    if len(bases) == 1:
-        return typed
-    namespace = {
-        "__module__": typed.__module__,
-        "__qualname__": typed.__qualname__,
-        "__doc__": typed.__doc__,
-        errors.DYNAMIC_MARK: True,
-    }
-    # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
-    built: type[Exception] = type(typed.__name__, bases, namespace)
-    return built
+    built = typed
+    if len(bases) > 1:
+        # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
+        namespace = {
+            "__module__": typed.__module__,
+            "__qualname__": typed.__qualname__,
+            "__doc__": typed.__doc__,
+        }
+        built = type(typed.__name__, bases, {**namespace, errors.DYNAMIC_MARK: True})
+    if len(_classes) >= _MAX_CLASSES:
+        _classes.clear()
+    _classes[key] = built
+    return cast("type[_T]", built)
 
 
 # -- mid-stream faults of the transport and the framing ----------------------------------------------------
@@ -479,9 +442,6 @@ _KEPT_MODULES = frozenset(
 
 def _transport_class(exc: BaseException) -> type[Exception] | None:
     """The class of `exc` an app may catch, to keep as a base of the typed error (None: keep none)."""
-    from urllib3.exceptions import ProtocolError
-    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
-
     # urllib3's IncompleteRead and friends also derive from http.client's classes (other constructors):
     # the class an app catches is ProtocolError or ReadTimeoutError.
     for public in (Urllib3ReadTimeoutError, ProtocolError):
@@ -491,84 +451,47 @@ def _transport_class(exc: BaseException) -> type[Exception] | None:
     return own if own.__module__ in _KEPT_MODULES and issubclass(own, Exception) else None
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    from botocore.exceptions import ReadTimeoutError
-    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
-
-    return isinstance(exc, (TimeoutError, ReadTimeoutError, Urllib3ReadTimeoutError))
-
-
-def _is_connection(exc: BaseException) -> bool:
-    import sys
-
-    from botocore.exceptions import HTTPClientError
-    from urllib3.exceptions import HTTPError, ProtocolError
-
-    if isinstance(exc, (ProtocolError, HTTPError, HTTPClientError, ConnectionError)):
-        return True
-    aiohttp = sys.modules.get("aiohttp")  # the async transport; the sync client never imports it
-    return aiohttp is not None and isinstance(
-        exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
-    )
+_AGAIN = "call again (a new request; the events already received are not replayed)"
+_CUT = f"do not use the partial answer as whole; {_AGAIN}"
+_DAMAGED = "if it keeps happening, look at what sits on the way (a proxy or TLS inspection rewriting bodies)"
+_SLOW = "if the model pauses longer than that between events, raise read_timeout in the botocore Config"
+_OFTEN = "if it happens often, look at proxies or load balancers on the way (idle timeouts, body limits)"
 
 
-def _stream_fault_kind(exc: BaseException) -> tuple[type[errors.ModelStreamError], str] | None:
-    from botocore.eventstream import ChecksumMismatch, ParserError
-
+def _fault(exc: BaseException) -> tuple[type[errors.ModelStreamError], str, str, str] | None:
+    """(class, code, message, fix) of a fault of the transport or the framing; None for anything else."""
+    if isinstance(exc, StreamEnded) and exc.inside_frame:
+        cut = f"The stream ended in the middle of a frame ({exc.leftover} bytes of it arrived)"
+        return errors.StreamTruncatedError, "StreamTruncated", f"{cut}: the answer is cut short.", _CUT
     if isinstance(exc, StreamEnded):
-        if exc.inside_frame:
-            return errors.StreamTruncatedError, "StreamTruncated"
-        return errors.StreamIncompleteError, "StreamIncomplete"
+        cut = "The stream ended without its closing events: the answer is cut short."
+        return errors.StreamIncompleteError, "StreamIncomplete", cut, _CUT
+    damaged = f"A frame of the event stream was damaged in transit ({type(exc).__name__}: {exc})."
     if isinstance(exc, ChecksumMismatch):
-        return errors.StreamChecksumError, "StreamChecksumMismatch"
+        return errors.StreamChecksumError, "StreamChecksumMismatch", damaged, f"{_AGAIN}; {_DAMAGED}"
     if isinstance(exc, ParserError):
-        return errors.StreamFrameError, "StreamFrameInvalid"
-    if _is_timeout(exc):  # before connection errors: aiohttp's timeout is also a connection error
-        return errors.StreamReadTimeoutError, "StreamReadTimeout"
-    if _is_connection(exc):
-        return errors.StreamConnectionError, "StreamConnectionBroken"
-    return None
-
-
-def _fault_text(klass: type[errors.ModelStreamError], exc: BaseException) -> tuple[str, str]:
-    """(message, fix) for a stream fault; the summary adds how many events arrived before it."""
-    again = "call again (a new request; the events already received are not replayed)"
-    whole = f"do not use the partial answer as whole; {again}"
-    if klass is errors.StreamTruncatedError:
-        leftover = exc.leftover if isinstance(exc, StreamEnded) else 0
-        cut = f"The stream ended in the middle of a frame ({leftover} bytes of it arrived)"
-        return f"{cut}: the answer is cut short.", whole
-    if klass is errors.StreamIncompleteError:
-        return "The stream ended without its closing events: the answer is cut short.", whole
-    original = f"{type(exc).__name__}: {exc}"
-    if klass is errors.StreamReadTimeoutError:
-        slow = (
-            "if the model pauses longer than that between events, raise read_timeout in the botocore Config"
-        )
-        return f"No byte arrived within the read timeout ({original}).", f"{again}; {slow}"
-    if klass is errors.StreamConnectionError:
-        often = (
-            "if it happens often, look at proxies or load balancers on the way (idle timeouts, body limits)"
-        )
-        return f"The connection broke ({original}).", f"{again}; {often}"
-    damaged = (
-        "if it keeps happening, look at what sits on the way (a proxy or TLS inspection rewriting bodies)"
-    )
-    return f"A frame of the event stream was damaged in transit ({original}).", f"{again}; {damaged}"
+        return errors.StreamFrameError, "StreamFrameInvalid", damaged, f"{_AGAIN}; {_DAMAGED}"
+    # Timeouts before connection errors: aiohttp's timeout is also a connection error.
+    if isinstance(exc, (TimeoutError, ReadTimeoutError, Urllib3ReadTimeoutError)):
+        slow = f"No byte arrived within the read timeout ({type(exc).__name__}: {exc})."
+        return errors.StreamReadTimeoutError, "StreamReadTimeout", slow, f"{_AGAIN}; {_SLOW}"
+    broken: tuple[type[BaseException], ...] = (ProtocolError, HTTPError, HTTPClientError, ConnectionError)
+    aiohttp = sys.modules.get("aiohttp")  # the async transport; the sync client never imports it
+    if aiohttp is not None:
+        broken += (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
+    if not isinstance(exc, broken):
+        return None
+    broke = f"The connection broke ({type(exc).__name__}: {exc})."
+    return errors.StreamConnectionError, "StreamConnectionBroken", broke, f"{_AGAIN}; {_OFTEN}"
 
 
 def stream_fault(exc: Exception, *, context: CallContext) -> BaseException:
-    """The typed `ModelStreamError` for a fault of the transport or the framing while a stream is read,
-    or `exc` itself when it is none of them (a bug in the caller's code stays what it is).
-
-    The result is also an instance of the class boto3 raised (`ChecksumMismatch`, urllib3's
-    `ProtocolError`, ...), so handlers written for it keep working; the caller raises it `from exc`.
-    """
-    kind = _stream_fault_kind(exc)
-    if kind is None:
+    """The typed `ModelStreamError` for a fault of the transport or the framing while a stream is read (also
+    the class boto3 raised for it), or `exc` itself (a bug in the caller's code stays what it is)."""
+    fault = _fault(exc)
+    if fault is None:
         return exc
-    klass, code = kind
-    message, fix = _fault_text(klass, exc)
+    klass, code, message, fix = fault
     kwargs: dict[str, Any] = {
         "code": code,
         "message": message,
