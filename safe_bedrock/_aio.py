@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 else:
     _ClientBase = object
 
-__all__ = ["AsyncSafeBedrockClient"]
 
 _NOT_ENTERED = (
     "AsyncSafeBedrockClient builds its aiobotocore client when entered: use "

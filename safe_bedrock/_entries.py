@@ -17,7 +17,6 @@ from safe_bedrock.errors import AllowlistError, InvalidModelIdError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["PLACEHOLDER_REGION", "PROFILES_PREFIX", "Rule", "bare_kind", "is_wild", "resource_part", "rules"]
 
 PROFILES_PREFIX: Final = "profiles+"
 PLACEHOLDER_REGION: Final = "us-east-1"  # validates bare entries before any region is known

@@ -23,7 +23,6 @@ from zlib import crc32
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["encode_frame", "event_frame", "exception_frame"]
 
 _STRING = 7
 _PRELUDE = struct.Struct(">II")

@@ -31,18 +31,6 @@ from typing import Final
 from safe_bedrock._service import max_model_id_length, model_id_rule, partition_of
 from safe_bedrock.errors import InvalidModelIdError
 
-__all__ = [
-    "PROFILE_ROUTES",
-    "ModelKind",
-    "ModelRef",
-    "base_model_id",
-    "geography",
-    "match_key",
-    "parse_model_id",
-    "profile_routes",
-    "profiles_from",
-]
-
 
 class ModelKind(enum.Enum):
     FOUNDATION_MODEL = "foundation-model"

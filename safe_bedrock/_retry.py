@@ -32,20 +32,6 @@ from safe_bedrock.errors import TransientError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = [
-    "CONNECTION_ERRORS",
-    "RetryConfig",
-    "acall_with_retries",
-    "botocore_retries_active",
-    "call_with_retries",
-    "is_testing",
-    "is_transient",
-    "max_attempts",
-    "no_retry_config",
-    "parse_retry_after",
-    "retry_after_of",
-    "set_testing",
-]
 
 _T = TypeVar("_T")
 

@@ -29,24 +29,6 @@ if TYPE_CHECKING:
     from botocore.loaders import Loader
     from botocore.model import ServiceModel
 
-__all__ = [
-    "RUNTIME",
-    "OperationSpec",
-    "action_for",
-    "data",
-    "loader",
-    "max_model_id_length",
-    "model_id_rule",
-    "modeled_status",
-    "modeled_statuses",
-    "operation_specs",
-    "operations_at",
-    "partition_of",
-    "route",
-    "service_model",
-    "stream_exceptions",
-    "stream_operations",
-]
 
 RUNTIME: Final = "bedrock-runtime"
 MODEL_MEMBER: Final = "modelId"

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock._allowlist import ModelAllowlist
 
-__all__ = ["check_request", "guard", "guard_for", "install"]
 
 _T = TypeVar("_T")
 _INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: its `_Checks`
