@@ -124,7 +124,7 @@ def raw_events(server: FakeBedrockServer, body: dict[str, Any]) -> list[tuple[st
         conn.request("POST", path, body=request.body, headers=dict(request.headers.items()))
         response = conn.getresponse()
         assert response.status == 200
-        buffer = EventStreamBuffer()
+        buffer: Any = EventStreamBuffer()
         buffer.add_data(response.read())
     finally:
         conn.close()
@@ -160,7 +160,7 @@ def test_the_padding_is_the_same_for_the_same_request(server: FakeBedrockServer)
 def test_boto3_parses_padded_events_into_the_modeled_shapes(server: FakeBedrockServer) -> None:
     boto_client = server.client(config=NO_RETRIES)
     try:
-        events = list(boto_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
+        events: list[Any] = list(boto_client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"])
     finally:
         boto_client.close()
     assert events[0] == {"messageStart": {"role": "assistant"}}
