@@ -16,6 +16,7 @@ import argparse
 import contextvars
 import difflib
 import importlib
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ EXIT_DENIED = 1
 EXIT_USAGE = 2
 EXIT_SOFTWARE = 70  # sysexits' EX_SOFTWARE: a bug in safe-bedrock itself
 EXIT_INTERRUPTED = 130
+EXIT_CODES_HELP = (
+    "exit codes: 0 ok; 1 denied or the call failed (refused by Bedrock, IAM or the allowlist);\n"
+    "  2 usage or bad input; 70 unexpected internal error; 130 interrupted (Ctrl-C)"
+)
 
 # The registration seam: one module per subcommand, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -58,26 +63,16 @@ class Command:
 class CommandError(Exception):
     """A problem a command can name: printed as one line (problem, then fix), no traceback.
 
-    Exit code 2 (usage, bad input) by default; a refusal passes ``exit_code=1`` (its kind is then "denied").
-    `argument` names the argument or setting at fault (``--region``, ``MODEL``, ``AWS_REGION``); --json
-    output carries it.
+    `kind` is "usage" (bad input, exit 2) by default; a refusal passes ``kind="denied"`` (exit 1). `argument`
+    names the argument or setting at fault (``--region``, ``MODEL``, ``AWS_REGION``); --json carries it.
     """
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        fix: str = "",
-        exit_code: int = EXIT_USAGE,
-        argument: str = "",
-        kind: str = "",
-    ) -> None:
+    def __init__(self, problem: str, *, fix: str = "", argument: str = "", kind: str = "usage") -> None:
         super().__init__(problem)
         self.problem = problem
         self.fix = fix
-        self.exit_code = exit_code
         self.argument = argument
-        self.kind = kind or {EXIT_USAGE: "usage", EXIT_DENIED: "denied"}.get(exit_code, "failed")
+        self.kind = kind
 
     def __str__(self) -> str:
         return f"{self.problem}; {self.fix}" if self.fix else self.problem
@@ -97,12 +92,18 @@ class _Parser(argparse.ArgumentParser):
             from safe_bedrock.cli._output import Output, Problem
 
             details = {"argument": argument} if argument else {}
-            problem = Problem("usage", message, fix, EXIT_USAGE, "ArgumentError", details)
-            Output(command=self.prog, json_mode=True).problem(problem)
+            Output(command=self.prog, json_mode=True).problem(
+                Problem("usage", message, fix, "ArgumentError", details)
+            )
         else:
             self.print_usage(sys.stderr)
             sys.stderr.write(f"{self.prog}: error: {message}\n" + (f"  fix: {fix}\n" if fix else ""))
         raise SystemExit(EXIT_USAGE)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
 
 
 def _argument_fix(parser: argparse.ArgumentParser, message: str) -> tuple[str, str]:
@@ -112,11 +113,9 @@ def _argument_fix(parser: argparse.ArgumentParser, message: str) -> tuple[str, s
         missing = message.split(": ", 1)[1]
         return missing, f"pass {missing}; {helps}"
     if message.startswith("unrecognized arguments: "):
-        extra = message.split(": ", 1)[1].split()
-        first = extra[0] if extra else ""
+        first = message.split(": ", 1)[1].split(maxsplit=1)[0]
         options = [o for o in parser._option_string_actions if o.startswith("--")]
-        close = difflib.get_close_matches(first.split("=", 1)[0], options, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}? " if close and first.startswith("-") else ""
+        hint = _did_you_mean(first.split("=", 1)[0], options) if first.startswith("-") else ""
         return first, f"{hint}remove {first!r} or check its spelling; {helps}"
     match = _ARGUMENT_RE.match(message)
     if match is None:
@@ -125,31 +124,8 @@ def _argument_fix(parser: argparse.ArgumentParser, message: str) -> tuple[str, s
     if "invalid choice: " in message:
         chosen = message.split("invalid choice: ", 1)[1].split(" (", 1)[0].strip("'")
         choices = re.findall(r"'([^']+)'", message.split("(choose from", 1)[-1])
-        close = difflib.get_close_matches(chosen, choices, n=1, cutoff=0.6)
-        return argument, (
-            f"did you mean {close[0]}? " if close else ""
-        ) + f"{argument} is one of: {', '.join(choices)}"
+        return argument, f"{_did_you_mean(chosen, choices)}{argument} is one of: {', '.join(choices)}"
     return argument, f"{helps} for {argument}"
-
-
-def _wants_json(argv: Sequence[str]) -> bool:
-    """True when --json is among the options (not after ``--``, where it would be a PROMPT)."""
-    for word in argv:
-        if word == "--":
-            return False
-        if word == "--json":
-            return True
-    return False
-
-
-def _load_commands(modules: Sequence[str]) -> list[Command]:
-    commands = []
-    for path in modules:
-        command = importlib.import_module(path).COMMAND
-        if not isinstance(command, Command):  # pragma: no cover - a registration mistake, caught in review
-            raise TypeError(f"{path}.COMMAND must be a safe_bedrock.cli.Command")
-        commands.append(command)
-    return commands
 
 
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -160,7 +136,8 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-    for command in _load_commands(COMMAND_MODULES if modules is None else modules):
+    for path in COMMAND_MODULES if modules is None else modules:
+        command: Command = importlib.import_module(path).COMMAND
         sub = subparsers.add_parser(
             command.name,
             help=command.help,
@@ -175,10 +152,11 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `safe-bedrock` console script; returns the process exit code."""
-    from safe_bedrock.cli._output import Output, describe
+    from safe_bedrock.cli._output import run_command
 
     arguments = list(sys.argv[1:] if argv is None else argv)
-    token = _JSON_ERRORS.set(_wants_json(arguments))
+    # --json after ``--`` is a PROMPT, not the option.
+    token = _JSON_ERRORS.set("--json" in itertools.takewhile(lambda word: word != "--", arguments))
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(arguments)
@@ -188,11 +166,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _JSON_ERRORS.reset(token)
     run: Callable[[argparse.Namespace], int] = args._run  # set by build_parser
-    out = Output(command=str(args.command), json_mode=bool(getattr(args, "json", False)))
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - last resort: a command line never shows a traceback
-        return out.problem(describe(exc))
+    return run_command(args, lambda _out: run(args), endpoint=getattr(args, "endpoint_url", None))

@@ -11,12 +11,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock.cli import Command
-from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Output, describe, run_command
+from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Command
+from safe_bedrock.cli._output import Output, describe
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
 
 __all__ = ["COMMAND"]
 
@@ -26,97 +25,72 @@ _HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D a
 def _configure(parser: argparse.ArgumentParser) -> None:
     from safe_bedrock.cli._invoke import add_converse_arguments
 
-    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
     add_converse_arguments(parser)
 
 
-def _reader(out: Output) -> Callable[[], str | None]:
-    interactive = sys.stdin.isatty()
-
-    def read() -> str | None:
-        if interactive and not out.json_mode:
-            out.stderr.write("you> ")
-            out.stderr.flush()
-        line = sys.stdin.readline()
-        return None if line == "" else line.rstrip("\n")
-
-    return read
-
-
-def _slash_command(line: str, messages: list[dict[str, Any]], out: Output) -> bool:
-    """Handle an empty line, /reset or /help; False for a line to send."""
-    if line == "/reset":
-        messages.clear()
-        out.note("(conversation forgotten)")
-    elif line == "/help":
-        out.note(_HELP)
-    return line in {"", "/reset", "/help"}
+def _read(out: Output) -> str | None:
+    """The next line of input without its newline (prompting on a terminal); None at end of input."""
+    if sys.stdin.isatty() and not out.json_mode:
+        out.stderr.write("you> ")
+        out.stderr.flush()
+    line = sys.stdin.readline()
+    return None if line == "" else line.rstrip("\n")
 
 
 def _run(args: argparse.Namespace) -> int:
-    def body(out: Output) -> int:
-        from safe_bedrock.cli._invoke import (
-            aws_session,
-            build_allowlist,
-            converse_turn,
-            safe_client,
-            show_usage,
-        )
-        from safe_bedrock.errors import SafeBedrockError
+    from safe_bedrock.cli._invoke import aws_session, build_allowlist, converse_turn, safe_client, show_usage
+    from safe_bedrock.errors import SafeBedrockError
 
-        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-        allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
-        read = _reader(out)
-        messages: list[dict[str, Any]] = []
-        turn = 0
-        out.note(f"chat with {args.model} in {session.region_name}; {_HELP}")
-        with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
-            while True:
-                try:
-                    line = read()
-                except KeyboardInterrupt:
-                    out.note("")
-                    return EXIT_INTERRUPTED
-                if line is None or line.strip() in {"/exit", "/quit"}:
-                    return EXIT_OK
-                if _slash_command(line.strip(), messages, out):
-                    continue
-                messages.append({"role": "user", "content": [{"text": line}]})
-                turn += 1
-                try:
-                    result = converse_turn(client, args, messages, out)
-                except KeyboardInterrupt:
-                    # Ctrl-C before the answer started: forget the question, back to the prompt.
-                    messages.pop()
-                    out.note("\n(stopped)")
-                    continue
-                except SafeBedrockError as exc:
-                    # A failed turn is reported and forgotten; the conversation goes on.
-                    messages.pop()
-                    problem = describe(exc)
-                    if out.json_mode:
-                        out.emit({"ok": False, "turn": turn, "error": problem.as_json()}, compact=True)
-                    else:
-                        out.problem(problem)
-                    continue
-                if result.text:
-                    messages.append({"role": "assistant", "content": [{"text": result.text}]})
-                else:  # nothing arrived: drop the question so user and assistant turns still alternate
-                    messages.pop()
+    out = Output.of(args)
+    session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+    allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
+    messages: list[dict[str, Any]] = []
+    turn = 0
+    out.note(f"chat with {args.model} in {session.region_name}; {_HELP}")
+    with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
+        while True:
+            try:
+                line = _read(out)
+            except KeyboardInterrupt:
+                out.note("")
+                return EXIT_INTERRUPTED
+            command = None if line is None else line.strip()
+            if command is None or command in {"/exit", "/quit"}:
+                return EXIT_OK
+            if command == "/reset":
+                messages.clear()
+                out.note("(conversation forgotten)")
+            elif command == "/help":
+                out.note(_HELP)
+            if command in {"", "/reset", "/help"}:
+                continue
+            messages.append({"role": "user", "content": [{"text": line}]})
+            turn += 1
+            try:
+                result = converse_turn(client, args, messages, out)
+            except KeyboardInterrupt:
+                # Ctrl-C before the answer started: forget the question, back to the prompt.
+                messages.pop()
+                out.note("\n(stopped)")
+                continue
+            except SafeBedrockError as exc:
+                # A failed turn is reported and forgotten; the conversation goes on.
+                messages.pop()
+                problem = describe(exc)
                 if out.json_mode:
-                    out.emit(
-                        {
-                            "ok": not result.interrupted,
-                            "turn": turn,
-                            "model_id": args.model,
-                            **result.as_json(),
-                        },
-                        compact=True,
-                    )
+                    out.emit({"ok": False, "turn": turn, "error": problem.as_json()}, compact=True)
                 else:
-                    show_usage(out, args.model, result)
-
-    return run_command(args, body, endpoint=args.endpoint_url)
+                    out.problem(problem)
+                continue
+            if result.text:
+                messages.append({"role": "assistant", "content": [{"text": result.text}]})
+            else:  # nothing arrived: drop the question so user and assistant turns still alternate
+                messages.pop()
+            if out.json_mode:
+                document = {"ok": not result.interrupted, "turn": turn, "model_id": args.model}
+                out.emit({**document, **result.as_json()}, compact=True)
+            else:
+                show_usage(out, args.model, result)
 
 
 COMMAND = Command(

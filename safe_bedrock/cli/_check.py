@@ -8,33 +8,28 @@ unknown / skip) as soon as it is known. The answer: denied (exit 1) when any ste
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from safe_bedrock._allowlist import ENV_VAR
-from safe_bedrock.cli import Command
-from safe_bedrock.cli._output import (
-    EXIT_DENIED,
-    EXIT_OK,
-    EXIT_UNKNOWN,
-    Output,
-    describe,
-    run_command,
-)
+from safe_bedrock.cli import EXIT_DENIED, EXIT_OK, Command
+from safe_bedrock.cli._output import Output, describe
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
     import boto3
-    from botocore.exceptions import ClientError
 
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
 
 __all__ = ["COMMAND", "Step"]
 
+EXIT_UNKNOWN: Final = 3  # could not tell: a step could not be checked and no call proved access
 OK: Final = "ok"
 DENIED: Final = "denied"
 UNKNOWN: Final = "unknown"
@@ -99,55 +94,66 @@ def _client(session: boto3.session.Session, service: str, endpoint_url: str | No
     return make(service, endpoint_url=endpoint_url, config=config)
 
 
-def _code_and_message(exc: ClientError) -> tuple[str, str]:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code", "")), str(error.get("Message", ""))
+def _ask(  # noqa: PLR0917 - private: a step's name, its call and how to read a refusal
+    state: _State,
+    step: str,
+    operation: str,
+    call: Callable[[], Any],
+    endpoint: str | None,
+    may_not: tuple[str, str] = ("", ""),
+) -> Any:
+    """`call()`'s answer; or None after recording why the step cannot tell (`may_not`: detail and fix when
+    the caller may not make the call). STS refusing the caller is a refusal of the credentials themselves."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-
-def _mask(key: str) -> str:
-    return f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "***"
+    try:
+        return call()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+        if step == "principal":
+            fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
+            state.add(step, DENIED, f"STS refused the credentials: {code}: {message}", fix)
+        elif code in {"AccessDenied", "AccessDeniedException"}:
+            state.add(step, UNKNOWN, *may_not)
+        else:
+            state.add(step, UNKNOWN, f"{operation} failed: {code}: {message}")
+    except BotoCoreError as exc:
+        problem = describe(exc, endpoint=endpoint)
+        state.add(step, UNKNOWN, f"{operation} failed: {problem.summary}", problem.fix)
+    return None
 
 
 # --- the steps ----------------------------------------------------------------------------------------------
 
 
 def _credentials(state: _State, session: boto3.session.Session) -> bool:
+    from botocore.exceptions import NoCredentialsError
+
+    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
+
     try:
         credentials = session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError  # reported like a broken profile, just below
     except Exception as exc:  # noqa: BLE001 - a broken profile or SSO cache: report it as this step
         problem = describe(exc)
         state.add("credentials", DENIED, problem.summary, problem.fix)
         return False
-    if credentials is None:
-        from botocore.exceptions import NoCredentialsError
-
-        problem = describe(NoCredentialsError())
-        state.add("credentials", DENIED, problem.summary, problem.fix)
-        return False
-    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
-
     key = credentials.access_key or ""
     if key == PLACEHOLDER_KEY:
         state.add("credentials", OK, "none configured: placeholders for the local endpoint (the fake)")
-        return True
-    method = getattr(credentials, "method", "") or "unknown source"
-    state.add("credentials", OK, f"found ({method}, access key {_mask(key)})")
+    else:
+        masked = f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "***"
+        method = getattr(credentials, "method", "") or "unknown source"
+        state.add("credentials", OK, f"found ({method}, access key {masked})")
     return True
 
 
 def _principal(state: _State, session: boto3.session.Session, endpoint: str | None) -> str | None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        identity = _client(session, "sts", endpoint).get_caller_identity()
-    except ClientError as exc:
-        code, message = _code_and_message(exc)
-        fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
-        state.add("principal", DENIED, f"STS refused the credentials: {code}: {message}", fix)
-        return None
-    except BotoCoreError as exc:
-        problem = describe(exc, endpoint=endpoint)
-        state.add("principal", UNKNOWN, f"sts get-caller-identity failed: {problem.summary}", problem.fix)
+    call = _client(session, "sts", endpoint).get_caller_identity
+    identity = _ask(state, "principal", "sts get-caller-identity", call, endpoint)
+    if identity is None:
         return None
     arn = str(identity.get("Arn", ""))
     state.add("principal", OK, f"{arn} (account {identity.get('Account', '?')})")
@@ -157,21 +163,21 @@ def _principal(state: _State, session: boto3.session.Session, endpoint: str | No
 def _configured_allowlist(allow_file: str | None, *, region: str | None) -> ModelAllowlist | None:
     """--allow-file, else SAFE_BEDROCK_ALLOWED_MODELS (None when neither is given); malformed: usage error."""
     from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist, quiet_when_empty
+    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist
 
     if allow_file:
-        with quiet_when_empty(), allowlist_errors("--allow-file"):
+        with allowlist_errors("--allow-file"):
             return ModelAllowlist.from_file(allow_file, region=region)
     return env_allowlist(region=region)
 
 
 def _allowlist(
-    state: _State, args: argparse.Namespace, ref: ModelRef, actions: list[str]
+    state: _State, allow_file: str | None, ref: ModelRef, actions: list[str]
 ) -> ModelAllowlist | None:
     """The allowlist the app would use, or None when none is configured; records the step."""
     from safe_bedrock.cli._invoke import nothing_allowed
 
-    allowlist = _configured_allowlist(args.allow_file, region=ref.region or None)
+    allowlist = _configured_allowlist(allow_file, region=ref.region or None)
     if allowlist is None:
         state.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
         return None
@@ -179,27 +185,17 @@ def _allowlist(
     if refusal is not None:
         state.add("allowlist", DENIED, refusal.problem, refusal.fix)
         return allowlist
-    refused = []
-    matched = []
-    for action in actions:
-        decision = allowlist.decide(ref, action=action)
-        if decision.allowed:
-            matched.append(decision.matched or "?")
-        else:
-            refused.append((action, decision))
-    if refused:
-        action, decision = refused[0]
-        reason = f": {decision.reason}" if decision.reason else ""
-        closest = f" (closest: {', '.join(decision.closest)})" if decision.closest else ""
-        state.add(
-            "allowlist",
-            DENIED,
-            f"{allowlist.source} refuses {action}{reason}{closest}",
-            f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else "",
-        )
-    else:
-        entries = ", ".join(repr(entry) for entry in dict.fromkeys(matched))
+    decisions = [(action, allowlist.decide(ref, action=action)) for action in actions]
+    refused = [(action, decision) for action, decision in decisions if not decision.allowed]
+    if not refused:
+        entries = ", ".join(repr(entry) for entry in dict.fromkeys(d.matched or "?" for _, d in decisions))
         state.add("allowlist", OK, f"allowed by {entries} ({allowlist.source})")
+        return allowlist
+    action, decision = refused[0]
+    reason = f": {decision.reason}" if decision.reason else ""
+    closest = f" (closest: {', '.join(decision.closest)})" if decision.closest else ""
+    fix = f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else ""
+    state.add("allowlist", DENIED, f"{allowlist.source} refuses {action}{reason}{closest}", fix)
     return allowlist
 
 
@@ -209,9 +205,7 @@ def _policy_source(principal: str) -> str | None:
     if match:
         partition, account, role = match.groups()
         return f"arn:{partition}:iam::{account}:role/{role}"
-    if _IAM_PRINCIPAL.fullmatch(principal):
-        return principal
-    return None
+    return principal if _IAM_PRINCIPAL.fullmatch(principal) else None
 
 
 def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain so far
@@ -222,171 +216,108 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
     ref: ModelRef,
     actions: list[str],
 ) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from safe_bedrock._ids import ModelKind, profile_routes
 
     source = _policy_source(principal)
     if source is None:
-        state.add(
-            "iam policy",
-            UNKNOWN,
-            f"IAM cannot simulate policies for {principal} (only users and roles)",
-            "the call below tells",
-        )
+        detail = f"IAM cannot simulate policies for {principal} (only users and roles)"
+        state.add("iam policy", UNKNOWN, detail, "the call below tells")
         return
     resources = [ref.arn]
-    request: dict[str, Any] = {"PolicySourceArn": source, "ActionNames": actions}
+    request: dict[str, Any] = {"PolicySourceArn": source, "ActionNames": actions, "ResourceArns": resources}
     if ref.kind is ModelKind.INFERENCE_PROFILE:
         with contextlib.suppress(LookupError):  # unknown geography: the profile ARN alone is still checked
             resources.extend(profile_routes(ref))
-        request["ContextEntries"] = [
-            {
-                "ContextKeyName": "bedrock:InferenceProfileArn",
-                "ContextKeyValues": [ref.arn],
-                "ContextKeyType": "string",
-            }
-        ]
-    request["ResourceArns"] = resources
-    try:
-        results = _client(session, "iam", endpoint).simulate_principal_policy(**request)["EvaluationResults"]
-    except ClientError as exc:
-        code, message = _code_and_message(exc)
-        if code in {"AccessDenied", "AccessDeniedException"}:
-            state.add(
-                "iam policy",
-                UNKNOWN,
-                f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
-                f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
-            )
-        else:
-            state.add("iam policy", UNKNOWN, f"simulate-principal-policy failed: {code}: {message}")
+        context = {"ContextKeyName": "bedrock:InferenceProfileArn", "ContextKeyValues": [ref.arn]}
+        request["ContextEntries"] = [{**context, "ContextKeyType": "string"}]
+    may_not = (
+        f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
+        f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
+    )
+    simulate = functools.partial(_client(session, "iam", endpoint).simulate_principal_policy, **request)
+    answer = _ask(state, "iam policy", "simulate-principal-policy", simulate, endpoint, may_not)
+    if answer is None:
         return
-    except BotoCoreError as exc:
-        problem = describe(exc, endpoint=endpoint)
-        state.add("iam policy", UNKNOWN, f"simulate-principal-policy failed: {problem.summary}")
-        return
-    pairs: list[tuple[str, str, str, str]] = []
-    for result in results:
-        # Per-resource decisions when IAM gives them, else the action's own decision.
-        specific = result.get("ResourceSpecificResults") or []
-        items, key = (specific, "EvalResourceDecision") if specific else ([result], "EvalDecision")
-        action = result.get("EvalActionName", "?")
-        pairs.extend(
-            (action, item.get("EvalResourceName", "?"), item.get(key, "?"), _sid(item)) for item in items
-        )
-    explicit = [p for p in pairs if p[2] == "explicitDeny"]
-    implicit = [p for p in pairs if p[2] not in {"allowed", "explicitDeny"}]
+    # (action, resource, decision, statement id), per resource when IAM gives them, else per action.
+    decisions = [
+        (result.get("EvalActionName", "?"), item.get("EvalResourceName", "?"), _decision(item), _sid(item))
+        for result in answer["EvaluationResults"]
+        for item in result.get("ResourceSpecificResults") or [result]
+    ]
+    explicit = [d for d in decisions if d[2] == "explicitDeny"]
+    implicit = [d for d in decisions if d[2] != "allowed"]
     if explicit:
         action, resource, _, sid = explicit[0]
         where = f" (statement {sid})" if sid else ""
-        state.add(
-            "iam policy",
-            DENIED,
-            f"explicit deny{where}: {action} on {resource}",
-            "remove or narrow the Deny statement; adding Allow statements does not help",
-        )
+        fix = "remove or narrow the Deny statement; adding Allow statements does not help"
+        state.add("iam policy", DENIED, f"explicit deny{where}: {action} on {resource}", fix)
     elif implicit:
         action, resource, _, _ = implicit[0]
         more = f" (and {len(implicit) - 1} more)" if len(implicit) > 1 else ""
-        models = ref.raw
-        state.add(
-            "iam policy",
-            DENIED,
-            f"no policy of {source} allows {action} on {resource}{more}",
-            f"attach the policy from: safe-bedrock policy {models} --region {ref.region or 'REGION'}",
-        )
+        fix = f"attach the policy from: safe-bedrock policy {ref.raw} --region {ref.region or 'REGION'}"
+        state.add("iam policy", DENIED, f"no policy of {source} allows {action} on {resource}{more}", fix)
     else:
-        state.add(
-            "iam policy",
-            OK,
-            f"allows {', '.join(actions)} on {ref.arn}"
-            + (f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""),
-        )
+        routed = f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""
+        state.add("iam policy", OK, f"allows {', '.join(actions)} on {ref.arn}{routed}")
+
+
+def _decision(result: dict[str, Any]) -> str:
+    return str(result.get("EvalResourceDecision") or result.get("EvalDecision", "?"))
 
 
 def _sid(result: dict[str, Any]) -> str:
-    for statement in result.get("MatchedStatements") or []:
-        if statement.get("SourcePolicyId"):
-            return str(statement["SourcePolicyId"])
-    return ""
+    ids = (str(s["SourcePolicyId"]) for s in result.get("MatchedStatements") or [] if s.get("SourcePolicyId"))
+    return next(ids, "")
 
 
 def _model_access(
     state: _State, session: boto3.session.Session, endpoint: str | None, ref: ModelRef, region: str
 ) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from safe_bedrock._ids import base_model_id
 
     model = base_model_id(ref)
     if not model:
         state.add("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})")
         return
+    may_not = (
+        "this identity may not call bedrock:GetFoundationModelAvailability",
+        "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
+    )
+    ask = functools.partial(
+        _client(session, "bedrock", endpoint).get_foundation_model_availability, modelId=model
+    )
+    answer = _ask(state, "model access", "get-foundation-model-availability", ask, endpoint, may_not)
+    if answer is None:
+        return
     console = f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/modelaccess"
-    try:
-        answer = _client(session, "bedrock", endpoint).get_foundation_model_availability(modelId=model)
-    except ClientError as exc:
-        code, message = _code_and_message(exc)
-        if code in {"AccessDeniedException", "AccessDenied"}:
-            state.add(
-                "model access",
-                UNKNOWN,
-                "this identity may not call bedrock:GetFoundationModelAvailability",
-                "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
-            )
-        else:
-            state.add("model access", UNKNOWN, f"get-foundation-model-availability failed: {code}: {message}")
-        return
-    except BotoCoreError as exc:
-        problem = describe(exc, endpoint=endpoint)
-        state.add("model access", UNKNOWN, f"get-foundation-model-availability failed: {problem.summary}")
-        return
     agreement = (answer.get("agreementAvailability") or {}).get("status", "AVAILABLE")
     if answer.get("regionAvailability") == "NOT_AVAILABLE":
-        state.add(
-            "model access",
-            DENIED,
-            f"{model} is not offered in {region}",
-            "use a region that offers it, or a cross-Region inference profile (us., eu., apac., global.)",
-        )
+        detail = f"{model} is not offered in {region}"
+        fix = "use a region that offers it, or a cross-Region inference profile (us., eu., apac., global.)"
     elif answer.get("authorizationStatus") == "NOT_AUTHORIZED":
-        state.add(
-            "model access",
-            DENIED,
-            f"the account is not authorized to use {model} in {region}",
-            f"submit the use-case details for the provider in the Bedrock console: {console}",
-        )
+        detail = f"the account is not authorized to use {model} in {region}"
+        fix = f"submit the use-case details for the provider in the Bedrock console: {console}"
     elif answer.get("entitlementAvailability") == "NOT_AVAILABLE":
-        state.add(
-            "model access",
-            DENIED,
-            f"model access to {model} is not granted in {region}",
-            f"request access in the Bedrock console (Model access): {console}",
-        )
+        detail = f"model access to {model} is not granted in {region}"
+        fix = f"request access in the Bedrock console (Model access): {console}"
     elif agreement != "AVAILABLE":
-        detail = "is still being processed" if agreement == "PENDING" else f"is {agreement}"
-        state.add(
-            "model access",
-            DENIED,
-            f"the Marketplace agreement for {model} {detail}",
+        status = "is still being processed" if agreement == "PENDING" else f"is {agreement}"
+        detail = f"the Marketplace agreement for {model} {status}"
+        fix = (
             "wait a few minutes if pending; otherwise accept the offer in the Bedrock console and allow "
-            "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions",
+            "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions"
         )
     else:
         state.add("model access", OK, f"{model} is available and access is granted in {region}")
+        return
+    state.add("model access", DENIED, detail, fix)
 
 
 def _call(
-    state: _State,
-    session: boto3.session.Session,
-    endpoint: str | None,
-    model: str,
-    allowlist: ModelAllowlist | None,
+    state: _State, session: boto3.session.Session, endpoint: str | None, model: str, allowlist: ModelAllowlist
 ) -> None:
     from botocore.exceptions import BotoCoreError
 
-    from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock.cli._invoke import safe_client
     from safe_bedrock.errors import (
         AccessDeniedError,
@@ -395,12 +326,11 @@ def _call(
         TransientError,
     )
 
-    allow = allowlist if allowlist is not None else ModelAllowlist([model], source="check")
     messages: list[Any] = [{"role": "user", "content": [{"text": "Hi"}]}]
     started = time.monotonic()
     operation = "CountTokens"
     try:
-        with safe_client(session=session, allowlist=allow, endpoint_url=endpoint) as client:
+        with safe_client(session=session, allowlist=allowlist, endpoint_url=endpoint) as client:
             try:
                 counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
                 detail = f"answered ({counted.get('inputTokens', '?')} input tokens)"
@@ -417,17 +347,13 @@ def _call(
                 usage: dict[str, Any] = dict(answer.get("usage", {}))
                 tokens = f"{usage.get('inputTokens', '?')} in / {usage.get('outputTokens', '?')} out"
                 detail = f"answered ({tokens} tokens)"
-    except BedrockServiceError as exc:
-        problem = describe(exc)
-        verdict = UNKNOWN if isinstance(exc, TransientError) else DENIED
-        state.add("call", verdict, f"{operation}: {problem.summary}", problem.fix)
-        return
-    except BotoCoreError as exc:
+    except (BedrockServiceError, BotoCoreError) as exc:
+        # A refusal answers the question; a transient or transport failure does not.
+        refused = isinstance(exc, BedrockServiceError) and not isinstance(exc, TransientError)
         problem = describe(exc, endpoint=endpoint)
-        state.add("call", UNKNOWN, f"{operation}: {problem.summary}", problem.fix)
+        state.add("call", DENIED if refused else UNKNOWN, f"{operation}: {problem.summary}", problem.fix)
         return
-    elapsed = time.monotonic() - started
-    state.add("call", OK, f"{operation} {detail} in {elapsed:.2f} s")
+    state.add("call", OK, f"{operation} {detail} in {time.monotonic() - started:.2f} s")
 
 
 # --- the command --------------------------------------------------------------------------------------------
@@ -444,62 +370,50 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    def body(out: Output) -> int:
-        from safe_bedrock._ids import parse_model_id
-        from safe_bedrock.cli._args import check_model
-        from safe_bedrock.cli._invoke import aws_session
-        from safe_bedrock.cli._policy_cmd import parse_actions
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._ids import parse_model_id
+    from safe_bedrock.cli._args import check_model
+    from safe_bedrock.cli._invoke import aws_session
+    from safe_bedrock.cli._policy_cmd import parse_actions
 
-        actions = list(parse_actions(args.actions))
-        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-        region = str(session.region_name)
-        check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
-        ref = parse_model_id(args.model, region=region)
-        # A malformed allowlist (file or variable) is a usage error before any step, not after three.
-        _configured_allowlist(args.allow_file, region=region)
-        endpoint = args.endpoint_url
-        state = _State(out)
-        if not out.json_mode:
-            where = f" via {endpoint}" if endpoint else ""
-            out.line(f"Checking {args.model} in {region}{where}")
-        principal = None
-        if _credentials(state, session):
-            principal = _principal(state, session, endpoint)
-        if principal is not None:
-            account = principal.split(":")[4]
-            ref = parse_model_id(args.model, region=region, account=account)
-        allowlist = _allowlist(state, args, ref, actions)
-        allowlist_refuses = state.steps[-1].verdict == DENIED
-        if principal is None:
-            for name in ("iam policy", "model access", "call"):
-                state.add(name, SKIP, "needs working credentials")
+    out = Output.of(args)
+    actions = list(parse_actions(args.actions))
+    session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+    region = str(session.region_name)
+    check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
+    ref = parse_model_id(args.model, region=region)
+    # A malformed allowlist (file or variable) is a usage error before any step, not after three.
+    _configured_allowlist(args.allow_file, region=region)
+    endpoint = args.endpoint_url
+    state = _State(out)
+    if not out.json_mode:
+        out.line(f"Checking {args.model} in {region}{f' via {endpoint}' if endpoint else ''}")
+    principal = _principal(state, session, endpoint) if _credentials(state, session) else None
+    if principal is not None:
+        ref = parse_model_id(args.model, region=region, account=principal.split(":")[4])
+    allowlist = _allowlist(state, args.allow_file, ref, actions)
+    allowlist_refuses = state.steps[-1].verdict == DENIED
+    if principal is None:
+        for name in ("iam policy", "model access", "call"):
+            state.add(name, SKIP, "needs working credentials")
+    else:
+        _iam(state, session, endpoint, principal, ref, actions)
+        _model_access(state, session, endpoint, ref, region)
+        if args.no_call:
+            state.add("call", SKIP, "--no-call")
+        elif allowlist_refuses:
+            state.add("call", SKIP, "the allowlist refuses the model, so the app cannot call it")
         else:
-            _iam(state, session, endpoint, principal, ref, actions)
-            _model_access(state, session, endpoint, ref, region)
-            if args.no_call:
-                state.add("call", SKIP, "--no-call")
-            elif allowlist_refuses:
-                state.add("call", SKIP, "the allowlist refuses the model, so the app cannot call it")
-            else:
-                _call(state, session, endpoint, args.model, allowlist)
-        verdict, code = _verdict(state.steps)
-        if out.json_mode:
-            out.emit(
-                {
-                    "ok": code == EXIT_OK,
-                    "model_id": args.model,
-                    "model_arn": ref.arn,
-                    "region": region,
-                    "verdict": verdict,
-                    "exit_code": code,
-                    "steps": [step.as_json() for step in state.steps],
-                }
-            )
-        else:
-            out.line(f"Answer: {verdict} (exit {code})")
-        return code
-
-    return run_command(args, body, endpoint=args.endpoint_url)
+            allow = allowlist or ModelAllowlist([args.model], source="check")
+            _call(state, session, endpoint, args.model, allow)
+    verdict, code = _verdict(state.steps)
+    if out.json_mode:
+        document = {"ok": code == EXIT_OK, "model_id": args.model, "model_arn": ref.arn, "region": region}
+        steps = [step.as_json() for step in state.steps]
+        out.emit({**document, "verdict": verdict, "exit_code": code, "steps": steps})
+    else:
+        out.line(f"Answer: {verdict} (exit {code})")
+    return code
 
 
 COMMAND = Command(

@@ -18,15 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from safe_bedrock._allowlist import ENV_VAR
-from safe_bedrock.cli import Command, CommandError
-from safe_bedrock.cli._output import (
-    EXIT_CODES_HELP,
-    EXIT_DENIED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Output,
-    run_command,
-)
+from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Command, CommandError
+from safe_bedrock.cli._output import Output
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -38,17 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMAND",
-    "TurnResult",
     "add_aws_arguments",
     "allowlist_errors",
     "aws_session",
     "build_allowlist",
-    "converse_turn",
-    "env_allowlist",
-    "nothing_allowed",
-    "quiet_when_empty",
     "safe_client",
-    "show_usage",
 ]
 
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -61,6 +48,11 @@ ENDPOINT_VARS: Final = (
     "AWS_ENDPOINT_URL_BEDROCK",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_IAM",
+)
+# What to do instead of the library's escape hatch (allow_any), which the command line does not offer.
+_NAME_THE_MODELS: Final = (
+    "list the models you call: exact ids, or a prefix that names the provider such as "
+    "'anthropic.*' ('us.anthropic.*' for profiles)"
 )
 
 
@@ -82,8 +74,7 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     import boto3  # slow import, not needed for --help
 
     from safe_bedrock._translate import is_local_endpoint
-    from safe_bedrock.cli._args import check_endpoint
-    from safe_bedrock.cli._policy_cmd import resolve_region
+    from safe_bedrock.cli._args import check_endpoint, resolve_region
 
     if endpoint_url is not None:
         check_endpoint(endpoint_url, where="--endpoint-url")
@@ -95,21 +86,38 @@ def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.sessio
     configured = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
     if is_local_endpoint(endpoint_url) and not configured and session.get_credentials() is None:
         session = boto3.session.Session(
-            region_name=where,
-            aws_access_key_id=PLACEHOLDER_KEY,
-            aws_secret_access_key=_PLACEHOLDER_SECRET,
+            region_name=where, aws_access_key_id=PLACEHOLDER_KEY, aws_secret_access_key=_PLACEHOLDER_SECRET
         )
     return session
 
 
 @contextlib.contextmanager
-def quiet_when_empty() -> Iterator[None]:
-    # An allowlist that lists nothing is reported by `nothing_allowed` as the command's error, once.
-    from safe_bedrock._allowlist import EmptyAllowlistWarning
+def allowlist_errors(argument: str) -> Iterator[None]:
+    """A model source that cannot be used (a malformed entry, an unreadable or malformed file or policy) as a
+    usage error naming the argument or variable it came from.
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", EmptyAllowlistWarning)
-        yield
+    An allowlist that lists nothing does not warn here: `nothing_allowed` reports it as the command's error.
+    """
+    from safe_bedrock._allowlist import AllowlistError, EmptyAllowlistWarning
+    from safe_bedrock._policy import PolicyError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyAllowlistWarning)
+            yield
+    except AllowlistError as exc:
+        subject = f"entry {exc.entry!r}" if exc.entry is not None else exc.source
+        if subject == argument or subject.endswith(f" {argument}"):
+            subject = ""
+        problem = f"{subject + ': ' if subject else ''}{exc.problem}"
+        fix = _NAME_THE_MODELS if "allow_any" in exc.fix else exc.fix
+        raise CommandError(f"{argument}: {problem}", fix=fix, argument=argument) from None
+    except PolicyError as exc:
+        fix = "pass an IAM policy document (JSON with Version and Statement)"
+        raise CommandError(f"{argument}: {exc}", fix=fix, argument=argument) from None
+    except OSError as exc:
+        problem = f"{argument} {exc.filename}: cannot read it ({exc.strerror})"
+        raise CommandError(problem, fix=f"check the path given to {argument}", argument=argument) from None
 
 
 def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
@@ -119,26 +127,8 @@ def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
 
     if ENV_VAR not in os.environ:
         return None
-    with quiet_when_empty(), allowlist_errors(ENV_VAR):
+    with allowlist_errors(ENV_VAR):
         return ModelAllowlist.from_env(region=region)
-
-
-@contextlib.contextmanager
-def allowlist_errors(argument: str) -> Iterator[None]:
-    """A malformed allowlist (entry, file) as a usage error naming the argument or variable it came from."""
-    from safe_bedrock._allowlist import AllowlistError
-
-    try:
-        yield
-    except AllowlistError as exc:
-        subject = f"entry {exc.entry!r}" if exc.entry is not None else exc.source
-        if subject == argument or subject.endswith(f" {argument}"):
-            subject = ""
-        raise CommandError(
-            f"{argument}: {subject + ': ' if subject else ''}{' '.join(exc.problem.split())}",
-            fix=" ".join(exc.fix.split()),
-            argument=argument,
-        ) from None
 
 
 def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
@@ -154,9 +144,7 @@ def nothing_allowed(allowlist: ModelAllowlist) -> CommandError | None:
         argument = "--allow"
     else:
         problem, fix = f"the allowlist from {allowlist.source} lists no model", "list the models to allow"
-    return CommandError(
-        f"{problem}: every model is refused", fix=fix, exit_code=EXIT_DENIED, argument=argument
-    )
+    return CommandError(f"{problem}: every model is refused", fix=fix, kind="denied", argument=argument)
 
 
 def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> ModelAllowlist:
@@ -168,10 +156,9 @@ def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> 
     from safe_bedrock.cli._args import check_model
 
     check_model(model, region=region)  # a malformed id is named as such, before any allowlist is built
-
     if allow is not None:  # given, even as '' or ' , ': never falls back to a more permissive source
         entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
-        with quiet_when_empty(), allowlist_errors("--allow"):
+        with allowlist_errors("--allow"):
             allowlist: ModelAllowlist | None = ModelAllowlist(entries, source="--allow")
     else:
         allowlist = env_allowlist()
@@ -212,6 +199,10 @@ class TurnResult:
         return {key: value for key, value in asdict(self).items() if key != "events"}
 
 
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
 def converse_turn(
     client: Any, args: argparse.Namespace, messages: list[dict[str, Any]], out: Output
 ) -> TurnResult:
@@ -228,40 +219,32 @@ def converse_turn(
     result = TurnResult()
     started = time.monotonic()
     if args.no_stream:
-        response = client.converse(**kwargs)
-        for block in response.get("output", {}).get("message", {}).get("content", []):
-            if "text" in block:
-                result.text += block["text"]
-        on_text(result.text)
+        response = metadata = client.converse(**kwargs)
+        content = response.get("output", {}).get("message", {}).get("content", [])
+        result.text = "".join(block["text"] for block in content if "text" in block)
         result.stop_reason = response.get("stopReason")
-        result.usage = dict(response.get("usage") or {})
-        result.latency_ms = (response.get("metrics") or {}).get("latencyMs")
-        result.request_id = response.get("ResponseMetadata", {}).get("RequestId")
-        result.elapsed_ms = round((time.monotonic() - started) * 1000)
-        return result
-    response = client.converse_stream(**kwargs)
-    result.request_id = response.get("ResponseMetadata", {}).get("RequestId")
-    events = response["stream"]
-    try:
-        for event in events:
-            result.events += 1
-            if "contentBlockDelta" in event:
-                text = event["contentBlockDelta"].get("delta", {}).get("text")
+        on_text(result.text)
+    else:
+        response, metadata = client.converse_stream(**kwargs), {}
+        events = response["stream"]
+        try:
+            for event in events:
+                result.events += 1
+                text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                 if text:
                     if result.first_token_ms is None:
-                        result.first_token_ms = round((time.monotonic() - started) * 1000)
+                        result.first_token_ms = _ms_since(started)
                     result.text += text
                     on_text(text)
-            elif "messageStop" in event:
-                result.stop_reason = event["messageStop"].get("stopReason")
-            elif "metadata" in event:
-                result.usage = dict(event["metadata"].get("usage") or {})
-                result.latency_ms = (event["metadata"].get("metrics") or {}).get("latencyMs")
-    except KeyboardInterrupt:
-        events.close()  # releases the connection at once; the log event says closed_early
-        result.interrupted = True
-    finally:
-        result.elapsed_ms = round((time.monotonic() - started) * 1000)
+                result.stop_reason = event.get("messageStop", {}).get("stopReason", result.stop_reason)
+                metadata = event.get("metadata", metadata)
+        except KeyboardInterrupt:
+            events.close()  # releases the connection at once; the log event says closed_early
+            result.interrupted = True
+    result.usage = dict(metadata.get("usage") or {})
+    result.latency_ms = (metadata.get("metrics") or {}).get("latencyMs")
+    result.request_id = response.get("ResponseMetadata", {}).get("RequestId")
+    result.elapsed_ms = _ms_since(started)
     return result
 
 
@@ -286,7 +269,7 @@ def show_usage(out: Output, model: str, result: TurnResult) -> None:
     out.note("[" + " · ".join(parts) + "]")
 
 
-def positive_int(text: str) -> int:
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -297,10 +280,11 @@ def positive_int(text: str) -> int:
 
 
 def add_converse_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
     parser.add_argument("--system", metavar="S", help="system prompt")
     parser.add_argument(
         "--max-tokens",
-        type=positive_int,
+        type=_positive_int,
         default=DEFAULT_MAX_TOKENS,
         metavar="N",
         help=f"most tokens to generate (default {DEFAULT_MAX_TOKENS})",
@@ -323,31 +307,28 @@ def add_converse_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
-    parser.add_argument("prompt", metavar="PROMPT", help='what to ask ("-" reads it from stdin)')
     add_converse_arguments(parser)
+    parser.add_argument("prompt", metavar="PROMPT", help='what to ask ("-" reads it from stdin)')
 
 
 def _run(args: argparse.Namespace) -> int:
-    def body(out: Output) -> int:
-        import sys
+    import sys
 
-        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-        if not prompt.strip():
-            raise CommandError(
-                "PROMPT is empty", fix='pass the question as PROMPT, e.g. "Hello"', argument="PROMPT"
-            )
-        session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-        allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
-        with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
-            result = converse_turn(client, args, [{"role": "user", "content": [{"text": prompt}]}], out)
-        if out.json_mode:
-            out.emit({"ok": not result.interrupted, "model_id": args.model, **result.as_json()})
-        else:
-            show_usage(out, args.model, result)
-        return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
-
-    return run_command(args, body, endpoint=args.endpoint_url)
+    out = Output.of(args)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise CommandError(
+            "PROMPT is empty", fix='pass the question as PROMPT, e.g. "Hello"', argument="PROMPT"
+        )
+    session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+    allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
+    with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
+        result = converse_turn(client, args, [{"role": "user", "content": [{"text": prompt}]}], out)
+    if out.json_mode:
+        out.emit({"ok": not result.interrupted, "model_id": args.model, **result.as_json()})
+    else:
+        show_usage(out, args.model, result)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
 COMMAND = Command(

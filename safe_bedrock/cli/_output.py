@@ -1,18 +1,10 @@
-"""Output shared by `policy`, `check`, `invoke` and `chat`: human or --json, errors as one line plus the fix.
+"""Output shared by every command: human or --json, errors as one line plus the fix.
 
-Every command runs its body through `run_command`, which turns any exception into the same two things: one
+`main` runs every command through `run_command`, which turns any exception into the same two things: one
 line saying what went wrong (and a ``fix:`` line), or with --json one JSON object on stdout, and an exit
 code. A traceback is never shown; an exception nobody expected is reported as such, with exit code 70.
 What a problem shows (summary, fix, details) has credentials masked and control characters escaped, like
 the library's errors and logs: an error message can echo the request, and a model id comes from the user.
-
-Exit codes (the same for every command; `check` adds 3):
-  0   success (for `check`: the call is allowed)
-  1   denied or failed: Bedrock, IAM or the allowlist refused, or the call failed (the message says why)
-  2   usage or bad input (arguments, model ids, regions, endpoint URLs, files, settings)
-  3   `check` only: could not tell (a step could not be checked and no call proved access)
-  70  an internal error: a bug in safe-bedrock, never a mistake in the input
-  130 interrupted by Ctrl-C
 """
 
 from __future__ import annotations
@@ -23,50 +15,42 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from safe_bedrock.cli import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE, CommandError
+from safe_bedrock.cli import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_SOFTWARE, EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Mapping
 
-__all__ = [
-    "EXIT_CODES_HELP",
-    "EXIT_DENIED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_SOFTWARE",
-    "EXIT_UNKNOWN",
-    "EXIT_USAGE",
-    "Output",
-    "Problem",
-    "describe",
-    "run_command",
-]
+__all__ = ["Output", "Problem", "describe", "run_command"]
 
-EXIT_UNKNOWN: Final = 3  # `check` only: could not tell
-
-EXIT_CODES_HELP: Final = (
-    "exit codes: 0 ok; 1 denied or the call failed (refused by Bedrock, IAM or the allowlist);\n"
-    "  2 usage or bad input; 70 unexpected internal error; 130 interrupted (Ctrl-C)"
-)
+_EXIT_CODES: Final = {
+    "usage": EXIT_USAGE,
+    "denied": EXIT_DENIED,
+    "failed": EXIT_DENIED,
+    "internal": EXIT_SOFTWARE,
+    "interrupted": EXIT_INTERRUPTED,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """What went wrong, for a human (summary + fix) and for a script (`details`), with the exit code."""
+    """What went wrong, for a human (summary + fix) and a script (`details`); `kind` sets the exit code."""
 
-    kind: str  # "denied", "failed", "usage", "interrupted", "internal"
+    kind: str  # "usage", "denied", "failed", "internal", "interrupted"
     summary: str
     fix: str
-    exit_code: int
     error_type: str
     details: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Cleaned here, where every problem is made, so both the human line and --json are safe.
-        object.__setattr__(self, "summary", _safe(self.summary))
-        object.__setattr__(self, "fix", _safe(self.fix))
+        # Cleaned here, where every problem is made, so both the human line and --json are one line and safe.
+        object.__setattr__(self, "summary", _safe(_one_line(self.summary)))
+        object.__setattr__(self, "fix", _safe(_one_line(self.fix)))
         object.__setattr__(self, "details", _safe(dict(self.details)))
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self.kind]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -96,19 +80,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _split_fix(text: str) -> tuple[str, str]:
-    # Several of our messages end in "Fix: ..." (PolicyError, InvalidModelIdError); show it on its own line.
-    head, sep, tail = text.partition(" Fix: ")
-    return (_one_line(head), _one_line(tail)) if sep else (_one_line(text), "")
-
-
 def _service_problem(exc: Any) -> Problem:
     from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError
 
-    details: dict[str, object] = {}
-    for key, value in exc.fields().items():
-        if key != "fix" and value not in (None, "", ()):
-            details[key] = list(value) if isinstance(value, tuple) else value
+    details = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in exc.fields().items()
+        if key != "fix" and value not in (None, "", ())
+    }
     name = type(exc).__name__  # per-client translated classes carry the public class name
     if isinstance(exc, ModelNotAllowedError):
         source = f" (allowlist from {exc.allowlist_source})" if exc.allowlist_source else ""
@@ -117,120 +96,76 @@ def _service_problem(exc: Any) -> Problem:
             summary += f"; closest allowed: {', '.join(exc.closest[:3])}"
         fix = exc.fix or (f"add {exc.entry_to_add!r} to the allowlist" if exc.entry_to_add else "")
     else:
-        summary = f"{name}: {exc.summary}"
-        fix = _one_line(exc.fix)
-    denied = isinstance(exc, AccessDeniedError)
-    return Problem("denied" if denied else "failed", _one_line(summary), fix, EXIT_DENIED, name, details)
+        summary, fix = f"{name}: {exc.summary}", exc.fix
+    return Problem("denied" if isinstance(exc, AccessDeniedError) else "failed", summary, fix, name, details)
+
+
+def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, str, str]:
+    import botocore.exceptions as bce  # keep `--help` fast
+
+    from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted", ""
+    if isinstance(exc, InvalidModelIdError):
+        return "usage", f"invalid model id {exc.model_id!r}: {exc.problem}", exc.fix
+    if isinstance(exc, SafeBedrockError):
+        # Several of our messages end in "Fix: ..." (PolicyError): show it on its own line.
+        summary, _, fix = _one_line(str(exc)).partition(" Fix: ")
+        return ("usage" if isinstance(exc, ValueError) else "failed"), summary, fix
+    if isinstance(exc, bce.NoCredentialsError):
+        fix = "configure credentials: `aws configure`, `aws sso login`, AWS_PROFILE, or "
+        fix += "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        return "denied", "no AWS credentials found", fix
+    if isinstance(exc, bce.NoRegionError):
+        return "usage", "no AWS region configured", "pass --region or set AWS_REGION"
+    if isinstance(exc, bce.ProfileNotFound):
+        return "usage", str(exc), "set AWS_PROFILE to a profile in ~/.aws/config, or unset it"
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectionClosedError, bce.ConnectTimeoutError)):
+        fix = "check the network, the region and --endpoint-url (is the fake server running?)"
+        return "failed", f"could not reach {endpoint or 'the AWS endpoint'}: {exc}", fix
+    if isinstance(exc, bce.ReadTimeoutError):
+        return "failed", f"timed out waiting for an answer: {exc}", "try again"
+    if isinstance(exc, bce.ParamValidationError):
+        return "usage", str(exc), "check the arguments"
+    if isinstance(exc, bce.BotoCoreError):
+        return "failed", str(exc), ""
+    if isinstance(exc, json.JSONDecodeError):
+        summary = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return "usage", summary, "check the file with `python -m json.tool FILE`"
+    if isinstance(exc, UnicodeDecodeError):
+        return "usage", f"not UTF-8 text: {exc.reason}", "pass a UTF-8 text file"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return "usage", f"{where}{exc.strerror or exc}", "check the path and its permissions"
+    name = type(exc).__name__
+    fix = (
+        "this is a bug in safe-bedrock; when you report it, include the command you ran (secrets removed), "
+        f"this message and the versions: {_versions()}"
+    )
+    return "internal", f"unexpected error: {name}: {_one_line(str(exc)) or name}", fix
 
 
 def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     """The `Problem` for any exception a command can meet; never raises."""
-    import botocore.exceptions as bce  # keep `--help` fast
+    from botocore.exceptions import ClientError
 
-    from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, SafeBedrockError
+    from safe_bedrock.errors import BedrockServiceError
 
     name = type(exc).__name__
-    if isinstance(exc, KeyboardInterrupt):
-        return Problem("interrupted", "interrupted", "", EXIT_INTERRUPTED, name)
     if isinstance(exc, CommandError):
-        details = {"argument": exc.argument} if exc.argument else {}
-        return Problem(exc.kind, _one_line(exc.problem), _one_line(exc.fix), exc.exit_code, name, details)
+        return Problem(
+            exc.kind, exc.problem, exc.fix, name, {"argument": exc.argument} if exc.argument else {}
+        )
     if isinstance(exc, BedrockServiceError):
         return _service_problem(exc)
-    if isinstance(exc, InvalidModelIdError):
-        return Problem(
-            "usage",
-            f"invalid model id {exc.model_id!r}: {_one_line(exc.problem)}",
-            _one_line(exc.fix),
-            EXIT_USAGE,
-            name,
-        )
-    if isinstance(exc, SafeBedrockError):
-        summary, fix = _split_fix(str(exc))
-        code = EXIT_USAGE if isinstance(exc, ValueError) else EXIT_DENIED
-        return Problem("usage" if code == EXIT_USAGE else "failed", summary, fix, code, name)
-    if isinstance(exc, bce.NoCredentialsError):
-        return Problem(
-            "denied",
-            "no AWS credentials found",
-            "configure credentials: `aws configure`, `aws sso login`, AWS_PROFILE, or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-            EXIT_DENIED,
-            name,
-        )
-    if isinstance(exc, bce.NoRegionError):
-        return Problem(
-            "usage", "no AWS region configured", "pass --region or set AWS_REGION", EXIT_USAGE, name
-        )
-    if isinstance(exc, bce.ProfileNotFound):
-        return Problem(
-            "usage",
-            _one_line(str(exc)),
-            "set AWS_PROFILE to a profile in ~/.aws/config, or unset it",
-            EXIT_USAGE,
-            name,
-        )
-    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectionClosedError, bce.ConnectTimeoutError)):
-        target = endpoint or "the AWS endpoint"
-        return Problem(
-            "failed",
-            f"could not reach {target}: {_one_line(str(exc))}",
-            "check the network, the region and --endpoint-url (is the fake server running?)",
-            EXIT_DENIED,
-            name,
-        )
-    if isinstance(exc, bce.ReadTimeoutError):
-        return Problem(
-            "failed",
-            f"timed out waiting for an answer: {_one_line(str(exc))}",
-            "try again",
-            EXIT_DENIED,
-            name,
-        )
-    if isinstance(exc, bce.ParamValidationError):
-        return Problem("usage", _one_line(str(exc)), "check the arguments", EXIT_USAGE, name)
-    if isinstance(exc, bce.ClientError):
-        error: Mapping[str, Any] = exc.response.get("Error", {})
-        error_code = str(error.get("Code", "?"))
-        message = _one_line(str(error.get("Message", "")) or str(exc))
-        denied = "denied" in error_code.lower() or "token" in error_code.lower()
-        return Problem(
-            "denied" if denied else "failed",
-            f"{error_code} on {exc.operation_name}: {message}",
-            "",
-            EXIT_DENIED,
-            name,
-            {"code": error_code, "message": message, "operation": exc.operation_name},
-        )
-    if isinstance(exc, bce.BotoCoreError):
-        return Problem("failed", _one_line(str(exc)), "", EXIT_DENIED, name)
-    if isinstance(exc, json.JSONDecodeError):
-        return Problem(
-            "usage",
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            "check the file with `python -m json.tool FILE`",
-            EXIT_USAGE,
-            name,
-        )
-    if isinstance(exc, UnicodeDecodeError):
-        return Problem("usage", f"not UTF-8 text: {exc.reason}", "pass a UTF-8 text file", EXIT_USAGE, name)
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return Problem(
-            "usage",
-            f"{where}{exc.strerror or _one_line(str(exc))}",
-            "check the path and its permissions",
-            EXIT_USAGE,
-            name,
-        )
-    return Problem(
-        "internal",
-        f"unexpected error: {name}: {_one_line(str(exc)) or name}",
-        "this is a bug in safe-bedrock; when you report it, include the command you ran (secrets removed), "
-        f"this message and the versions: {_versions()}",
-        EXIT_SOFTWARE,
-        name,
-    )
+    if isinstance(exc, ClientError):  # from a service other than bedrock-runtime (STS, IAM, bedrock)
+        code = str(exc.response.get("Error", {}).get("Code", "?"))
+        message = _one_line(str(exc.response.get("Error", {}).get("Message", "")) or str(exc))
+        kind = "denied" if "denied" in code.lower() or "token" in code.lower() else "failed"
+        details = {"code": code, "message": message, "operation": exc.operation_name}
+        return Problem(kind, f"{code} on {exc.operation_name}: {message}", "", name, details)
+    return Problem(*_kind_summary_fix(exc, endpoint), name)
 
 
 def _versions() -> str:
@@ -255,8 +190,13 @@ class Output:
     ) -> None:
         self.command = command
         self.json_mode = json_mode
-        self.stdout = stdout if stdout is not None else sys.stdout
-        self.stderr = stderr if stderr is not None else sys.stderr
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Output:
+        """The output of the command `args` were parsed for (--json or not)."""
+        return cls(command=str(args.command), json_mode=bool(getattr(args, "json", False)))
 
     def write(self, text: str) -> None:
         """Result text on stdout, flushed (streamed tokens appear as they arrive)."""
@@ -274,25 +214,18 @@ class Output:
 
     def emit(self, document: object, *, compact: bool = False) -> None:
         """The --json result: one JSON document on stdout (`compact`: on one line, for JSON Lines)."""
-        text = json.dumps(document, default=str) if compact else json.dumps(document, indent=2, default=str)
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        self.line(json.dumps(document, default=str, indent=None if compact else 2))
 
     def problem(self, problem: Problem) -> int:
         """Report a problem (one line plus the fix, or a JSON object) and return its exit code."""
         if problem.kind == "interrupted":
-            if not self.json_mode:
-                self.stderr.write("\ninterrupted\n")
-                self.stderr.flush()
-            return problem.exit_code
-        if self.json_mode:
+            self.note("\ninterrupted")
+        elif self.json_mode:
             self.emit({"ok": False, "error": problem.as_json()})
         else:
             label = {"usage": "error", "internal": "internal error"}.get(problem.kind, problem.kind)
-            lines = [f"safe-bedrock {self.command}: {label}: {problem.summary}"]
-            if problem.fix:
-                lines.append(f"  fix: {problem.fix}")
-            self.stderr.write("\n".join(lines) + "\n")
+            fix = f"\n  fix: {problem.fix}" if problem.fix else ""
+            self.stderr.write(f"safe-bedrock {self.command}: {label}: {problem.summary}{fix}\n")
             self.stderr.flush()
         return problem.exit_code
 
@@ -305,16 +238,13 @@ def run_command(
     output: Output | None = None,
 ) -> int:
     """Run a command body with every exception turned into one line (or JSON) and an exit code."""
-    out = output or Output(
-        command=str(getattr(args, "command", "") or ""), json_mode=bool(getattr(args, "json", False))
-    )
+    out = output or Output.of(args)
     try:
         return body(out)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly; point stdout at devnull so the interpreter's final
         # flush does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_DENIED
     except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the one place every error ends up
         return out.problem(describe(exc, endpoint=endpoint))

@@ -9,19 +9,20 @@ models allowed only through the profile, never ``Resource: "*"`` for invoking.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock._policy import INVOKE, INVOKE_STREAM
-from safe_bedrock.cli import Command, CommandError
-from safe_bedrock.cli._output import EXIT_CODES_HELP, EXIT_OK, Output, run_command
+from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_OK, Command, CommandError
+from safe_bedrock.cli._output import Output
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    import argparse
+    from collections.abc import Sequence
 
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
@@ -44,13 +45,15 @@ _ACCOUNT: Final = re.compile(r"\d{12}")
 
 @dataclass(frozen=True, slots=True)
 class Built:
+    """A policy and what it was built from, as `policy --json` prints them."""
+
     policy: dict[str, object]
     role: str
     region: str
-    account: str
+    account: str | None
     actions: tuple[str, ...]
-    entries: tuple[str, ...]
-    notes: tuple[str, ...] = field(default=())
+    models: tuple[str, ...]
+    notes: tuple[str, ...]
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -93,8 +96,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def parse_actions(text: str) -> tuple[str, ...]:
     """--actions invoke,stream (of `policy` and `check`) -> the IAM actions."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in ACTION_NAMES]
-    if unknown or not names:
+    if not names or not set(names) <= ACTION_NAMES.keys():
         raise CommandError(
             f"--actions {text!r} is not a list of {', '.join(ACTION_NAMES)}",
             fix="write --actions invoke,stream (or just one of them)",
@@ -103,97 +105,38 @@ def parse_actions(text: str) -> tuple[str, ...]:
     return tuple(ACTION_NAMES[name] for name in dict.fromkeys(names))
 
 
-def resolve_region(region: str | None) -> str:
-    """--region, else the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile); each checked to be
-    an AWS region, the error naming where it came from and the closest known region."""
-    from safe_bedrock.cli._args import check_region
-
-    if region is not None:
-        return check_region(region, where="--region")
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        if os.environ.get(var):
-            return check_region(os.environ[var], where=var)
-    import botocore.session  # only when no region was given
-
-    configured = botocore.session.get_session().get_config_variable("region")
-    if configured:
-        return check_region(str(configured), where="the region of your AWS profile")
-    raise CommandError(
-        "no AWS region given or configured", fix="pass --region (for example us-east-1)", argument="--region"
-    )
-
-
-def _source_error(exc: Exception, argument: str, path: str = "") -> CommandError:
-    """A model source that cannot be used, as a usage error naming the argument it came from."""
-    from safe_bedrock._allowlist import AllowlistError
-    from safe_bedrock._policy import PolicyError
-
-    if isinstance(exc, AllowlistError):
-        fix = exc.fix
-        if "allow_any" in fix:  # the library's escape hatch; a least-privilege policy has none
-            fix = (
-                "list the models you call: exact ids, or a prefix that names the provider such as "
-                "'anthropic.*' ('us.anthropic.*' for profiles)"
-            )
-        subject = f"entry {exc.entry!r} ({exc.source})" if exc.entry is not None else exc.source
-        return CommandError(f"{argument}: {subject}: {exc.problem}", fix=fix, argument=argument)
-    if isinstance(exc, PolicyError):
-        return CommandError(
-            f"{argument}: {' '.join(str(exc).split())}",
-            fix="pass an IAM policy document (JSON with Version and Statement)",
-            argument=argument,
-        )
-    if isinstance(exc, UnicodeDecodeError):
-        return CommandError(
-            f"{argument} {path}: not UTF-8 text", fix="save the file as UTF-8", argument=argument
-        )
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return CommandError(
-        f"{argument} {path}: cannot read it ({reason})",
-        fix=f"check the path given to {argument} and its permissions",
-        argument=argument,
-    )
-
-
-def _read_sources(args: argparse.Namespace, region: str) -> tuple[list[ModelAllowlist], list[str]]:
-    from safe_bedrock._allowlist import AllowlistError, ModelAllowlist
-    from safe_bedrock._policy import PolicyDocument, PolicyError
+def _read_sources(
+    models: Sequence[str], *, from_env: bool, file: str | None, from_policy: str | None, region: str
+) -> tuple[list[ModelAllowlist], list[str]]:
+    """The allowlists named by each source, and the resources a --from-policy document denies."""
+    from safe_bedrock._allowlist import ModelAllowlist
+    from safe_bedrock._policy import PolicyDocument
+    from safe_bedrock.cli._invoke import allowlist_errors
 
     sources: list[ModelAllowlist] = []
     denied: list[str] = []
-    if args.models:
-        try:
-            sources.append(ModelAllowlist(list(args.models), region=region, source="command line"))
-        except AllowlistError as exc:
-            raise _source_error(exc, "MODEL") from None
-    if args.from_env:
+    if models:
+        with allowlist_errors("MODEL"):
+            sources.append(ModelAllowlist(list(models), region=region, source="command line"))
+    if from_env:
         if not os.environ.get(ENV_VAR, "").strip():
             raise CommandError(
                 f"--from-env: {ENV_VAR} is not set or empty",
                 fix=f"set {ENV_VAR}=id[,id...], or pass the models as arguments",
                 argument="--from-env",
             )
-        try:
+        with allowlist_errors(ENV_VAR):
             sources.append(ModelAllowlist.from_env(region=region))
-        except AllowlistError as exc:
-            raise _source_error(exc, ENV_VAR) from None
-    if args.file:
-        try:
-            sources.append(ModelAllowlist.from_file(args.file, region=region))
-        except AllowlistError as exc:
-            raise _source_error(exc, "--file") from None
-    if args.from_policy:
-        try:
-            with open(args.from_policy, encoding="utf-8") as handle:  # noqa: PTH123 - OSError names the file
-                text = handle.read()
-            document = PolicyDocument.from_json(text, source=str(args.from_policy))
-            allowlist = ModelAllowlist.from_policy(
-                document, region=region, source=f"policy {args.from_policy}"
+    if file:
+        with allowlist_errors("--file"):
+            sources.append(ModelAllowlist.from_file(file, region=region))
+    if from_policy:
+        with allowlist_errors("--from-policy"):
+            document = PolicyDocument.from_json(Path(from_policy).read_bytes(), source=from_policy)
+            sources.append(
+                ModelAllowlist.from_policy(document, region=region, source=f"policy {from_policy}")
             )
-        except (OSError, UnicodeDecodeError, PolicyError, AllowlistError) as exc:
-            raise _source_error(exc, "--from-policy", str(args.from_policy)) from None
-        sources.append(allowlist)
-        denied.extend(
+        denied = list(
             dict.fromkeys([*document.denied_resources(INVOKE), *document.denied_resources(INVOKE_STREAM)])
         )
     return sources, denied
@@ -294,13 +237,42 @@ def _read_only_statements(*, region: str, partition: str, account: str) -> list[
     ]
 
 
-def _entries_of(sources: Iterable[ModelAllowlist]) -> tuple[list[str], list[str]]:
-    invoke: dict[str, None] = {}
-    stream: dict[str, None] = {}
-    for allowlist in sources:
-        invoke.update(dict.fromkeys(allowlist.invoke_entries))
-        stream.update(dict.fromkeys(allowlist.stream_entries))
-    return list(invoke), list(stream)
+def _invoke_statements(  # noqa: PLR0917 - private, one caller
+    invoke: list[str],
+    stream: list[str],
+    denied: list[str],
+    wanted: tuple[str, ...],
+    region: str,
+    account: str,
+) -> list[dict[str, Any]]:
+    """Allow statements for the entries allowed for both actions, for invoke only and for stream only, then
+    the Deny statement a --from-policy document brought."""
+    from safe_bedrock._service import partition_of
+
+    if not invoke and not stream:
+        raise CommandError(
+            "no models to allow",
+            fix="pass model ids (safe-bedrock policy anthropic.claude-3-haiku-20240307-v1:0), "
+            "--from-env, --file F or --from-policy F",
+        )
+    both = [entry for entry in invoke if entry in stream]
+    groups = (
+        (both, wanted, ""),
+        ([e for e in invoke if e not in both], [a for a in wanted if a == INVOKE], "InvokeOnly"),
+        ([e for e in stream if e not in both], [a for a in wanted if a == INVOKE_STREAM], "StreamOnly"),
+    )
+    statements: list[dict[str, Any]] = []
+    for entries, actions, prefix in groups:
+        if entries and actions:
+            resources = _Resources()
+            for entry in entries:
+                _expand(entry, region=region, partition=partition_of(region), account=account, into=resources)
+            statements.extend(_statements_for(resources, actions, account=account, prefix=prefix))
+    if denied:
+        statements.append(
+            {"Sid": "DenyFromSourcePolicy", "Effect": "Deny", "Action": sorted(wanted), "Resource": denied}
+        )
+    return statements
 
 
 def build_policy(
@@ -316,11 +288,8 @@ def build_policy(
 ) -> Built:
     """The policy `safe-bedrock policy` prints, as data (raises CommandError / SafeBedrockError)."""
     from safe_bedrock._service import partition_of
+    from safe_bedrock.cli._args import resolve_region
 
-    if role not in ROLES:
-        raise CommandError(
-            f"--role {role!r} is not one of {', '.join(ROLES)}", fix="use --role app", argument="--role"
-        )
     if account is not None and not _ACCOUNT.fullmatch(account):
         raise CommandError(
             f"--account {account!r} is not a 12-digit AWS account id",
@@ -329,51 +298,20 @@ def build_policy(
         )
     wanted = parse_actions(actions)
     where = resolve_region(region)
-    partition = partition_of(where)
     owner = account or ""
-    args = argparse.Namespace(models=list(models), from_env=from_env, file=file, from_policy=from_policy)
-    sources, denied = _read_sources(args, where)
+    sources, denied = _read_sources(
+        models, from_env=from_env, file=file, from_policy=from_policy, region=where
+    )
+    invoke = list(dict.fromkeys(entry for source in sources for entry in source.invoke_entries))
+    stream = list(dict.fromkeys(entry for source in sources for entry in source.stream_entries))
+    entries = tuple(dict.fromkeys([*invoke, *stream]))
     notes: list[str] = []
     statements: list[dict[str, Any]] = []
-    invoke_entries, stream_entries = _entries_of(sources)
-    if role in {"app", "developer"}:
-        if not invoke_entries and not stream_entries:
-            raise CommandError(
-                "no models to allow",
-                fix="pass model ids (safe-bedrock policy anthropic.claude-3-haiku-20240307-v1:0), "
-                "--from-env, --file F or --from-policy F",
-            )
-        invoke_action, stream_action = ACTION_NAMES["invoke"], ACTION_NAMES["stream"]
-        both = [e for e in invoke_entries if e in stream_entries]
-        groups: list[tuple[list[str], list[str], str]] = [
-            (both, list(wanted), ""),
-            (
-                [e for e in invoke_entries if e not in both],
-                [a for a in wanted if a == invoke_action],
-                "InvokeOnly",
-            ),
-            (
-                [e for e in stream_entries if e not in both],
-                [a for a in wanted if a == stream_action],
-                "StreamOnly",
-            ),
-        ]
-        for entries, group_actions, prefix in groups:
-            if not entries or not group_actions:
-                continue
-            resources = _Resources()
-            for entry in entries:
-                _expand(entry, region=where, partition=partition, account=owner, into=resources)
-            statements.extend(_statements_for(resources, group_actions, account=owner, prefix=prefix))
-        if denied:
-            statements.append(
-                {
-                    "Sid": "DenyFromSourcePolicy",
-                    "Effect": "Deny",
-                    "Action": sorted(wanted),
-                    "Resource": denied,
-                }
-            )
+    if role == "auditor":
+        if entries:
+            notes.append("--role auditor allows no invoke: the models given are not part of the policy")
+    else:
+        statements = _invoke_statements(invoke, stream, denied, wanted, where, owner)
         if not statements:
             raise CommandError(
                 f"nothing to allow for --actions {actions}: the models are allowed only for the other action",
@@ -381,64 +319,36 @@ def build_policy(
             )
         if not owner and any("inference-profile/" in str(s.get("Resource")) for s in statements):
             notes.append("inference profile ARNs use '*' for the account; pass --account to name yours")
-    elif invoke_entries or stream_entries:
-        notes.append("--role auditor allows no invoke: the models given are not part of the policy")
     if role in {"auditor", "developer"}:
-        statements.extend(_read_only_statements(region=where, partition=partition, account=owner))
-    for statement in statements:
-        actions_of = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if statement["Resource"] == "*" and any("Invoke" in a for a in actions_of):  # pragma: no cover
-            raise AssertionError("an invoke statement with Resource '*' must never be written")
-    policy: dict[str, object] = {"Version": "2012-10-17", "Statement": statements}
+        statements.extend(_read_only_statements(region=where, partition=partition_of(where), account=owner))
     return Built(
-        policy=policy,
+        policy={"Version": "2012-10-17", "Statement": statements},
         role=role,
         region=where,
-        account=owner,
+        account=account,
         actions=wanted if role != "auditor" else (),
-        entries=tuple(dict.fromkeys([*invoke_entries, *stream_entries])),
+        models=entries,
         notes=tuple(notes),
     )
 
 
 def _run(args: argparse.Namespace) -> int:
-    def body(out: Output) -> int:
-        import json
+    import json
 
-        built = build_policy(
-            models=args.models,
-            from_env=args.from_env,
-            file=args.file,
-            from_policy=args.from_policy,
-            role=args.role,
-            actions=args.actions,
-            region=args.region,
-            account=args.account,
-        )
-        if out.json_mode:
-            out.emit(
-                {
-                    "ok": True,
-                    "policy": built.policy,
-                    "role": built.role,
-                    "region": built.region,
-                    "account": built.account or None,
-                    "actions": list(built.actions),
-                    "models": list(built.entries),
-                    "notes": list(built.notes),
-                }
-            )
-            return EXIT_OK
-        out.line(json.dumps(built.policy, indent=2))
-        count = len(built.policy["Statement"])  # type: ignore[arg-type]
-        what = f"{len(built.entries)} model entr{'y' if len(built.entries) == 1 else 'ies'}"
-        statements = f"{count} statement{'' if count == 1 else 's'}"
-        out.note(f"# role {built.role}: {statements}, {what}, region {built.region}")
-        for note in built.notes:
-            out.note(f"# note: {note}")
+    out = Output.of(args)
+    options = ("models", "from_env", "file", "from_policy", "role", "actions", "region", "account")
+    built = build_policy(**{name: getattr(args, name) for name in options})
+    if out.json_mode:
+        out.emit({"ok": True, **asdict(built)})
         return EXIT_OK
-
-    return run_command(args, body)
+    out.line(json.dumps(built.policy, indent=2))
+    count = len(built.policy["Statement"])  # type: ignore[arg-type]
+    what = f"{len(built.models)} model entr{'y' if len(built.models) == 1 else 'ies'}"
+    statements = f"{count} statement{'' if count == 1 else 's'}"
+    out.note(f"# role {built.role}: {statements}, {what}, region {built.region}")
+    for note in built.notes:
+        out.note(f"# note: {note}")
+    return EXIT_OK
 
 
 COMMAND = Command(
