@@ -1,18 +1,11 @@
-"""One log event per call, the call hooks, and body redaction.
+"""One log event per call (the README's "One log event per call"), the call hooks, and body redaction.
 
-The event's fields, levels and destination are the README's "One log event per call". `event_from` and
-`level_of` are pure functions of a frozen `CallDetails`; safe-bedrock never configures logging: the event
-goes through the app's structlog pipeline when `structlog.is_configured()`, else to the stdlib logger
-"safe_bedrock" (a NullHandler only), built only when that logger would emit it.
-
-Never logged by default: bodies, credentials, headers. `CallDetails` has no field that could hold them;
-`cause` is built from the error's parsed fields and our own fix texts, never from Bedrock's message text
-(which can quote the request), and is scrubbed of credentials all the same.
-
-Nothing request-derived can forge a log line: every text a `CallDetails` holds (the model id first) and
-every logged body has its control characters escaped the way `repr` shows them (`\\n`, `\\x1b`,
-`\\u2028`) by `escape_controls`, so each call is one line in any formatter. `safe_text` (credentials masked,
-then escaped) is the one cleaning the typed errors and the CLI apply to the text they show.
+safe-bedrock never configures logging: the event goes through the app's structlog pipeline when
+`structlog.is_configured()`, else to the stdlib logger "safe_bedrock" (a NullHandler only), and is built
+only when that logger would emit it. Bodies, credentials and headers are never logged by default:
+`CallDetails` has no field that could hold them. Every text it holds and every logged body has its control
+characters escaped (`escape_controls`), so each call is one line in any formatter; `safe_text` (credentials
+masked, then escaped) is the one cleaning the typed errors and the CLI apply to the text they show.
 """
 
 from __future__ import annotations
@@ -78,11 +71,9 @@ _MAX_CAUSE = 600
 class CallDetails:
     """What one call did, handed to every call hook and turned into the log event.
 
-    Durations are milliseconds. Token counts are what Bedrock reported (None when it did not). The stream
-    fields are set only for streaming calls: `ttft_ms` is the time to the first event, `events` and
-    `bytes` what was read, `closed_early` whether the caller left before the end, and `complete` whether
-    the stream ended with the closing event Bedrock sends last (False: the answer was cut short, e.g. by a
-    proxy or a dropped connection that still ended cleanly; such a stream is logged as a warning).
+    Durations are milliseconds; token counts are what Bedrock reported. Streams only: `ttft_ms` (to the
+    first event), `events` and `bytes` read, `closed_early` (the caller left before the end) and `complete`
+    (the closing event came; False, a cut answer, is logged as a warning).
     """
 
     operation: str
@@ -145,7 +136,7 @@ def _category(exc: BaseException) -> str:
         return "invalid_model_id"
     if isinstance(exc, BedrockServiceError):  # BedrockServiceError itself is in the table
         return next(_CATEGORY_OF_CLASS[klass] for klass in type(exc).__mro__ if klass in _CATEGORY_OF_CLASS)
-    if isinstance(exc, CONNECTION_ERRORS) or is_transient(exc):
+    if is_transient(exc):  # a connection failure: transient service errors were placed above
         return "connection"
     return "other"
 
@@ -155,12 +146,10 @@ def _clip(text: str, limit: int) -> str:
 
 
 def cause_of(exc: BaseException) -> str | None:
-    """A one-line cause safe to log, built from the error's parsed fields and our own fix text.
+    """A one-line cause safe to log, from the error's parsed fields and our own fix text (credentials masked).
 
-    Bedrock's messages are not copied: a validation message can quote the request, and a signature
-    error can echo the canonical request with its headers. For access errors the parsed fields (principal,
-    action, resource, policy type and ARN) say who may not do what; the result is scrubbed of credentials
-    all the same.
+    Bedrock's message is never copied: a validation message can quote the prompt, a signature error the
+    canonical request.
     """
     parts: list[str] = []
     if isinstance(exc, AccessDeniedError) and not isinstance(exc, ModelNotAllowedError):
@@ -393,12 +382,8 @@ def _text_of(body: object, limit: int) -> tuple[str, str] | None:
 
 
 def summarize_body(body: object, *, config: BodyLogging) -> str | None:
-    """What may be logged of a request or response body under `config`: redacted, then truncated.
-
-    str, bytes (UTF-8) and JSON-like values (dicts and lists, as Converse takes them; binary parts are
-    shown by size) are rendered; other objects (file-like bodies) by their type only. None stays None.
-    A truncated body ends with `...[<full size>]`. Control characters are escaped (`escape_controls`).
-    """
+    """What may be logged of a request or response body under `config`: redacted, truncated (ending with
+    `...[<full size>]`) and escaped; a file-like body shows only its type, binary parts only their size."""
     found = _text_of(body, config.max_chars + _REDACTION_MARGIN)
     if found is None:
         return None
@@ -442,21 +427,10 @@ class _Line:
         return " ".join(parts)
 
 
-def _structlog_enabled(logger: Any, level: int) -> tuple[Any, bool]:
-    bound = logger.bind()  # resolves the lazy proxy once; its filtering methods are then plain calls
-    check = getattr(bound, "is_enabled_for", None)
-    return bound, bool(check(level)) if callable(check) else True
-
-
-def _bodies(
-    body_logging: BodyLogging | None, request_body: object, response_body: object
-) -> dict[str, str | None]:
-    if body_logging is None:
-        return {}
-    return {
-        "request_body": summarize_body(request_body, config=body_logging),
-        "response_body": summarize_body(response_body, config=body_logging),
-    }
+def _route(logger: object) -> Any:
+    if logger is None:
+        return _structlog_logger if structlog.is_configured() else _stdlib_logger
+    return logger
 
 
 def emit(
@@ -475,51 +449,27 @@ def emit(
     """
     level = level_of(details)
     try:
-        _log(
-            details,
-            level=level,
-            logger=logger,
-            body_logging=body_logging,
-            request_body=request_body,
-            response_body=response_body,
-        )
+        target = _route(logger)
+        stdlib = isinstance(target, logging.Logger)
+        if not stdlib:
+            target = target.bind()  # resolves the lazy proxy once; its filtering methods are then plain calls
+        check = target.isEnabledFor if stdlib else getattr(target, "is_enabled_for", None)
+        if not callable(check) or check(level):  # the common default is off: nothing built, nothing formatted
+            event = event_from(details)
+            if body_logging is not None:
+                event["request_body"] = summarize_body(request_body, config=body_logging)
+                event["response_body"] = summarize_body(response_body, config=body_logging)
+            if stdlib:
+                target.log(level, "%s", _Line(event), extra=event)
+            else:
+                getattr(target, _METHODS[level])(EVENT, **event)
     except Exception:  # a broken log pipeline must not fail a call that succeeded
         _stdlib_logger.debug("could not log %s", EVENT, exc_info=True)
     for hook in hooks:
-        _call_hook(hook, details, logger)
-
-
-def _call_hook(hook: CallHook, details: CallDetails, logger: object) -> None:
-    try:
-        hook(details)
-    except Exception as exc:  # noqa: BLE001 - a hook must not break the call
-        _hook_failed(hook, exc, logger)
-
-
-def _log(
-    details: CallDetails,
-    *,
-    level: int,
-    logger: object,
-    body_logging: BodyLogging | None,
-    request_body: object,
-    response_body: object,
-) -> None:
-    if logger is None:
-        logger = _structlog_logger if structlog.is_configured() else _stdlib_logger
-    if isinstance(logger, logging.Logger):
-        if not logger.isEnabledFor(level):
-            return  # the common default: nothing built, nothing formatted
-        event = event_from(details)
-        event.update(_bodies(body_logging, request_body, response_body))
-        logger.log(level, "%s", _Line(event), extra=event)
-        return
-    bound, enabled = _structlog_enabled(logger, level)
-    if not enabled:
-        return
-    event = event_from(details)
-    event.update(_bodies(body_logging, request_body, response_body))
-    getattr(bound, _METHODS[level])(EVENT, **event)
+        try:
+            hook(details)
+        except Exception as exc:  # noqa: BLE001, PERF203 - a hook must not break the call
+            _hook_failed(hook, exc, logger)
 
 
 # Hooks whose failure was logged already (weakly held where the hook allows it, else by id).
@@ -545,16 +495,15 @@ def _hook_failed(hook: object, exc: Exception, logger: object) -> None:
             return
         name = escape_controls(_clip(getattr(hook, "__qualname__", None) or repr(hook), _MAX_FIELD))
         fields = {"hook": name, "error_class": type(exc).__name__}
-        if logger is None:
-            logger = _structlog_logger if structlog.is_configured() else _stdlib_logger
-        if isinstance(logger, logging.Logger):
-            logger.warning(
+        target = _route(logger)
+        if isinstance(target, logging.Logger):
+            target.warning(
                 "bedrock.hook_failed hook=%s error_class=%s (later failures of this hook are not logged)",
                 name,
                 fields["error_class"],
                 exc_info=exc,
             )
         else:
-            logger.warning("bedrock.hook_failed", exc_info=exc, **fields)  # type: ignore[attr-defined]
+            target.warning("bedrock.hook_failed", exc_info=exc, **fields)
     except Exception:  # noqa: BLE001, S110 - reporting a broken hook must not break the call either
         pass
