@@ -1,10 +1,8 @@
 """FakeBedrock's answers for aiobotocore clients: the async-only pieces, loaded when one is attached.
 
-aiobotocore awaits its HTTP session's `send`, which FakeBedrock answers with a coroutine; it expects an
-`AioAWSResponse` whose `raw` reads like aiohttp's ClientResponse: `await raw.read()` (whole bodies and
-errors), `raw.content.read(n)` / `at_eof()` (InvokeModel's AioStreamingBody), `raw.content.iter_chunks()`
-(event streams), `raw.close()` and `raw.url`. Everything else is FakeBedrock's: the request it records, the
-core's reply, the first-chunk rule and the connection errors before the head.
+aiobotocore awaits its HTTP session's `send`, and reads the `raw` of the response like aiohttp's
+ClientResponse: `await raw.read()`, `raw.content.read(n)` / `at_eof()`, `raw.content.iter_chunks()`,
+`raw.close()`. Everything else is FakeBedrock's.
 
 The core is synchronous and sleeps through scripted delays (`threading.Event.wait`), so each blocking step
 (answering a request, pulling a paced stream's next chunk) runs on a short-lived daemon thread while the event
@@ -17,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import itertools
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,10 +22,10 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.session import AioSession
 
 from safe_bedrock.testing._session import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, ISOLATED_SESSION_VARS, isolate
-from safe_bedrock.testing._wire import ConnectionDrop, ReadTimeout, close_chunks, first_chunks
+from safe_bedrock.testing._wire import ConnectionDrop, ReadTimeout, close_chunks, start
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders
 
@@ -52,68 +49,34 @@ def isolated_aio_session(*, region_name: str) -> AioSession:
 
 
 def answerer(
-    receive: Callable[[AWSPreparedRequest], tuple[str, Reply, bool]], *, check_open: Callable[[], None] | None
+    receive: Callable[[AWSPreparedRequest], tuple[str, Reply]],
 ) -> Callable[..., Awaitable[AioAWSResponse]]:
-    """The coroutine `send` of an aiobotocore client's HTTP session: `receive` is the fake's blocking
-    answer, `check_open` raises once the fake is closed."""
+    """The coroutine `send` of an aiobotocore client's HTTP session, over the fake's blocking `receive`."""
 
     async def answer(request: AWSPreparedRequest, **_: Any) -> AioAWSResponse:
-        if check_open is not None:
-            check_open()
-        url, reply, stream = await _in_thread(receive, request)
-        return await _response(url, reply, stream=stream)
+        url, reply = await _in_thread(receive, request)
+        # A body or a built list of frames never sleeps; a generator may (scripted pacing, drops).
+        blocking = reply.chunks is not None and not isinstance(reply.chunks, (list, tuple))
+        chunks, source = await _in_thread(start, reply, url) if blocking else start(reply, url)
+        headers: HTTPHeaders = reply.headers  # type: ignore[assignment]  # copied into a case-insensitive dict
+        return AioAWSResponse(url, reply.status, headers, _Raw(chunks, source, url, blocking=blocking))
 
     return answer
 
 
-async def _response(url: str, reply: Reply, *, stream: bool) -> AioAWSResponse:
-    headers: HTTPHeaders = reply.headers  # type: ignore[assignment]  # copied into a case-insensitive dict
-    if reply.chunks is None:
-        return AioAWSResponse(url, reply.status, headers, _Raw((reply.body or b"",), url, blocking=False))
-    # A built list or tuple of frames never sleeps; a generator may (scripted pacing, drops).
-    blocking = not isinstance(reply.chunks, (list, tuple))
-    iterator = iter(reply.chunks)
-    if blocking:
-        first = await _in_thread(first_chunks, iterator, url, stream=stream)
-    else:
-        first = first_chunks(iterator, url, stream=stream)
-    raw = _Raw(itertools.chain(first, iterator), url, source=iterator, blocking=blocking)
-    return AioAWSResponse(url, reply.status, headers, raw)
-
-
 class _Raw:
-    """The `raw` of an AioAWSResponse: the part of aiohttp's ClientResponse that aiobotocore reads."""
-
-    __slots__ = ("content", "url")
-
-    def __init__(self, chunks: Iterable[bytes], url: str, *, source: object = None, blocking: bool) -> None:
-        self.url = url
-        self.content = _Content(
-            iter(chunks), url, source=chunks if source is None else source, blocking=blocking
-        )
-
-    async def read(self) -> bytes:
-        return await self.content.read()
-
-    def close(self) -> None:
-        self.content.close()
-
-    release = close
-
-
-class _Content:
-    """The reading surface of aiohttp's StreamReader over the core's chunks.
+    """The part of aiohttp's ClientResponse (and of its StreamReader, `content`) that aiobotocore reads.
 
     The core's chunk generator is only ever advanced by one thread at a time; a `close()` that arrives while a
     pull is in flight (a cancelled consumer) is carried out by that pull when its chunk arrives.
     """
 
-    __slots__ = ("_blocking", "_buffer", "_chunks", "_closed", "_eof", "_lock", "_pulling", "_source", "_url")
+    __slots__ = ("_blocking", "_buffer", "_chunks", "_closed", "_eof", "_lock", "_pulling", "_source", "url")
 
-    def __init__(self, chunks: Iterator[bytes], url: str, *, source: object, blocking: bool) -> None:
+    def __init__(self, chunks: Iterator[bytes], source: Iterator[bytes], url: str, *, blocking: bool) -> None:
         self._chunks = chunks
-        self._url = url
         self._source = source  # what close() closes (a reply's generator)
+        self.url = url
         self._blocking = blocking
         self._buffer = b""
         self._eof = False
@@ -121,27 +84,23 @@ class _Content:
         self._pulling = False
         self._lock = threading.Lock()
 
+    @property
+    def content(self) -> _Raw:
+        return self
+
     def at_eof(self) -> bool:
         return self._eof and not self._buffer
 
     async def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            while not self._eof:
-                await self._fill()
-            data, self._buffer = self._buffer, b""
-            return data
-        while not self._buffer and not self._eof:
+        while not self._eof and (n < 0 or not self._buffer):
             await self._fill()
+        if n < 0:
+            n = len(self._buffer)
         data, self._buffer = self._buffer[:n], self._buffer[n:]
         return data
 
     async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
-        while True:
-            while not self._buffer and not self._eof:
-                await self._fill()
-            if not self._buffer:
-                return
-            data, self._buffer = self._buffer, b""
+        while data := await self.read(1 << 30):  # all that is buffered: one chunk as the core made it
             yield data, True
 
     def close(self) -> None:
@@ -151,6 +110,8 @@ class _Content:
             if self._pulling:
                 return  # the pull in flight closes the generator when its chunk arrives
         close_chunks(self._source)
+
+    release = close
 
     async def _fill(self) -> None:
         with self._lock:
@@ -182,7 +143,7 @@ class _Content:
                 close_chunks(self._source)
 
 
-async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
     """Run a blocking call on a daemon thread and await its result without blocking the event loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[_T] = loop.create_future()
@@ -199,7 +160,7 @@ async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> 
         result: Any = None
         error: BaseException | None = None
         try:
-            result = function(*args, **kwargs)
+            result = function(*args)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, whatever it is
             error = exc
         # The loop may be gone by the time a long delay ends (nobody waits any more).

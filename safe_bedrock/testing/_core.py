@@ -1,11 +1,8 @@
 """The transport-free heart of the fake Bedrock: one request in, one reply out.
 
-Both transports (the in-process `FakeBedrock` and the HTTP `FakeBedrockServer`) turn what they receive into a
-`FakeRequest`, call `FakeBedrockCore.handle`, and write the `Reply` back. Everything else (routing, default
-answers, scripted answers, injected errors, the request log, optional IAM enforcement) lives here or below.
-
-Routing is `_service.route`, over botocore's loaded service model (the `requestUri` templates), so an
-operation Bedrock adds shows up here when botocore learns it, without a hand list.
+Every transport turns what it receives into a `FakeRequest`, calls `FakeBedrockCore.handle` and writes the
+`Reply` back; routing, answers, scripting, the request log and IAM enforcement live here or below. Routing is
+`_service.route`, over botocore's service model, so an operation Bedrock adds shows up when botocore knows it.
 """
 
 from __future__ import annotations
@@ -37,18 +34,23 @@ from safe_bedrock.testing._wire import (
 if TYPE_CHECKING:
     from botocore.awsrequest import HTTPHeaders
 
+    from safe_bedrock._policy import PolicyDocument
+
 __all__ = ["FakeBedrockCore", "error_reply", "request_from_http"]
 
 JSON = "application/json"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-
-
-# --- turning raw HTTP pieces into a FakeRequest ----------------------------------------------------------
-
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]*/([^/]*)/")
+_STREAM_OPS = stream_operations()
+_CACHEABLE = frozenset({"InvokeModel", "Converse", "InvokeModelWithResponseStream", "ConverseStream"})
+_CACHE_SIZE = 256
+_REQUEST_ID_PREFIX = "5afeb3d0-fa6e-4000-8000-"  # a version-4-shaped UUID whose last group counts requests
+_ASYNC_SUBMIT_TIME = "2025-01-01T00:00:00Z"
+_SCP = "o-exampleorg1/service_control_policy/p-example1"  # the policy a scripted SCP denial names
 
 
 def _caller(headers: Mapping[str, str]) -> tuple[str | None, str]:
+    """(access key id or bearer token, region of the SigV4 credential scope)."""
     auth = headers.get("authorization", "")
     match = _CREDENTIAL.search(auth)
     if match is not None:
@@ -77,23 +79,16 @@ def _lowered(headers: Mapping[str, str] | HTTPHeaders) -> dict[str, str]:
 
 
 def request_from_http(
-    *,
-    method: str,
-    raw_path: str,
-    headers: Mapping[str, str] | HTTPHeaders,
-    body: bytes | None,
+    *, method: str, raw_path: str, headers: Mapping[str, str] | HTTPHeaders, body: bytes | None
 ) -> FakeRequest:
     """The FakeRequest for an HTTP request; unknown routes get operation "" (answered 404 by handle)."""
     lowered = _lowered(headers)
     data = body or b""
-    found = route(method, raw_path)
-    operation, params = found if found is not None else ("", {})
-    parsed: object | None = None
-    if data:
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            parsed = None
+    operation, params = route(method, raw_path) or ("", {})
+    try:
+        parsed = json.loads(data) if data else None
+    except ValueError:
+        parsed = None
     access_key, region = _caller(lowered)
     return FakeRequest(
         operation=operation,
@@ -109,9 +104,6 @@ def request_from_http(
     )
 
 
-# --- error replies -----------------------------------------------------------------------------------------
-
-
 def error_reply(
     code: str,
     message: str,
@@ -125,20 +117,20 @@ def error_reply(
         "Content-Type": JSON,
         "x-amzn-RequestId": request_id,
         "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        **(extra_headers or {}),
     }
-    if extra_headers:
-        headers.update(extra_headers)
     body = json.dumps({"message": message}).encode()
     return Reply(status=status or _catalog.http_status(code), headers=headers, body=body)
 
 
-# --- the core ----------------------------------------------------------------------------------------------
-
-_STREAM_OPS = stream_operations()
-_CACHEABLE = frozenset({"InvokeModel", "Converse", "InvokeModelWithResponseStream", "ConverseStream"})
-_CACHE_SIZE = 256
-_REQUEST_ID_PREFIX = "5afeb3d0-fa6e-4000-8000-"  # a version-4-shaped UUID whose last group counts requests
-_ASYNC_SUBMIT_TIME = "2025-01-01T00:00:00Z"
+def _json(
+    body: object, request_id: str, headers: Mapping[str, str] | None = None, *, status: int = 200
+) -> Reply:
+    if isinstance(body, str):
+        body = body.encode()
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    all_headers = {"Content-Type": JSON, "x-amzn-RequestId": request_id, **(headers or {})}
+    return Reply(status=status, headers=all_headers, body=raw)
 
 
 def resource_arn(model_id: str, *, region: str, account: str) -> str:
@@ -157,11 +149,8 @@ def _drop_now(exc: ConnectionDrop | None = None) -> Iterator[bytes]:
 
 
 def pause(closing: threading.Event, seconds: float, *, read_timeout: float | None = None) -> None:
-    """Wait out a scripted delay, cut short when the transport stops (`closing` set) or the client times out.
-
-    Raises ConnectionDrop when `closing` is set meanwhile (so `FakeBedrockServer.stop()` never waits for a
-    long scripted delay), ReadTimeout when `read_timeout` (the client's) is shorter than the delay.
-    """
+    """Wait out a scripted delay; ConnectionDrop when `closing` is set meanwhile (so a transport that stops
+    never waits for a long delay), ReadTimeout when the client's `read_timeout` is shorter than the delay."""
     limit = seconds if read_timeout is None else min(seconds, read_timeout)
     if closing.wait(limit):
         raise ConnectionDrop("the fake Bedrock is stopping")
@@ -172,21 +161,15 @@ def pause(closing: threading.Event, seconds: float, *, read_timeout: float | Non
 
 
 def _paced(
-    frames: list[bytes],
-    delay: float,
-    tail: bytes,
-    *,
-    drop: bool,
-    closing: threading.Event,
-    read_timeout: float | None,
+    frames: list[bytes], scripted: Scripted, tail: bytes, closing: threading.Event, read_timeout: float | None
 ) -> Iterator[bytes]:
     for i, frame in enumerate(frames):
-        if delay > 0 and i:
-            pause(closing, delay, read_timeout=read_timeout)
+        if scripted.event_delay > 0 and i:
+            pause(closing, scripted.event_delay, read_timeout=read_timeout)
         yield frame
     if tail:
         yield tail
-    if drop:
+    if scripted.ending == "drop":
         raise ConnectionDrop("the fake Bedrock dropped the connection mid-stream")
 
 
@@ -196,7 +179,20 @@ def _encoded(payload: object) -> bytes:
 
 
 def _invoke_chunk(event: object) -> bytes:
-    return b'{"bytes":"' + base64.b64encode(_encoded(event)) + b'"}'
+    return event_frame("chunk", b'{"bytes":"' + base64.b64encode(_encoded(event)) + b'"}')
+
+
+def _payload(request: FakeRequest, *, invoke: bool) -> Mapping[str, object]:
+    # request_from_http already parsed the body; parse again only to word the error for a bad one.
+    if isinstance(request.json, Mapping):
+        return request.json
+    if not request.body and not invoke:
+        return {}
+    return _responders.parse_json_body(request.body, invoke=invoke)
+
+
+class _ScriptFailureError(Exception):
+    """A scripted answer cannot be produced for this request (reported as an assertion, not a 500)."""
 
 
 @dataclass
@@ -210,9 +206,8 @@ class FakeBedrockCore:
 
     script: Script = field(default_factory=Script)
     requests: list[FakeRequest] = field(default_factory=list)
-    policy: object | None = None
+    policy: PolicyDocument | None = None
     principal: str = DEFAULT_PRINCIPAL
-    policy_arn: str | None = None
     account: str = DEFAULT_ACCOUNT
     max_requests: int | None = None
     closing: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -228,27 +223,29 @@ class FakeBedrockCore:
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 1):
             raise ValueError(f"max_requests must be an int >= 1 or None (no bound), got {bound!r}")
 
-    # --- configuration -------------------------------------------------------------------------------
-
-    def set_policy(
-        self, policy: object | None, *, principal: str = DEFAULT_PRINCIPAL, policy_arn: str | None = None
-    ) -> None:
+    def set_policy(self, policy: object | None, *, principal: str | None = None) -> None:
         """Enforce an IAM identity policy (None turns enforcement off); `principal` names the caller.
 
         The policy is parsed here, so a broken one (or one with Condition blocks) fails at this line.
         """
-        from safe_bedrock.testing import _iam  # IAM machinery loads only when used
-
+        principal = DEFAULT_PRINCIPAL if principal is None else principal
         if policy is not None:
+            from safe_bedrock._policy import PolicyDocument  # IAM machinery loads only when used
+            from safe_bedrock.testing import _iam
+
             _iam.validate_principal(principal)
-            if policy_arn is not None:
-                _iam.validate_policy_arn(policy_arn)
-            policy = _parse_policy(policy)
+            if isinstance(policy, (str, bytes, Mapping)):
+                policy = PolicyDocument.from_json(policy, source="set_policy()")
+            elif not isinstance(policy, PolicyDocument):
+                raise TypeError(
+                    "set_policy() takes a policy document (JSON text, dict or PolicyDocument),"
+                    f" got {policy!r}"
+                )
         with self.lock:
             self.policy = policy
             self.principal = principal
-            self.policy_arn = policy_arn
-            self.account = principal.split(":")[4] if policy is not None else self.account
+            if policy is not None:
+                self.account = principal.split(":")[4]
 
     def reset(self) -> None:
         self.script.clear()
@@ -257,7 +254,6 @@ class FakeBedrockCore:
             self._failures.clear()
             self.policy = None
             self.principal = DEFAULT_PRINCIPAL
-            self.policy_arn = None
 
     def failures(self) -> list[str]:
         """Scripting failures seen while answering (expectations not met, route handlers that raised)."""
@@ -287,31 +283,37 @@ class FakeBedrockCore:
             )
         with self.lock:
             self.requests.append(request)
-            if self.max_requests is not None and len(self.requests) > self.max_requests:
-                del self.requests[: len(self.requests) - self.max_requests]
+            if self.max_requests is not None:
+                del self.requests[: -self.max_requests]
             policy = self.policy
         if policy is not None:
             from safe_bedrock.testing import _iam
 
-            denied = _iam.check(
-                policy,  # type: ignore[arg-type]  # parsed by set_policy
+            denial = _iam.decide(
+                policy,
                 principal=self.principal,
-                request=request,
-                policy_arn=self.policy_arn,
+                operation=request.operation,
+                model_id=request.model_id,
+                path_params=request.path_params,
+                region=request.region,
             )
-            if denied is not None:
-                return error_reply("AccessDeniedException", denied, request_id=request_id)
+            if denial is not None:
+                return error_reply("AccessDeniedException", denial.message, request_id=request_id)
         scripted = self.script.take(request)
-        if scripted is not None and scripted.failure is not None:
-            return self._failed(scripted.failure, request_id)
         try:
+            if scripted is not None and scripted.failure is not None:
+                raise _ScriptFailureError(scripted.failure)
             if scripted is None and request.operation in _CACHEABLE:
                 return self._default(request, request_id)
             return self._answer(request, scripted, request_id, read_timeout=read_timeout)
         except _responders.BadRequest as exc:
             return error_reply("ValidationException", str(exc), request_id=request_id)
         except _ScriptFailureError as exc:
-            return self._failed(str(exc), request_id)
+            with self.lock:
+                self._failures.append(str(exc))
+            reply = error_reply("ValidationException", f"safe-bedrock fake: {exc}", request_id=request_id)
+            reply.failure = str(exc)
+            return reply
 
     def _default(self, request: FakeRequest, request_id: str) -> Reply:
         # Default answers are a pure function of (operation, model id, body): a test suite sending the same
@@ -322,23 +324,15 @@ class FakeBedrockCore:
             reply = self._answer(request, None, request_id)
             if reply.status != 200:
                 return reply
-            chunks = None if reply.chunks is None else tuple(reply.chunks)
-            cached = (reply.headers, reply.body, chunks)
+            cached = (reply.headers, reply.body, None if reply.chunks is None else tuple(reply.chunks))
             with self.lock:
                 if len(self._cache) >= _CACHE_SIZE:
                     self._cache.clear()
                 self._cache[key] = cached
         headers, body, chunks = cached
-        headers = dict(headers)
-        headers["x-amzn-RequestId"] = request_id
-        return Reply(status=200, headers=headers, body=body, chunks=chunks)
-
-    def _failed(self, failure: str, request_id: str) -> Reply:
-        with self.lock:
-            self._failures.append(failure)
-        reply = error_reply("ValidationException", f"safe-bedrock fake: {failure}", request_id=request_id)
-        reply.failure = failure
-        return reply
+        return Reply(
+            status=200, headers={**headers, "x-amzn-RequestId": request_id}, body=body, chunks=chunks
+        )
 
     def _answer(
         self,
@@ -353,66 +347,64 @@ class FakeBedrockCore:
                 pause(self.closing, scripted.delay, read_timeout=read_timeout)
             except ConnectionDrop as exc:
                 return Reply(status=200, headers={"x-amzn-RequestId": request_id}, chunks=_drop_now(exc))
-        kind = scripted.kind if scripted is not None else None
-        if scripted is not None and kind == "error":
+        if scripted is not None and scripted.kind == "error":
             return self._error(request, scripted, request_id)
-        if kind == "drop":
+        if scripted is not None and scripted.kind == "drop":
             return Reply(status=200, headers={"x-amzn-RequestId": request_id}, chunks=_drop_now())
-        operation = request.operation
-        if operation in _STREAM_OPS:
+        if request.operation in _STREAM_OPS:
             return self._stream(request, scripted, request_id, read_timeout=read_timeout)
-        if scripted is not None and kind == "body":
-            return self._json(scripted.body, request_id, scripted.headers, status=scripted.status)
+        if scripted is not None and scripted.kind == "body":
+            return _json(scripted.body, request_id, scripted.headers, status=scripted.status)
         text, body = self._scripted_text(request, scripted)
         if body is not None:
-            return self._json(body, request_id, {})
-        model_id = request.model_id or ""
+            return _json(body, request_id)
+        return self._default_body(request, text, request_id)
+
+    def _default_body(self, request: FakeRequest, text: str | None, request_id: str) -> Reply:
+        operation, model_id, region = request.operation, request.model_id or "", request.region
+        payload = _payload(request, invoke=operation == "InvokeModel")
+        headers: dict[str, str] = {}
+        body: object
         if operation == "InvokeModel":
-            payload = _payload(request, invoke=True)
             family, answer = _responders.answer_for(operation, model_id, payload, text=text)
-            _, total = _responders.latency_ms(answer)
             headers = {
-                "X-Amzn-Bedrock-Invocation-Latency": str(total),
+                "X-Amzn-Bedrock-Invocation-Latency": str(_responders.latency_ms(answer)[1]),
                 "X-Amzn-Bedrock-Output-Token-Count": str(answer.output_tokens),
                 "X-Amzn-Bedrock-Input-Token-Count": str(answer.input_tokens),
             }
-            return self._json(_responders.invoke_body(family, answer, model_id, payload), request_id, headers)
-        payload = _payload(request, invoke=False)
-        if operation == "Converse":
-            _, answer = _responders.answer_for(operation, model_id, payload, text=text)
-            return self._json(_responders.converse_body(answer), request_id, {})
-        if operation == "CountTokens":
-            return self._json(_responders.count_tokens_body(model_id, payload), request_id, {})
-        if operation == "ApplyGuardrail":
-            return self._json(_responders.apply_guardrail_body(payload), request_id, {})
-        if operation == "StartAsyncInvoke":
-            answer_body = _responders.start_async_invoke_body(
-                payload, region=request.region, account=self.account
+            body = _responders.invoke_body(family, answer, model_id, payload)
+        elif operation == "Converse":
+            body = _responders.converse_body(
+                _responders.answer_for(operation, model_id, payload, text=text)[1]
             )
-            return self._json(answer_body, request_id, {})
-        if operation == "GetAsyncInvoke":
-            answer_body = {
+        elif operation == "CountTokens":
+            body = _responders.count_tokens_body(model_id, payload)
+        elif operation == "ApplyGuardrail":
+            body = _responders.apply_guardrail_body(payload)
+        elif operation == "StartAsyncInvoke":
+            body = _responders.start_async_invoke_body(payload, region=region, account=self.account)
+        elif operation == "GetAsyncInvoke":
+            body = {
                 "invocationArn": request.path_params.get("invocationArn", ""),
-                "modelArn": f"arn:aws:bedrock:{request.region}::foundation-model/amazon.nova-reel-v1:0",
+                "modelArn": f"arn:aws:bedrock:{region}::foundation-model/amazon.nova-reel-v1:0",
                 "status": "Completed",
                 "submitTime": _ASYNC_SUBMIT_TIME,
                 "endTime": _ASYNC_SUBMIT_TIME,
                 "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://fake-bedrock-output/"}},
             }
-            return self._json(answer_body, request_id, {})
-        if operation == "ListAsyncInvokes":
-            return self._json({"asyncInvokeSummaries": []}, request_id, {})
-        raise _responders.BadRequest(
-            f"The safe-bedrock fake has no default answer for {operation}; script one with"
-            f" add_response(body=..., operation={operation!r})."
-        )
+        elif operation == "ListAsyncInvokes":
+            body = {"asyncInvokeSummaries": []}
+        else:
+            raise _responders.BadRequest(
+                f"The safe-bedrock fake has no default answer for {operation}; script one with"
+                f" add_response(body=..., operation={operation!r})."
+            )
+        return _json(body, request_id, headers)
 
     def _scripted_text(self, request: FakeRequest, scripted: Scripted | None) -> tuple[str | None, object]:
         """(answer text, response body) from a text entry or a route handler; (None, None) for default."""
-        if scripted is None:
-            return None, None
-        if scripted.handler is None:
-            return scripted.text, None
+        if scripted is None or scripted.handler is None:
+            return (scripted.text if scripted is not None else None), None
         try:
             result = scripted.handler(request)
         except Exception as exc:
@@ -426,41 +418,24 @@ class FakeBedrockCore:
             " non-streaming call the response body (dict)"
         )
 
-    def _json(self, body: object, request_id: str, extra: Mapping[str, str], *, status: int = 200) -> Reply:
-        if isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
-            raw = json.dumps(body).encode()
-        headers = {"Content-Type": JSON, "x-amzn-RequestId": request_id}
-        headers.update(extra)
-        return Reply(status=status, headers=headers, body=raw)
-
-    def _fields(self, request: FakeRequest, scripted: Scripted) -> dict[str, str]:
-        model_id = request.model_id or ""
-        fields = {
-            "principal": self.principal,
-            "action": action_for(request.operation),
-            "resource": resource_arn(model_id, region=request.region, account=self.account)
-            if model_id
-            else f"arn:{partition_of(request.region)}:bedrock:{request.region}:{self.account}:*",
-            "model_id": model_id,
-            "region": request.region,
-            "account": self.account,
-            "policy_arn": (
-                f"arn:aws:organizations::{self.account}:policy/o-exampleorg1/service_control_policy/p-example1"
-            ),
-            "detail": "The request is invalid.",
-        }
-        fields.update(scripted.fields)
-        return fields
-
     def _message(self, request: FakeRequest, scripted: Scripted, code: str) -> str:
         if scripted.message is not None:
             return scripted.message
-        template = _catalog.find(code, scripted.variant).template
-        return _catalog.render(template, **self._fields(request, scripted))
+        model_id, region, account = request.model_id or "", request.region, self.account
+        fields = {
+            "principal": self.principal,
+            "action": action_for(request.operation),
+            "resource": resource_arn(model_id, region=region, account=account)
+            if model_id
+            else f"arn:{partition_of(region)}:bedrock:{region}:{account}:*",
+            "model_id": model_id,
+            "region": region,
+            "account": account,
+            "policy_arn": f"arn:aws:organizations::{account}:policy/{_SCP}",
+            "detail": "The request is invalid.",
+            **scripted.fields,
+        }
+        return _catalog.render(_catalog.find(code, scripted.variant).template, **fields)
 
     def _error(self, request: FakeRequest, scripted: Scripted, request_id: str) -> Reply:
         code = scripted.code or "InternalServerException"
@@ -468,37 +443,25 @@ class FakeBedrockCore:
         if scripted.retry_after is not None:
             seconds = scripted.retry_after
             extra["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
-        return error_reply(
-            code,
-            self._message(request, scripted, code),
-            request_id=request_id,
-            status=scripted.status,
-            extra_headers=extra,
-        )
+        message = self._message(request, scripted, code)
+        return error_reply(code, message, request_id=request_id, status=scripted.status, extra_headers=extra)
 
     def _stream(
-        self,
-        request: FakeRequest,
-        scripted: Scripted | None,
-        request_id: str,
-        *,
-        read_timeout: float | None,
+        self, request: FakeRequest, scripted: Scripted | None, request_id: str, *, read_timeout: float | None
     ) -> Reply:
-        operation = request.operation
+        operation, model_id = request.operation, request.model_id or ""
         invoke = operation == "InvokeModelWithResponseStream"
         frames: list[bytes]
         if scripted is not None and scripted.events is not None:
-            frames = [self._custom_frame(event, invoke=invoke) for event in scripted.events]
+            frames = [_invoke_chunk(event) if invoke else _custom_frame(event) for event in scripted.events]
         else:
             text, _ = self._scripted_text(request, scripted)
             pieces = scripted.pieces if scripted is not None else None
             payload = _payload(request, invoke=invoke)
-            model_id = request.model_id or ""
             family, answer = _responders.answer_for(operation, model_id, payload, text=text, pieces=pieces)
             if invoke:
                 frames = [
-                    event_frame("chunk", _invoke_chunk(chunk))
-                    for chunk in _responders.invoke_stream_chunks(family, answer, model_id)
+                    _invoke_chunk(c) for c in _responders.invoke_stream_chunks(family, answer, model_id)
                 ]
             else:
                 events = _responders.converse_stream_events(answer)
@@ -509,13 +472,12 @@ class FakeBedrockCore:
         if scripted is None or (scripted.ending == "complete" and scripted.event_delay <= 0):
             return Reply(status=200, headers=headers, chunks=frames)
         tail = b""
-        ending = scripted.ending
-        if ending != "complete" and scripted.after is not None:
-            following = frames[scripted.after] if scripted.after < len(frames) else frames[-1]
+        if scripted.ending != "complete" and scripted.after is not None:
+            following = frames[min(scripted.after, len(frames) - 1)]
             frames = frames[: scripted.after]
             if scripted.mid_frame:
                 tail = following[: max(1, len(following) // 2)]
-        if ending == "exception":
+        if scripted.ending == "exception":
             code = scripted.code or "InternalServerException"
             member = _catalog.stream_exception_name(code)
             valid = stream_exceptions(operation)
@@ -525,55 +487,16 @@ class FakeBedrockCore:
                     f" code); the mid-stream errors of {operation} are: {', '.join(valid)}"
                 )
             frames.append(exception_frame(member, self._message(request, scripted, code)))
-        return Reply(
-            status=200,
-            headers=headers,
-            chunks=_paced(
-                frames,
-                scripted.event_delay,
-                tail,
-                drop=ending == "drop",
-                closing=self.closing,
-                read_timeout=read_timeout,
-            ),
-        )
-
-    @staticmethod
-    def _custom_frame(event: object, *, invoke: bool) -> bytes:
-        if invoke:
-            return event_frame("chunk", _invoke_chunk(event))
-        if isinstance(event, bytes):
-            return event  # a ready-made frame, sent as is
-        if isinstance(event, Mapping) and len(event) == 1:
-            ((name, body),) = event.items()
-            return event_frame(str(name), _responders.compact_json(body).encode())
-        raise _ScriptFailureError(
-            "converse_stream events are single-key dicts like {'contentBlockDelta': {...}}, got "
-            f"{event!r}"
-        )
+        chunks = _paced(frames, scripted, tail, self.closing, read_timeout)
+        return Reply(status=200, headers=headers, chunks=chunks)
 
 
-def _payload(request: FakeRequest, *, invoke: bool) -> Mapping[str, object]:
-    # request_from_http already parsed the body; parse again only to word the error for a bad one.
-    if isinstance(request.json, Mapping):
-        return request.json
-    if not request.body and not invoke:
-        return {}
-    return _responders.parse_json_body(request.body, invoke=invoke)
-
-
-class _ScriptFailureError(Exception):
-    """A scripted answer cannot be produced for this request (reported as an assertion, not a 500)."""
-
-
-def _parse_policy(policy: object) -> object:
-    # Parse early so a broken policy fails at set_policy, not at the first call.
-    from safe_bedrock._policy import PolicyDocument  # IAM machinery loads only when used
-
-    if isinstance(policy, PolicyDocument):
-        return policy
-    if isinstance(policy, (str, bytes, Mapping)):
-        return PolicyDocument.from_json(policy, source="set_policy()")
-    raise TypeError(
-        f"set_policy() takes a policy document (JSON text, dict or PolicyDocument), got {policy!r}"
+def _custom_frame(event: object) -> bytes:
+    if isinstance(event, bytes):
+        return event  # a ready-made frame, sent as is
+    if isinstance(event, Mapping) and len(event) == 1:
+        ((name, body),) = event.items()
+        return event_frame(str(name), _responders.compact_json(body).encode())
+    raise _ScriptFailureError(
+        f"converse_stream events are single-key dicts like {{'contentBlockDelta': {{...}}}}, got {event!r}"
     )

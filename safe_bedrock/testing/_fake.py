@@ -2,10 +2,8 @@
 
 It takes the place of a client's HTTP session, the wire itself: botocore has validated and serialised the
 parameters, signed the request and run every event handler (`before-send` included) before the fake sees it,
-and it parses what the fake returns as if it came from the network (status, headers, error shapes,
-event-stream frames). So the code under test runs through botocore's real serialisation, signing, handlers,
-retries, parsing and event-stream decoding, and what reaches `fake.requests` is exactly what would have left
-the process.
+and parses what the fake returns as if it came from the network. So what reaches `fake.requests` is exactly
+what would have left the process.
 """
 
 from __future__ import annotations
@@ -13,28 +11,21 @@ from __future__ import annotations
 import functools
 import itertools
 import sys
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSResponse
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
-from safe_bedrock._service import RUNTIME, stream_operations
+from safe_bedrock._service import RUNTIME
 from safe_bedrock.testing._core import FakeBedrockCore, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import FAKE_ACCESS_KEY, isolated_client, isolated_session
-from safe_bedrock.testing._wire import (
-    DEFAULT_REGION,
-    ConnectionDrop,
-    ReadTimeout,
-    Reply,
-    close_chunks,
-    first_chunks,
-)
+from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, ReadTimeout, Reply, close_chunks, start
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterator
     from types import TracebackType
 
     import boto3.session
@@ -48,6 +39,7 @@ __all__ = ["FAKE_ACCESS_KEY", "FakeBedrock"]
 _UNUSED_ENDPOINT = f"https://{RUNTIME}.{{region}}.fake-bedrock.invalid"
 _CREATING = f"creating-client-class.{RUNTIME}"
 _ids = itertools.count(1)
+_Client = TypeVar("_Client")
 
 
 class _Body:
@@ -55,10 +47,10 @@ class _Body:
 
     __slots__ = ("_chunks", "_source", "_url")
 
-    def __init__(self, chunks: Iterable[bytes], url: str, *, source: object = None) -> None:
+    def __init__(self, chunks: Iterator[bytes], source: Iterator[bytes], url: str) -> None:
         self._chunks = chunks
+        self._source = source  # what close() closes (a reply's generator)
         self._url = url
-        self._source = chunks if source is None else source  # what close() closes (a reply's generator)
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         try:
@@ -78,11 +70,8 @@ class _Body:
 
 
 class _Transport:
-    """A client's HTTP session, answered by the fake; the real session stays for everything but sending.
-
-    `send` is the fake's answer (a coroutine for aiobotocore); opening and closing go to the original, so a
-    client's lifecycle is unchanged and `detach` can put the original back.
-    """
+    """A client's HTTP session, answered by the fake; the real session stays for everything but sending,
+    so a client's lifecycle is unchanged and `detach` can put the original back."""
 
     def __init__(self, send: Any, original: Any, *, owner: str) -> None:
         self.send = send
@@ -117,9 +106,6 @@ class FakeBedrock(ScriptingAPI):
     AsyncSafeBedrockClient(allow=[...], session=fake.aio_session(), region_name="us-east-1")
     fake.attach(aio_client)                            # or an aiobotocore client you built
     ```
-
-    Scripted delays (`add_stream(delay=...)`, `add_response(delay=...)`) are waited out on a worker thread
-    for aiobotocore clients, so other tasks run meanwhile.
     """
 
     _core: FakeBedrockCore
@@ -132,41 +118,33 @@ class FakeBedrock(ScriptingAPI):
         self._allow_pending = False
         self._closed = False
 
-    # --- clients -----------------------------------------------------------------------------------------
-
     def client(self, region_name: str = DEFAULT_REGION, **kwargs: Any) -> BedrockRuntimeClient:
         """A real boto3 bedrock-runtime client with fake static credentials, attached to this fake.
 
-        Keyword arguments go to `boto3.session.Session.client` (config, endpoint_url, ...) and win over the
-        defaults. The session ignores the environment's AWS profile and files: tests never see real
-        credentials.
+        Keyword arguments go to `boto3.session.Session.client` (config, endpoint_url, ...). The session
+        ignores the environment's AWS profile and files: tests never see real credentials.
         """
         kwargs.setdefault("endpoint_url", _UNUSED_ENDPOINT.format(region=region_name))
-        client = isolated_client(region_name=region_name, **kwargs)
-        self.attach(client)
-        return client
+        return self.attach(isolated_client(region_name=region_name, **kwargs))
 
     def session(self, region_name: str = DEFAULT_REGION) -> boto3.session.Session:
-        """A boto3 Session (fake credentials, no AWS profile or files) whose bedrock-runtime clients this fake
-        answers: for code that builds its own client, such as `SafeBedrockClient(session=...)`.
+        """A boto3 Session (fake credentials, no AWS profile or files) whose bedrock-runtime clients, made now
+        or later, this fake answers: for code that builds its own client, such as `SafeBedrockClient`.
 
-        Every bedrock-runtime client created from the session, now or later, is answered in-process. After
-        `close()` those clients raise RuntimeError instead of reaching out to the real endpoint.
+        After `close()` those clients raise RuntimeError instead of reaching out to the real endpoint.
         """
         session = isolated_session(region_name=region_name)
         session.events.register(_CREATING, self._attaching_base, unique_id=self._unique)
         return session
 
     def aio_session(self, region_name: str = DEFAULT_REGION) -> AioSession:
-        """An aiobotocore AioSession (fake credentials, no AWS profile or files) whose bedrock-runtime clients
-        this fake answers: for async code that builds its own client, such as
-        `AsyncSafeBedrockClient(session=...)`. Needs aiobotocore (the `aio` extra); as `session()` otherwise.
-        """
+        """As `session()`, an aiobotocore AioSession (the `aio` extra) for `AsyncSafeBedrockClient`."""
         from safe_bedrock.testing import _aio_fake  # aiobotocore only for async code
 
         session = _aio_fake.isolated_aio_session(region_name=region_name)
-        emitter = session.get_component("event_emitter")
-        emitter.register(_CREATING, self._attaching_base, unique_id=self._unique)
+        session.get_component("event_emitter").register(
+            _CREATING, self._attaching_base, unique_id=self._unique
+        )
         return session
 
     def _attaching_base(self, base_classes: list[type], **_: Any) -> None:
@@ -180,12 +158,8 @@ class FakeBedrock(ScriptingAPI):
 
         base_classes.insert(0, AnsweredByFakeBedrock)
 
-    def attach(self, client: Any) -> Any:
-        """Answer this existing bedrock-runtime client's calls from the fake (until close/detach).
-
-        A boto3 client or an aiobotocore one (whose calls are answered by a coroutine, delays awaited off the
-        event loop).
-        """
+    def attach(self, client: _Client) -> _Client:
+        """Answer this existing boto3 or aiobotocore bedrock-runtime client's calls (until close/detach)."""
         meta = getattr(client, "meta", None)
         if meta is None or meta.service_model.service_name != RUNTIME:
             raise TypeError(f"attach() takes a boto3 or aiobotocore bedrock-runtime client, got {client!r}")
@@ -201,18 +175,27 @@ class FakeBedrock(ScriptingAPI):
         # The client's read timeout, so a scripted delay longer than it times out here as over HTTP.
         timeout = client.meta.config.read_timeout
         receive = functools.partial(
-            self._receive, read_timeout=timeout if isinstance(timeout, (int, float)) else None
+            self._receive,
+            read_timeout=timeout if isinstance(timeout, (int, float)) else None,
+            check_open=from_session,
         )
         answer: Any
         if _is_aiobotocore(client):
             from safe_bedrock.testing import _aio_fake  # imports aiobotocore: only for its clients
 
-            answer = _aio_fake.answerer(receive, check_open=self._check_open if from_session else None)
+            answer = _aio_fake.answerer(receive)
         else:
-            answer = functools.partial(self._answer, receive=receive, check_open=from_session)
+
+            def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+                url, reply = receive(request)
+                chunks, source = start(reply, url)
+                headers = cast("HTTPHeaders", reply.headers)  # AWSResponse copies any mapping
+                return AWSResponse(url, reply.status, headers, _Body(chunks, source, url))
+
         endpoint.http_session = _Transport(answer, original, owner=self._unique)
 
     def detach(self, client: Any) -> None:
+        """Stop answering this client: its HTTP session is the original again."""
         endpoint = client._endpoint
         current = endpoint.http_session
         if isinstance(current, _Transport) and current.owner == self._unique:
@@ -242,43 +225,28 @@ class FakeBedrock(ScriptingAPI):
         """Tell the `fake_bedrock` fixture not to fail the test for scripted answers left unused."""
         self._allow_pending = True
 
-    # --- the wire ------------------------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
+    def _receive(
+        self, request: AWSPreparedRequest, *, read_timeout: float | None, check_open: bool
+    ) -> tuple[str, Reply]:
+        """(url, the core's reply) for a prepared request. Blocks through any scripted delay before the first
+        byte; raises AssertionError for a scripted expectation not met."""
+        if check_open and self._closed:
             raise RuntimeError(
                 f"{self!r} was closed: the clients made from its session() cannot reach it any more (and"
                 " are not sent to real AWS); make and use the client within the fake's lifetime"
             )
-
-    def _answer(
-        self,
-        request: AWSPreparedRequest,
-        *,
-        receive: Callable[..., tuple[str, Reply, bool]],
-        check_open: bool,
-    ) -> AWSResponse:
-        if check_open:
-            self._check_open()
-        url, reply, stream = receive(request)
-        return _response(url, reply, stream=stream)
-
-    def _receive(self, request: AWSPreparedRequest, *, read_timeout: float | None) -> tuple[str, Reply, bool]:
-        """The core's reply to a prepared request: (url, reply, is-an-event-stream). Blocks through any
-        scripted delay before the first byte; raises AssertionError for a scripted expectation not met."""
         url = request.url or ""
         parts = urlsplit(url)
-        raw_path = parts.path + ("?" + parts.query if parts.query else "")
         fake_request = request_from_http(
             method=request.method or "POST",
-            raw_path=raw_path,
+            raw_path=parts.path + ("?" + parts.query if parts.query else ""),
             headers=request.headers,
             body=_bytes(request.body),
         )
         reply = self._core.handle(fake_request, read_timeout=read_timeout)
         if reply.failure is not None:
             raise AssertionError(reply.failure)
-        return url, reply, fake_request.operation in stream_operations()
+        return url, reply
 
     def __repr__(self) -> str:
         return f"<FakeBedrock clients={len(self._clients)} requests={len(self._core.requests)}>"
@@ -292,20 +260,8 @@ def _is_aiobotocore(client: object) -> bool:
 
 def _bytes(body: object) -> bytes | None:
     # botocore's rest-json serialiser gives bytes; a str or a file-like object would come from a custom hook.
-    if body is None or isinstance(body, bytes):
-        return body
-    if isinstance(body, (str, bytearray)):
-        return body.encode() if isinstance(body, str) else bytes(body)
-    data = body.read()  # type: ignore[attr-defined]
-    return data.encode() if isinstance(data, str) else bytes(data)
-
-
-def _response(url: str, reply: Reply, *, stream: bool) -> AWSResponse:
-    # AWSResponse copies whatever mapping it gets into a case-insensitive dict; the stubs ask for HTTPHeaders.
-    headers = cast("HTTPHeaders", reply.headers)
-    if reply.chunks is None:
-        return AWSResponse(url, reply.status, headers, _Body((reply.body or b"",), url))
-    iterator = iter(reply.chunks)
-    first = first_chunks(iterator, url, stream=stream)
-    body = _Body(itertools.chain(first, iterator), url, source=iterator)
-    return AWSResponse(url, reply.status, headers, body)
+    if hasattr(body, "read"):
+        body = body.read()
+    if isinstance(body, str):
+        return body.encode()
+    return None if body is None else bytes(body)  # type: ignore[call-overload]

@@ -14,12 +14,11 @@ A scripting mistake (an error code Bedrock does not have, a stream error on a no
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from safe_bedrock._policy import iam_pattern
 from safe_bedrock._service import operation_specs, service_model, stream_exceptions, stream_operations
@@ -28,15 +27,10 @@ from safe_bedrock.testing import _messages as _catalog
 if TYPE_CHECKING:
     from types import FrameType
 
+    from safe_bedrock.testing._core import FakeBedrockCore
     from safe_bedrock.testing._wire import FakeRequest
 
-__all__ = [
-    "ANY",
-    "NOT_SET",
-    "Script",
-    "Scripted",
-    "ScriptingAPI",
-]
+__all__ = ["ANY", "NOT_SET", "Script", "Scripted", "ScriptingAPI"]
 
 
 class _Any:
@@ -46,9 +40,6 @@ class _Any:
 
     def __eq__(self, other: object) -> bool:
         return True
-
-    def __ne__(self, other: object) -> bool:
-        return False
 
     __hash__ = object.__hash__
 
@@ -77,7 +68,7 @@ class Scripted:
     """One scripted answer. Built by the ScriptingAPI methods; the core turns it into a Reply."""
 
     kind: Kind
-    origin: str  # "add_response(text=...) at tests/test_app.py:12", for messages
+    origin: str  # "add_response() at tests/test_app.py:12", for messages
     model: str | None = None  # IAM-style wildcard on the model id (or its ARN)
     operation: str | None = None  # botocore operation name
     expected: object = NOT_SET  # compared to the parsed request body
@@ -103,31 +94,25 @@ class Scripted:
     failure: str | None = None  # set when `expected` did not match
 
     def fits(self, request: FakeRequest) -> bool:
-        if self.operation is not None and self.operation != request.operation:
+        operation = request.operation
+        if self.operation is not None and self.operation != operation:
             return False
         if self.model is not None and not _model_matches(self.model, request):
             return False
-        operation = request.operation
+        streams = operation in stream_operations()
         if self.kind == "body":
-            return operation not in stream_operations()
+            return not streams
         if self.kind == "stream":
-            return operation in stream_operations()
-        if self.kind == "text":
-            return operation in text_operations()
+            return streams
+        if self.kind == "text":  # the operations that answer with model text
+            return streams or operation in ("InvokeModel", "Converse")
         return True
 
     def describe(self) -> str:
-        where = []
-        if self.operation:
-            where.append(f"operation {self.operation}")
+        where = [f"operation {self.operation}"] if self.operation else []
         if self.model:
             where.append(f"model {self.model!r}")
         return self.origin + (f" (for {', '.join(where)})" if where else "")
-
-
-def text_operations() -> frozenset[str]:
-    # The operations that answer with model text: InvokeModel, Converse and their streaming twins.
-    return frozenset({"InvokeModel", "Converse"}) | stream_operations()
 
 
 _wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
@@ -147,9 +132,7 @@ def _caller() -> str:
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("safe_bedrock.testing"):
         frame = frame.f_back
-    if frame is None:  # pragma: no cover - always called from somewhere
-        return "?"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 class Script:
@@ -180,53 +163,55 @@ class Script:
     def take(self, request: FakeRequest) -> Scripted | None:
         """The entry that answers this request (queued ones are used up), or None for the default answer."""
         with self._lock:
-            if not self._queue and not self._routes:
-                return None
-            found: Scripted | None = None
-            for i, entry in enumerate(self._queue):
-                if entry.fits(request):
-                    found = self._queue.pop(i)
-                    break
+            index = next((i for i, entry in enumerate(self._queue) if entry.fits(request)), None)
+            if index is not None:
+                found: Scripted | None = self._queue.pop(index)
             else:
-                for entry in self._routes:
-                    if entry.fits(request):
-                        found = entry
-                        break
-        if found is None or found.expected is NOT_SET:
+                found = next((entry for entry in self._routes if entry.fits(request)), None)
+        if found is None or found.expected is NOT_SET or found.expected == request.json:
             return found
-        if found.expected != request.json:
-            return replace(
-                found,
-                failure=(
-                    f"the request did not match what {found.origin} expected.\n"
-                    f"  expected body: {found.expected!r}\n  actual body:   {request.json!r}\n"
-                    "Fix the code under test, or the expected= argument (use ANY for values that vary)."
-                ),
-            )
-        return found
+        return replace(
+            found,
+            failure=(
+                f"the request did not match what {found.origin} expected.\n"
+                f"  expected body: {found.expected!r}\n  actual body:   {request.json!r}\n"
+                "Fix the code under test, or the expected= argument (use ANY for values that vary)."
+            ),
+        )
 
 
-def _operation(operation: str | None) -> str | None:
-    """The botocore name of an operation given as InvokeModel or invoke_model; ValueError if none."""
+# --- argument checks: each raises at the scripting line, saying what is valid ------------------------------
+
+
+def _operation(operation: str | None, *, streaming: str | None = None) -> str | None:
+    """The botocore name of an operation given as InvokeModel or invoke_model; ValueError if none.
+
+    `streaming`: the scripting method's name, when the operation must be a streaming one.
+    """
     if operation is None:
         return None
     specs = operation_specs(service_model()).values()
-    for spec in specs:
-        if operation in {spec.name, spec.method}:
-            return spec.name
-    valid = ", ".join(sorted(spec.name for spec in specs))
-    raise ValueError(f"operation={operation!r} is not a bedrock-runtime operation; valid: {valid}")
+    name = next((spec.name for spec in specs if operation in {spec.name, spec.method}), None)
+    if name is None:
+        valid = ", ".join(sorted(spec.name for spec in specs))
+        raise ValueError(f"operation={operation!r} is not a bedrock-runtime operation; valid: {valid}")
+    if streaming is not None and name not in stream_operations():
+        valid = ", ".join(sorted(stream_operations()))
+        raise ValueError(
+            f"{streaming}() scripts a stream, but {name} does not stream; streaming operations: {valid}"
+        )
+    return name
 
 
-def _non_negative(name: str, value: float | None) -> None:
+def _seconds(name: str, value: float | None) -> None:
     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
         raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
 
-def _times(times: int) -> int:
-    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-        raise ValueError(f"times must be an int >= 1, got {times!r}")
-    return times
+def _count(name: str, value: int, minimum: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be {what} >= {minimum}, got {value!r}")
+    return value
 
 
 def _model(model: str | None) -> str | None:
@@ -264,47 +249,21 @@ def _one_of(**given: object) -> None:
         raise TypeError(f"give at most one of {', '.join(given)}; got {', '.join(named)}")
 
 
-def _stream_operation(method: str, operation: str | None) -> str | None:
-    """`_operation`, and ValueError for an operation that does not stream."""
-    op = _operation(operation)
-    if op is not None and op not in stream_operations():
-        valid = ", ".join(sorted(stream_operations()))
-        raise ValueError(
-            f"{method}() scripts a stream, but {op} does not stream; streaming operations: {valid}"
-        )
-    return op
-
-
-def _check_after(after: int | None) -> None:
-    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-        raise ValueError(f"after must be a number of events >= 0, got {after!r}")
-
-
-def _error_fields(code: str, message: str | None, variant: str | None) -> tuple[str, str | None]:
-    row = _catalog.find(code, variant)
+def _error_code(code: str, message: str | None, variant: str | None) -> str:
+    """The catalog's spelling of an error code (ValueError for an unknown code or variant)."""
     if message is not None and not isinstance(message, str):
         raise TypeError(f"message must be a string, got {message!r}")
-    return row.code, row.variant if variant is not None else None
-
-
-class _Core(Protocol):
-    """What the scripting methods use of the fake's core (`_core.FakeBedrockCore`, which imports this)."""
-
-    script: Script
-    lock: threading.Lock
-    requests: list[FakeRequest]
-
-    def failures(self) -> list[str]: ...
-    def set_policy(self, policy: object | None, *, principal: str = ...) -> None: ...
-    def reset(self) -> None: ...
+    return _catalog.find(code, variant).code
 
 
 class ScriptingAPI:
     """The scripting methods shared by FakeBedrock and FakeBedrockServer. Subclasses set `self._core`."""
 
-    _core: _Core
+    _core: FakeBedrockCore
 
-    # --- answers ---------------------------------------------------------------------------------------
+    def _queue(self, call: str, times: int, **fields: Any) -> None:
+        entry = Scripted(origin=f"{call} at {_caller()}", **fields)
+        self._core.script.queue(entry, times=_count("times", times, 1, "an int"))
 
     def add_response(
         self,
@@ -320,11 +279,10 @@ class ScriptingAPI:
     ) -> None:
         """Queue one answer for a non-streaming call.
 
-        `body`: the JSON (dict) or raw bytes the call returns: the InvokeModel body, the Converse output, ...
-        `text`: instead, answer with this text in the shape of the model's family (works for streams too).
-        `model`: only for model ids matching this IAM-style wildcard ("anthropic.*"); `operation`: only for
-        this operation ("invoke_model" or "InvokeModel"); `expected`: the parsed request body the call must
-        send (ANY matches any value); `delay`: seconds before answering; `times`: queue it this many times.
+        `body`: the JSON (dict) or raw bytes the call returns; or `text`: the answer text in the shape of the
+        model's family (streams too). `model`: an IAM-style wildcard ("anthropic.*"); `operation`:
+        "invoke_model" or "InvokeModel"; `expected`: the parsed request body the call must send (ANY matches
+        any value); `delay`: seconds before answering; `times`: queue it this many times.
         """
         _one_of(body=body, text=text)
         if body is None and text is None:
@@ -334,10 +292,11 @@ class ScriptingAPI:
         op = _operation(operation)
         if body is not None and op in stream_operations():
             raise ValueError(f"{op} streams: use add_stream(...) for it, or add_response(text=...)")
-        _non_negative("delay", delay)
-        entry = Scripted(
+        _seconds("delay", delay)
+        self._queue(
+            "add_response()",
+            times,
             kind="text" if text is not None else "body",
-            origin=f"add_response() at {_caller()}",
             model=_model(model),
             operation=op,
             expected=expected,
@@ -346,7 +305,6 @@ class ScriptingAPI:
             headers=dict(headers or {}),
             delay=delay,
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def add_stream(
         self,
@@ -363,18 +321,18 @@ class ScriptingAPI:
     ) -> None:
         """Queue one streamed answer (invoke_model_with_response_stream or converse_stream).
 
-        Give `text` (split into words), `chunks` (the exact text pieces, one per delta event) or `events`
-        (raw: chunk dicts for invoke_model_with_response_stream, {"eventName": {...}} for converse_stream).
-        Without any of them the default answer streams. `delay` is slept between events, `first_byte_delay`
-        before the response starts.
+        `text` (split into words), `chunks` (the text pieces, one per delta event) or `events` (raw: chunk
+        dicts, or {"eventName": {...}} for converse_stream); none of them streams the default answer.
+        `delay` is slept between events, `first_byte_delay` before the response starts.
         """
         _one_of(events=events, text=text, chunks=chunks)
-        op = _stream_operation("add_stream", operation)
-        _non_negative("delay", delay)
-        _non_negative("first_byte_delay", first_byte_delay)
-        entry = Scripted(
+        op = _operation(operation, streaming="add_stream")
+        _seconds("delay", delay)
+        _seconds("first_byte_delay", first_byte_delay)
+        self._queue(
+            "add_stream()",
+            times,
             kind="stream",
-            origin=f"add_stream() at {_caller()}",
             model=_model(model),
             operation=op,
             expected=expected,
@@ -384,7 +342,6 @@ class ScriptingAPI:
             delay=first_byte_delay,
             event_delay=delay,
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def add_stream_error(
         self,
@@ -403,25 +360,21 @@ class ScriptingAPI:
     ) -> None:
         """Queue a stream that sends `after` events and then a mid-stream exception frame.
 
-        `code` is a mid-stream error: "ThrottlingException" or its member name "throttlingException",
-        "ModelStreamErrorException", "InternalServerException", "ValidationException",
-        "ServiceUnavailableException", "ModelTimeoutException". botocore raises EventStreamError with the
-        lowerCamel code while the caller iterates.
+        `code`: "ThrottlingException" or its member name "throttlingException", "ModelStreamErrorException",
+        ...; botocore raises EventStreamError with the lowerCamel code while the caller iterates.
         """
         member = _catalog.stream_exception_name(code)
-        code_name = stream_exceptions()[member]
-        op = _operation(operation)
-        if op is not None and op in stream_operations() and member not in stream_exceptions(op):
+        op = _operation(operation, streaming="add_stream_error")
+        if op is not None and member not in stream_exceptions(op):
             valid = ", ".join(stream_exceptions(op))
             raise ValueError(f"{op} cannot send {member} mid-stream; its mid-stream errors are: {valid}")
-        _error_fields(code_name, message, variant)
+        code_name = _error_code(stream_exceptions()[member], message, variant)
         _one_of(events=events, text=text, chunks=chunks)
-        op = _stream_operation("add_stream_error", operation)
-        _non_negative("delay", delay)
-        _check_after(after)
-        entry = Scripted(
+        _seconds("delay", delay)
+        self._queue(
+            "add_stream_error()",
+            times,
             kind="stream",
-            origin=f"add_stream_error() at {_caller()}",
             model=_model(model),
             operation=op,
             text=text,
@@ -429,12 +382,11 @@ class ScriptingAPI:
             events=_events(events),
             event_delay=delay,
             ending="exception",
-            after=after,
+            after=_count("after", after, 0, "a number of events"),
             code=code_name,
             message=message,
             variant=variant,
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def add_truncated_stream(
         self,
@@ -450,19 +402,17 @@ class ScriptingAPI:
 
         With `mid_frame=True` it ends in the middle of the next frame instead.
         """
-        op = _stream_operation("add_truncated_stream", operation)
-        _check_after(after)
-        entry = Scripted(
+        self._queue(
+            "add_truncated_stream()",
+            times,
             kind="stream",
-            origin=f"add_truncated_stream() at {_caller()}",
             model=_model(model),
-            operation=op,
+            operation=_operation(operation, streaming="add_truncated_stream"),
             text=text,
             ending="truncate",
-            after=after,
+            after=_count("after", after, 0, "a number of events"),
             mid_frame=mid_frame,
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def add_connection_drop(
         self,
@@ -479,21 +429,17 @@ class ScriptingAPI:
         iterating a stream.
         """
         # Before the response any operation can be dropped; after some events, only a stream.
-        if after is None:
-            op = _operation(operation)
-        else:
-            op = _stream_operation("add_connection_drop", operation)
-            _check_after(after)
-        entry = Scripted(
+        streaming = None if after is None else "add_connection_drop"
+        self._queue(
+            "add_connection_drop()",
+            times,
             kind="drop" if after is None else "stream",
-            origin=f"add_connection_drop() at {_caller()}",
             model=_model(model),
-            operation=op,
+            operation=_operation(operation, streaming=streaming),
             ending="drop",
-            after=after,
+            after=None if after is None else _count("after", after, 0, "a number of events"),
             mid_frame=mid_frame,
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def add_client_error(
         self,
@@ -519,13 +465,14 @@ class ScriptingAPI:
         """
         if not isinstance(code, str):
             raise TypeError(f"code must be an error code string like 'ThrottlingException', got {code!r}")
-        code, _ = _error_fields(code, message, variant)
+        code = _error_code(code, message, variant)
         if http_status is not None and (not isinstance(http_status, int) or not 400 <= http_status <= 599):
             raise ValueError(f"http_status must be an int from 400 to 599, got {http_status!r}")
-        _non_negative("retry_after", retry_after)
-        entry = Scripted(
+        _seconds("retry_after", retry_after)
+        self._queue(
+            f"add_client_error({code!r})",
+            times,
             kind="error",
-            origin=f"add_client_error({code!r}) at {_caller()}",
             model=_model(model),
             operation=_operation(operation),
             expected=expected,
@@ -536,7 +483,6 @@ class ScriptingAPI:
             retry_after=retry_after,
             fields=dict(fields or {}),
         )
-        self._core.script.queue(entry, times=_times(times))
 
     def route(
         self,
@@ -557,28 +503,26 @@ class ScriptingAPI:
         (a str is answer text, a dict the response body).
         """
         _one_of(text=text, body=body, error=error, handler=handler)
-        _model(model_pattern)
-        op = _operation(operation)
-        # Every kind of route shares where it was written and which calls it answers.
-        entry = functools.partial(
-            Scripted, origin=f"route({model_pattern!r}) at {_caller()}", model=model_pattern, operation=op
-        )
-        scripted: Scripted
+        if handler is not None and not callable(handler):
+            raise TypeError("handler must be a callable taking the FakeRequest")
+        fields: dict[str, Any]
         if error is not None:
-            code, _ = _error_fields(error, message, variant)
-            status = _catalog.http_status(code)
-            scripted = entry(kind="error", code=code, message=message, variant=variant, status=status)
+            code = _error_code(error, message, variant)
+            fields = {"kind": "error", "code": code, "message": message, "variant": variant}
+            fields["status"] = _catalog.http_status(code)
         elif body is not None:
-            scripted = entry(kind="body", body=body)
-        elif handler is not None:
-            if not callable(handler):
-                raise TypeError("handler must be a callable taking the FakeRequest")
-            scripted = entry(kind="text", handler=handler)
-        elif text is not None:
-            scripted = entry(kind="text", text=text)
+            fields = {"kind": "body", "body": body}
+        elif handler is not None or text is not None:
+            fields = {"kind": "text", "handler": handler, "text": text}
         else:
             raise TypeError("route() needs one of text=, body=, error= or handler=")
-        self._core.script.add_route(scripted)
+        entry = Scripted(
+            origin=f"route({model_pattern!r}) at {_caller()}",
+            model=_model(model_pattern),
+            operation=_operation(operation),
+            **fields,
+        )
+        self._core.script.add_route(entry)
 
     # --- inspection ------------------------------------------------------------------------------------
 
@@ -594,9 +538,8 @@ class ScriptingAPI:
 
     def assert_no_pending_responses(self) -> None:
         """AssertionError if a queued answer was never used (the code under test made fewer calls)."""
-        pending = self.pending_responses()
-        failures = self._core.failures()
         problems = []
+        pending = self.pending_responses()
         if pending:
             seen = ", ".join(f"{r.operation}({r.model_id})" for r in self.requests) or "none"
             listed = "\n".join(f"  - {p}" for p in pending)
@@ -605,16 +548,13 @@ class ScriptingAPI:
                 f"Calls received: {seen}.\nEither the code under test did not make the calls you scripted"
                 " (check the model ids and operations above), or remove the extra add_...() lines."
             )
-        problems.extend(failures)
+        problems.extend(self._core.failures())
         if problems:
             raise AssertionError("\n".join(problems))
 
     def set_policy(self, policy: object | None, *, principal: str | None = None) -> None:
         """Enforce an IAM identity policy (JSON text, dict or PolicyDocument); None turns enforcement off."""
-        if principal is None:
-            self._core.set_policy(policy)
-        else:
-            self._core.set_policy(policy, principal=principal)
+        self._core.set_policy(policy, principal=principal)
 
     def reset(self) -> None:
         """Forget queued answers, routes, recorded requests and the policy."""

@@ -1,8 +1,6 @@
 """What every transport of the fake shares: the request and reply types, the drops, the first-chunk rule.
 
-The in-process `FakeBedrock`, its aiobotocore answers and the HTTP `FakeBedrockServer` turn what they receive
-into a `FakeRequest`, hand it to the core and write the `Reply` back. These types live here, below all of
-them, so that no module of `safe_bedrock.testing` imports another in a circle.
+These types live here, below every module of `safe_bedrock.testing`, so that none imports another in a circle.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ __all__ = [
     "ReadTimeout",
     "Reply",
     "close_chunks",
-    "first_chunks",
+    "start",
 ]
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -80,23 +78,23 @@ class Reply:
     failure: str | None = None
 
 
-def first_chunks(iterator: Iterator[bytes], url: str, *, stream: bool) -> list[bytes]:
-    """What must arrive before the response head: the first chunk of a stream, the whole of any other body.
+def start(reply: Reply, url: str) -> tuple[Iterator[bytes], Iterator[bytes]]:
+    """(the reply's bytes, what closing them closes), its first chunk already pulled, as over HTTP, where the
+    response head waits for it.
 
-    Nothing reaches the client before the first chunk, as over HTTP (where the head waits for it): a drop or a
-    timeout before it is an error of the call itself, raised as botocore's connection errors (which botocore
-    may retry). May block through scripted delays.
+    A drop or a timeout before the first chunk is an error of the call itself, raised as botocore's connection
+    errors (which botocore retries, as against the real endpoint). May block through scripted delays.
     """
+    source = iter(reply.chunks if reply.chunks is not None else (reply.body or b"",))
     try:
-        return [b"".join(iterator)] if not stream else list(itertools.islice(iterator, 1))
+        first = list(itertools.islice(source, 1))
     except ReadTimeout as exc:
-        close_chunks(iterator)
+        close_chunks(source)
         raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
     except ConnectionDrop as exc:
-        # What botocore raises when the connection closes before a response: it retries it as a connection
-        # error, exactly as against the real endpoint.
-        close_chunks(iterator)
+        close_chunks(source)
         raise ConnectionClosedError(endpoint_url=url) from exc
+    return itertools.chain(first, source), source
 
 
 def close_chunks(chunks: object) -> None:
