@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import signal
 import sys
 import threading
@@ -36,6 +37,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         type=Path,
         help="IAM identity policy (JSON) to enforce; calls it does not allow get AccessDeniedException",
+    )
+    parser.add_argument(
+        "--credentials",
+        metavar="FILE",
+        type=Path,
+        help='JSON {"ACCESS_KEY_ID": "SECRET_ACCESS_KEY", ...}: only these keys are accepted and their SigV4'
+        " signatures are verified (default: any key; unsigned requests are always refused)",
     )
     parser.add_argument(
         "--principal",
@@ -101,7 +109,18 @@ def _run(args: argparse.Namespace) -> int:
         )
     check_region(args.region, where="--region")
     # Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
-    server = FakeBedrockServer(host=args.host, port=args.port, region=args.region, max_requests=_MAX_REQUESTS)
+    try:
+        # From a file, never an argument: a secret on the command line shows in `ps` and the shell history.
+        keys = None if args.credentials is None else json.loads(args.credentials.read_text(encoding="utf-8"))
+        server = FakeBedrockServer(
+            host=args.host, port=args.port, region=args.region, max_requests=_MAX_REQUESTS, credentials=keys
+        )
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a map of key ids to secrets
+        raise CommandError(
+            f"--credentials {str(args.credentials)!r}: {getattr(exc, 'strerror', None) or exc}",
+            fix='write {"ACCESS_KEY_ID": "SECRET_ACCESS_KEY", ...} in it; keep it out of version control',
+            argument="--credentials",
+        ) from None
     if args.policy is not None:
         document = _load_policy(args.policy)
         try:
@@ -141,8 +160,6 @@ def _run(args: argparse.Namespace) -> int:
     try:
         url = server.endpoint_url
         if args.json:
-            import json
-
             policy = None if args.policy is None else str(args.policy)
             document = {"ok": True, "endpoint_url": url, "region": args.region, "policy": policy}
             print(json.dumps(document), flush=True)
@@ -172,15 +189,18 @@ COMMAND = Command(
     help="run the fake Bedrock as a local HTTP server",
     description=(
         "Serve the fake Bedrock (bedrock-runtime's real wire protocol: REST-JSON and event streams) on a\n"
-        "local port until Ctrl-C. Optionally enforce an IAM identity policy."
+        "local port until Ctrl-C. Optionally enforce an IAM identity policy. Requests must be signed (any\n"
+        "key, or only those in --credentials). Tests in any language script it over a JSON control API\n"
+        "under /__safe_bedrock/ (Python: safe_bedrock.testing.connect(endpoint_url))."
     ),
     epilog=(
         "examples:\n"
         "  safe-bedrock fake-server --port 4010\n"
         "  safe-bedrock fake-server --port 0 --policy policy.json\n"
+        "  safe-bedrock fake-server --port 0 --credentials keys.json   # verify SigV4 for these keys\n"
         '  safe-bedrock fake-server --port 0 --json   # one line: {"endpoint_url": ...}\n\n'
-        "exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad input (arguments, region, policy file,\n"
-        "  port in use); 70 unexpected internal error (a bug in safe-bedrock)"
+        "exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad input (arguments, region, policy or\n"
+        "  credentials file, port in use); 70 unexpected internal error (a bug in safe-bedrock)"
     ),
     configure=_configure,
     run=_run,

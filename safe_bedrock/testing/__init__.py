@@ -5,6 +5,7 @@ Two transports over one core, scripted the same way:
 - `FakeBedrock`: in-process, no sockets; `fake.client()` returns a real boto3 bedrock-runtime client whose
   requests are answered by the fake (botocore's serialisation, signing, retries and parsing all run).
 - `FakeBedrockServer`: a real HTTP server on 127.0.0.1 for any client or language (`.endpoint_url`).
+  `connect(endpoint_url)` scripts one running in another process (`safe-bedrock fake-server`) the same way.
 
 With pytest, the `fake_bedrock` fixture (installed with the package) gives each test a fresh `FakeBedrock`
 and turns the retry policy's testing mode on (`set_testing`: no waiting between attempts) for that test.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._retry import set_testing
 from safe_bedrock.testing._fake import FakeBedrock
+from safe_bedrock.testing._remote import connect
 from safe_bedrock.testing._script import ANY, ScriptingAPI
 from safe_bedrock.testing._wire import ConnectionDrop, FakeRequest
 
@@ -38,6 +40,7 @@ __all__ = [
     "FakeBedrockServer",
     "FakeRequest",
     "ScriptingAPI",
+    "connect",
     "set_testing",
 ]
 

@@ -23,11 +23,13 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from safe_bedrock._eventstream import exception_frame
+from safe_bedrock.testing import _remote, _signing
 from safe_bedrock.testing._control_plane import ControlPlane
 from safe_bedrock.testing._core import FakeBedrockCore, error_reply, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
@@ -63,10 +65,15 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], core: FakeBedrockCore, control_plane: ControlPlane | None
+        self,
+        address: tuple[str, int],
+        core: FakeBedrockCore,
+        control_plane: ControlPlane | None,
+        credentials: Mapping[str, str] | None,
     ) -> None:
         self.core = core
         self.control_plane = control_plane
+        self.credentials = credentials
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
@@ -150,9 +157,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             headers = dict(self.headers.items())
+            if self.path.startswith(_remote.PREFIX):  # scripting from another process; never a Bedrock call
+                origin = self.headers.get("X-Safe-Bedrock-Origin")
+                self._write_plain(_remote.answer(core, self.command, self.path, origin, body))
+                return
             request = request_from_http(method=self.command, raw_path=self.path, headers=headers, body=body)
             reply = None
-            if not request.operation and self.server.control_plane is not None:
+            # The front door authenticates before Bedrock sees the call: a refused one is not recorded.
+            refused = request.operation and _signing.check(
+                self.command, self.path, request.headers, body, self.server.credentials
+            )
+            if refused:
+                code, message = refused
+                reply = error_reply(code, message, request_id=core.next_request_id(), status=403)
+            elif not request.operation and self.server.control_plane is not None:
                 # Not a bedrock-runtime route: maybe STS, IAM or the Bedrock control plane (for `check`).
                 # Asked only now, so bedrock-runtime calls never pay for the control plane's routing.
                 answer = self.server.control_plane.handle(self.command, self.path, headers, body)
@@ -290,6 +308,18 @@ def _http_date() -> str:
     return _date_cache[1]
 
 
+def _credentials(credentials: Mapping[str, str] | None) -> dict[str, str] | None:
+    if credentials is None:
+        return None
+    pairs = dict(credentials) if isinstance(credentials, Mapping) else None
+    if not pairs or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in pairs.items()):
+        raise ValueError(
+            "credentials must map access key ids to secret access keys, e.g. {'AKIAEXAMPLE': 'secret'}, "
+            "with at least one pair; pass None to accept any key"
+        )
+    return pairs
+
+
 def _internal_error(core: FakeBedrockCore) -> Reply:
     return error_reply(
         "InternalServerException",
@@ -319,8 +349,16 @@ class FakeBedrockServer(ScriptingAPI):
         region: str = DEFAULT_REGION,
         control_plane: ControlPlane | None = None,
         max_requests: int | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
-        """`max_requests`: keep only the newest N requests in `.requests` (for a long-running server)."""
+        """`max_requests`: keep only the newest N requests in `.requests` (for a long-running server).
+
+        Every Bedrock request must be signed (SigV4, a presigned URL or a bearer API key), else it gets
+        403 MissingAuthenticationTokenException. `credentials` ({access key id: secret access key}) makes
+        the keys known: another key gets UnrecognizedClientException, a signature that does not verify
+        InvalidSignatureException, and `client()` signs with the first key. Without it any key passes.
+        """
+        self.credentials = _credentials(credentials)
         self._core = FakeBedrockCore(max_requests=max_requests)
         # STS, IAM and Bedrock control-plane answers (what `safe-bedrock check` asks), following this fake's
         # principal and policy; script them through `server.control_plane`.
@@ -338,7 +376,7 @@ class FakeBedrockServer(ScriptingAPI):
         with self._lock:
             if self._httpd is not None:
                 return self
-            httpd = _HTTPServer(self._address, self._core, self.control_plane)
+            httpd = _HTTPServer(self._address, self._core, self.control_plane, self.credentials)
             self._core.closing.clear()
             thread = threading.Thread(
                 target=httpd.serve_forever,
@@ -415,6 +453,8 @@ class FakeBedrockServer(ScriptingAPI):
         ignores the environment's AWS profile and files, so tests never pick up real credentials.
         """
         kwargs.setdefault("endpoint_url", self.endpoint_url)
+        for name, value in self._keys().items():
+            kwargs.setdefault(name, value)
         return isolated_client(region_name=region_name or self.region, **kwargs)
 
     def session(self, region_name: str | None = None) -> boto3.session.Session:
@@ -424,7 +464,13 @@ class FakeBedrockServer(ScriptingAPI):
         `SafeBedrockClient(allow=[...], session=server.session(), endpoint_url=server.endpoint_url)` or
         `server.session().client("bedrock-runtime", endpoint_url=server.endpoint_url)`.
         """
-        return isolated_session(region_name=region_name or self.region)
+        return isolated_session(region_name=region_name or self.region, **self._keys())
+
+    def _keys(self) -> dict[str, str]:
+        # With known credentials, the clients this server hands out sign with the first of them.
+        for access_key, secret in (self.credentials or {}).items():
+            return {"aws_access_key_id": access_key, "aws_secret_access_key": secret}
+        return {}
 
     def __repr__(self) -> str:
         where = self.endpoint_url if self.running else "not running"
