@@ -1,10 +1,7 @@
 """AsyncSafeBedrockClient: aiobotocore's bedrock-runtime client with a guard at the door (the async shell).
 
-The rules are the sync client's, from the same code: `Guard` identifies, decides, translates and records;
-`acall_with_retries` runs the one retry decision with asyncio waits; `AsyncSafeEventStream` is the async
-face of the stream wrapper. This module only awaits.
-
-Needs the `aio` extra (aiobotocore): `pip install 'safe-bedrock[aio]'`.
+The rules are the sync client's, from the same code (`Guard`, the retry policy, the stream wrapper): this
+module only awaits. Needs the `aio` extra (aiobotocore): `pip install 'safe-bedrock[aio]'`.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ from safe_bedrock._translate import CREDENTIALS_ERRORS, credentials_error
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
-    from types import TracebackType
 
     from botocore.config import Config
     from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
@@ -124,12 +120,7 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
             self._wrap(inner, allowlist=allowlist, **settings)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # aiobotocore's close is a coroutine where botocore's is not; its own stubs ignore the same override.

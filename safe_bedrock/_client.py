@@ -34,16 +34,8 @@ SERVICE: Final = RUNTIME
 # send a request for a model on its own: a presigned URL is checked when minted (`_wire.py`), and a
 # handler registered on `meta.events` acts before the wire check, which reads the request as it leaves.
 PASS_THROUGH: Final = frozenset(
-    {
-        "can_paginate",
-        "close",
-        "exceptions",
-        "generate_presigned_url",
-        "get_paginator",
-        "get_waiter",
-        "meta",
-        "waiter_names",
-    }
+    {"close", "exceptions", "generate_presigned_url", "meta"}
+    | {"can_paginate", "get_paginator", "get_waiter", "waiter_names"}  # paginators and waiters
 )
 
 

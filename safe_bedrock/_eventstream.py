@@ -63,26 +63,14 @@ def encode_frame(*, headers: Mapping[str, str], payload: bytes) -> bytes:
 
 
 @lru_cache(maxsize=256)
-def _event_headers(event_type: str, content_type: str) -> bytes:
-    return (
-        _header(":event-type", event_type)
-        + _header(":content-type", content_type)
-        + _header(":message-type", "event")
-    )
+def _headers(message_type: str, type_: str, content_type: str) -> bytes:
+    kind = _header(f":{message_type}-type", type_)
+    return kind + _header(":content-type", content_type) + _header(":message-type", message_type)
 
 
 def event_frame(event_type: str, payload: bytes, *, content_type: str = "application/json") -> bytes:
     """An event frame, e.g. event_frame("chunk", b'{"bytes": "..."}') or event_frame("messageStart", ...)."""
-    return _frame(_event_headers(event_type, content_type), payload)
-
-
-@lru_cache(maxsize=64)
-def _exception_headers(exception_type: str) -> bytes:
-    return (
-        _header(":exception-type", exception_type)
-        + _header(":content-type", "application/json")
-        + _header(":message-type", "exception")
-    )
+    return _frame(_headers("event", event_type, content_type), payload)
 
 
 def exception_frame(exception_type: str, message: str) -> bytes:
@@ -90,4 +78,7 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 
     `exception_type` is the event-stream member name (lowerCamel), which botocore reports as the error code.
     """
-    return _frame(_exception_headers(exception_type), json.dumps({"message": message}).encode("utf-8"))
+    return _frame(
+        _headers("exception", exception_type, "application/json"),
+        json.dumps({"message": message}).encode("utf-8"),
+    )

@@ -18,7 +18,6 @@ from safe_bedrock._translate import StreamEnded
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from types import TracebackType
 
     from safe_bedrock._guard import Call, Guard
 
@@ -86,13 +85,8 @@ class _AioWatched(_Watched):
 def _watch(stream: Any, *, aio: bool) -> None:
     """Follow the frames of `stream` before its first read (botocore opens the body lazily)."""
     raw = getattr(stream, "_raw_stream", None)
-    if raw is None or isinstance(raw, _Watched):
-        return
-    if aio and not hasattr(raw, "content"):
-        return
-    if not aio and not hasattr(raw, "stream"):
-        return
-    stream._raw_stream = (_AioWatched if aio else _Watched)(raw, FrameTracker())
+    if not isinstance(raw, _Watched) and hasattr(raw, "content" if aio else "stream"):
+        stream._raw_stream = (_AioWatched if aio else _Watched)(raw, FrameTracker())
 
 
 def _tracker_of(stream: Any) -> FrameTracker | None:
@@ -301,12 +295,7 @@ class SafeEventStream(_StreamBase):
     def __enter__(self) -> SafeEventStream:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def get_initial_response(self) -> Any:
@@ -357,12 +346,7 @@ class AsyncSafeEventStream(_StreamBase):
     async def __aenter__(self) -> AsyncSafeEventStream:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def get_initial_response(self) -> Any:

@@ -22,6 +22,7 @@ is guarded. Installing twice stacks the checks: each can only narrow what is sen
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -37,7 +38,7 @@ from safe_bedrock._service import RUNTIME, operation_specs, operations_at
 from safe_bedrock._translate import refused_request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from safe_bedrock._allowlist import ModelAllowlist
 
@@ -61,32 +62,27 @@ def check_request(
     header, if the request carries one. `record`: also log a model's refusal as the call's event (for
     clients that have no shell of ours to do it).
     """
-    parts = urlsplit(url)
-    base = urlsplit(guard.endpoint)
+
+    def refuse(problem: str) -> Exception:
+        return refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+
+    parts, base = urlsplit(url), urlsplit(guard.endpoint)
     prefix = base.path.rstrip("/")
-    where = f"{parts.scheme}://{parts.netloc}"
     if host is not None and host.lower() != parts.netloc.lower():
-        where = f"host {host!r}"
-    if (
-        (parts.scheme, parts.netloc) != (base.scheme, base.netloc)
-        or where != f"{parts.scheme}://{parts.netloc}"
-        or not parts.path.startswith(prefix)
-    ):
-        problem = f"the request was sent to {where}, not to the client's endpoint"
-        raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+        raise refuse(f"the request was sent to host {host!r}, not to the client's endpoint")
+    if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not parts.path.startswith(prefix):
+        raise refuse(f"the request was sent to {parts.scheme}://{parts.netloc}, not to the client's endpoint")
     operations = operations_at(guard.specs, method, parts.path[len(prefix) :])
     if not operations:
-        problem = f"{method or 'a request to'} {parts.path} is no operation of the service"
-        raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+        raise refuse(f"{method or 'a request to'} {parts.path} is no operation of the service")
     for spec, labels in operations:
         if spec.model_member is None:
             continue
         if not spec.model_in_path and method is None:
-            problem = (
+            raise refuse(
                 f"a presigned URL for {parts.path} could be sent as {spec.name}, whose model travels in "
                 "the body, where no check can see it"
             )
-            raise refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
         raw = unquote(labels[spec.model_member]) if spec.model_in_path else _body_member(body)
         model_id = raw if isinstance(raw, str) else None
         call = Call(spec=spec, ref=None, model_id=model_id, started=time.monotonic())
@@ -207,42 +203,41 @@ def _wrap(client: Any, checks: _Checks) -> None:
         checks.check(None, exact, None)
         return exact
 
+    def checked_send(request: Any) -> Any:  # aiobotocore's send returns the awaitable, checked already
+        return send(checked(request))
+
     if _is_async(client):
 
         async def scoped_call_async(*args: Any) -> Any:
-            current, active = CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
-            try:
+            with _scoped():
                 return await call(*args)
-            finally:
-                ACTIVE.reset(active)
-                CURRENT.reset(current)
-
-        async def checked_send_async(request: Any) -> Any:
-            return await send(checked(request))
 
         async def checked_presign_async(*args: Any, **kwargs: Any) -> str:
             return check_url(await presign(*args, **kwargs))
 
-        client._make_api_call = scoped_call_async
-        endpoint._send, signer.generate_presigned_url = checked_send_async, checked_presign_async
+        client._make_api_call, signer.generate_presigned_url = scoped_call_async, checked_presign_async
     else:
 
         def scoped_call(*args: Any) -> Any:
-            current, active = CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
-            try:
+            with _scoped():
                 return call(*args)
-            finally:
-                ACTIVE.reset(active)
-                CURRENT.reset(current)
-
-        def checked_send(request: Any) -> Any:
-            return send(checked(request))
 
         def checked_presign(*args: Any, **kwargs: Any) -> str:
             return check_url(presign(*args, **kwargs))
 
-        client._make_api_call = scoped_call
-        endpoint._send, signer.generate_presigned_url = checked_send, checked_presign
+        client._make_api_call, signer.generate_presigned_url = scoped_call, checked_presign
+    endpoint._send = checked_send
+
+
+@contextlib.contextmanager
+def _scoped() -> Iterator[None]:
+    """A boto3 call takes the guard `ACTIVE` holds as its own (`CURRENT`), and nothing nested inherits it."""
+    current, active = CURRENT.set(ACTIVE.get()), ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        ACTIVE.reset(active)
+        CURRENT.reset(current)
 
 
 def _weak(method: Any) -> Any:
