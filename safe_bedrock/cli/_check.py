@@ -8,7 +8,6 @@ unknown / skip) as soon as it is known. The answer: denied (exit 1) when any ste
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from safe_bedrock.cli._output import Output, describe
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
 
     import boto3
 
@@ -56,8 +54,12 @@ class Step:
 
 
 @dataclass
-class _State:
+class _Check:
+    """One run of `check`: the steps so far, and the session and endpoint its AWS calls use."""
+
     out: Output
+    session: boto3.session.Session
+    endpoint: str | None
     steps: list[Step] = field(default_factory=list)
 
     def add(self, name: str, verdict: str, detail: str, fix: str = "") -> None:
@@ -66,6 +68,35 @@ class _State:
             self.out.line(f"  {verdict:<8} {name:<13} {detail}")
             if fix:
                 self.out.line(f"  {'':<8} {'':<13} fix: {fix}")
+
+    def ask(
+        self, step: str, service: str, operation: str, may_not: tuple[str, str] = ("", ""), **params: Any
+    ) -> Any:
+        """The answer of `service`'s `operation` (a boto3 method name); or None after recording why the step
+        cannot tell (`may_not`: detail and fix when the caller may not call it). STS refusing the caller is
+        a refusal of the credentials themselves."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
+        make: Any = self.session.client  # boto3-stubs types one overload per service name, not a str variable
+        what = f"{service} {operation.replace('_', '-')}"
+        try:
+            return getattr(make(service, endpoint_url=self.endpoint, config=config), operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+            if service == "sts":
+                fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
+                self.add(step, DENIED, f"STS refused the credentials: {code}: {message}", fix)
+            elif code in {"AccessDenied", "AccessDeniedException"}:
+                self.add(step, UNKNOWN, *may_not)
+            else:
+                self.add(step, UNKNOWN, f"{what} failed: {code}: {message}")
+        except BotoCoreError as exc:
+            problem = describe(exc, endpoint=self.endpoint)
+            self.add(step, UNKNOWN, f"{what} failed: {problem.summary}", problem.fix)
+        return None
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -86,117 +117,64 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object with every step")
 
 
-def _client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
-    from botocore.config import Config
-
-    config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
-    make: Any = session.client  # boto3-stubs types one overload per service name, not a str variable
-    return make(service, endpoint_url=endpoint_url, config=config)
-
-
-def _ask(  # noqa: PLR0917 - private: a step's name, its call and how to read a refusal
-    state: _State,
-    step: str,
-    operation: str,
-    call: Callable[[], Any],
-    endpoint: str | None,
-    may_not: tuple[str, str] = ("", ""),
-) -> Any:
-    """`call()`'s answer; or None after recording why the step cannot tell (`may_not`: detail and fix when
-    the caller may not make the call). STS refusing the caller is a refusal of the credentials themselves."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return call()
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-        if step == "principal":
-            fix = _CREDENTIAL_FIXES.get(code, "check the credentials configured for this shell")
-            state.add(step, DENIED, f"STS refused the credentials: {code}: {message}", fix)
-        elif code in {"AccessDenied", "AccessDeniedException"}:
-            state.add(step, UNKNOWN, *may_not)
-        else:
-            state.add(step, UNKNOWN, f"{operation} failed: {code}: {message}")
-    except BotoCoreError as exc:
-        problem = describe(exc, endpoint=endpoint)
-        state.add(step, UNKNOWN, f"{operation} failed: {problem.summary}", problem.fix)
-    return None
-
-
 # --- the steps ----------------------------------------------------------------------------------------------
 
 
-def _credentials(state: _State, session: boto3.session.Session) -> bool:
+def _credentials(check: _Check) -> bool:
     from botocore.exceptions import NoCredentialsError
 
     from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
 
     try:
-        credentials = session.get_credentials()
+        credentials = check.session.get_credentials()
         if credentials is None:
             raise NoCredentialsError  # reported like a broken profile, just below
     except Exception as exc:  # noqa: BLE001 - a broken profile or SSO cache: report it as this step
         problem = describe(exc)
-        state.add("credentials", DENIED, problem.summary, problem.fix)
+        check.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     key = credentials.access_key or ""
     if key == PLACEHOLDER_KEY:
-        state.add("credentials", OK, "none configured: placeholders for the local endpoint (the fake)")
+        check.add("credentials", OK, "none configured: placeholders for the local endpoint (the fake)")
     else:
         masked = f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "***"
         method = getattr(credentials, "method", "") or "unknown source"
-        state.add("credentials", OK, f"found ({method}, access key {masked})")
+        check.add("credentials", OK, f"found ({method}, access key {masked})")
     return True
 
 
-def _principal(state: _State, session: boto3.session.Session, endpoint: str | None) -> str | None:
-    call = _client(session, "sts", endpoint).get_caller_identity
-    identity = _ask(state, "principal", "sts get-caller-identity", call, endpoint)
+def _principal(check: _Check) -> str | None:
+    identity = check.ask("principal", "sts", "get_caller_identity")
     if identity is None:
         return None
     arn = str(identity.get("Arn", ""))
-    state.add("principal", OK, f"{arn} (account {identity.get('Account', '?')})")
+    check.add("principal", OK, f"{arn} (account {identity.get('Account', '?')})")
     return arn
 
 
-def _configured_allowlist(allow_file: str | None, *, region: str | None) -> ModelAllowlist | None:
-    """--allow-file, else SAFE_BEDROCK_ALLOWED_MODELS (None when neither is given); malformed: usage error."""
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock.cli._invoke import allowlist_errors, env_allowlist
-
-    if allow_file:
-        with allowlist_errors("--allow-file"):
-            return ModelAllowlist.from_file(allow_file, region=region)
-    return env_allowlist(region=region)
-
-
-def _allowlist(
-    state: _State, allow_file: str | None, ref: ModelRef, actions: list[str]
-) -> ModelAllowlist | None:
-    """The allowlist the app would use, or None when none is configured; records the step."""
+def _allowlist(check: _Check, allowlist: ModelAllowlist | None, ref: ModelRef, actions: list[str]) -> bool:
+    """Record whether the allowlist the app would use (None: none configured) lets it call the model."""
     from safe_bedrock.cli._invoke import nothing_allowed
 
-    allowlist = _configured_allowlist(allow_file, region=ref.region or None)
     if allowlist is None:
-        state.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
-        return None
+        check.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
+        return True
     refusal = nothing_allowed(allowlist)
     if refusal is not None:
-        state.add("allowlist", DENIED, refusal.problem, refusal.fix)
-        return allowlist
+        check.add("allowlist", DENIED, refusal.problem, refusal.fix)
+        return False
     decisions = [(action, allowlist.decide(ref, action=action)) for action in actions]
     refused = [(action, decision) for action, decision in decisions if not decision.allowed]
     if not refused:
         entries = ", ".join(repr(entry) for entry in dict.fromkeys(d.matched or "?" for _, d in decisions))
-        state.add("allowlist", OK, f"allowed by {entries} ({allowlist.source})")
-        return allowlist
+        check.add("allowlist", OK, f"allowed by {entries} ({allowlist.source})")
+        return True
     action, decision = refused[0]
     reason = f": {decision.reason}" if decision.reason else ""
     closest = f" (closest: {', '.join(decision.closest)})" if decision.closest else ""
     fix = f"add {decision.entry_to_add!r} to {allowlist.source}" if decision.entry_to_add else ""
-    state.add("allowlist", DENIED, f"{allowlist.source} refuses {action}{reason}{closest}", fix)
-    return allowlist
+    check.add("allowlist", DENIED, f"{allowlist.source} refuses {action}{reason}{closest}", fix)
+    return False
 
 
 def _policy_source(principal: str) -> str | None:
@@ -208,20 +186,13 @@ def _policy_source(principal: str) -> str | None:
     return principal if _IAM_PRINCIPAL.fullmatch(principal) else None
 
 
-def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain so far
-    state: _State,
-    session: boto3.session.Session,
-    endpoint: str | None,
-    principal: str,
-    ref: ModelRef,
-    actions: list[str],
-) -> None:
+def _iam(check: _Check, principal: str, ref: ModelRef, actions: list[str]) -> None:
     from safe_bedrock._ids import ModelKind, profile_routes
 
     source = _policy_source(principal)
     if source is None:
         detail = f"IAM cannot simulate policies for {principal} (only users and roles)"
-        state.add("iam policy", UNKNOWN, detail, "the call below tells")
+        check.add("iam policy", UNKNOWN, detail, "the call below tells")
         return
     resources = [ref.arn]
     request: dict[str, Any] = {"PolicySourceArn": source, "ActionNames": actions, "ResourceArns": resources}
@@ -234,8 +205,7 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
         f"{principal} may not call iam:SimulatePrincipalPolicy, so the policy cannot be read",
         f"allow iam:SimulatePrincipalPolicy on {source} to see this step; the call below tells",
     )
-    simulate = functools.partial(_client(session, "iam", endpoint).simulate_principal_policy, **request)
-    answer = _ask(state, "iam policy", "simulate-principal-policy", simulate, endpoint, may_not)
+    answer = check.ask("iam policy", "iam", "simulate_principal_policy", may_not, **request)
     if answer is None:
         return
     # (action, resource, decision, statement id), per resource when IAM gives them, else per action.
@@ -250,15 +220,15 @@ def _iam(  # noqa: PLR0917 - private, called once with every piece of the chain 
         action, resource, _, sid = explicit[0]
         where = f" (statement {sid})" if sid else ""
         fix = "remove or narrow the Deny statement; adding Allow statements does not help"
-        state.add("iam policy", DENIED, f"explicit deny{where}: {action} on {resource}", fix)
+        check.add("iam policy", DENIED, f"explicit deny{where}: {action} on {resource}", fix)
     elif implicit:
         action, resource, _, _ = implicit[0]
         more = f" (and {len(implicit) - 1} more)" if len(implicit) > 1 else ""
         fix = f"attach the policy from: safe-bedrock policy {ref.raw} --region {ref.region or 'REGION'}"
-        state.add("iam policy", DENIED, f"no policy of {source} allows {action} on {resource}{more}", fix)
+        check.add("iam policy", DENIED, f"no policy of {source} allows {action} on {resource}{more}", fix)
     else:
         routed = f" and {len(resources) - 1} routed model ARNs" if len(resources) > 1 else ""
-        state.add("iam policy", OK, f"allows {', '.join(actions)} on {ref.arn}{routed}")
+        check.add("iam policy", OK, f"allows {', '.join(actions)} on {ref.arn}{routed}")
 
 
 def _decision(result: dict[str, Any]) -> str:
@@ -270,23 +240,18 @@ def _sid(result: dict[str, Any]) -> str:
     return next(ids, "")
 
 
-def _model_access(
-    state: _State, session: boto3.session.Session, endpoint: str | None, ref: ModelRef, region: str
-) -> None:
+def _model_access(check: _Check, ref: ModelRef, region: str) -> None:
     from safe_bedrock._ids import base_model_id
 
     model = base_model_id(ref)
     if not model:
-        state.add("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})")
+        check.add("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})")
         return
     may_not = (
         "this identity may not call bedrock:GetFoundationModelAvailability",
         "allow it (safe-bedrock policy --role developer) to see this step; the call below tells",
     )
-    ask = functools.partial(
-        _client(session, "bedrock", endpoint).get_foundation_model_availability, modelId=model
-    )
-    answer = _ask(state, "model access", "get-foundation-model-availability", ask, endpoint, may_not)
+    answer = check.ask("model access", "bedrock", "get_foundation_model_availability", may_not, modelId=model)
     if answer is None:
         return
     console = f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/modelaccess"
@@ -308,52 +273,42 @@ def _model_access(
             "aws-marketplace:Subscribe and aws-marketplace:ViewSubscriptions"
         )
     else:
-        state.add("model access", OK, f"{model} is available and access is granted in {region}")
+        check.add("model access", OK, f"{model} is available and access is granted in {region}")
         return
-    state.add("model access", DENIED, detail, fix)
+    check.add("model access", DENIED, detail, fix)
 
 
-def _call(
-    state: _State, session: boto3.session.Session, endpoint: str | None, model: str, allowlist: ModelAllowlist
-) -> None:
+def _call(check: _Check, model: str, allowlist: ModelAllowlist) -> None:
     from botocore.exceptions import BotoCoreError
 
+    from safe_bedrock import errors
     from safe_bedrock.cli._invoke import safe_client
-    from safe_bedrock.errors import (
-        AccessDeniedError,
-        BedrockServiceError,
-        InvalidRequestError,
-        TransientError,
-    )
 
     messages: list[Any] = [{"role": "user", "content": [{"text": "Hi"}]}]
     started = time.monotonic()
     operation = "CountTokens"
     try:
-        with safe_client(session=session, allowlist=allowlist, endpoint_url=endpoint) as client:
+        with safe_client(session=check.session, allowlist=allowlist, endpoint_url=check.endpoint) as client:
             try:
                 counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
                 detail = f"answered ({counted.get('inputTokens', '?')} input tokens)"
-            except (InvalidRequestError, AccessDeniedError) as exc:
+            except (errors.InvalidRequestError, errors.AccessDeniedError) as exc:
                 # CountTokens is not offered for every model, and has its own IAM action: fall back to the
                 # call the app makes, with one output token.
-                if (
-                    isinstance(exc, AccessDeniedError)
-                    and getattr(exc, "action", None) != "bedrock:CountTokens"
-                ):
+                if isinstance(exc, errors.AccessDeniedError) and exc.action != "bedrock:CountTokens":
                     raise
                 operation = "Converse"
                 answer = client.converse(modelId=model, messages=messages, inferenceConfig={"maxTokens": 1})
                 usage: dict[str, Any] = dict(answer.get("usage", {}))
                 tokens = f"{usage.get('inputTokens', '?')} in / {usage.get('outputTokens', '?')} out"
                 detail = f"answered ({tokens} tokens)"
-    except (BedrockServiceError, BotoCoreError) as exc:
+    except (errors.BedrockServiceError, BotoCoreError) as exc:
         # A refusal answers the question; a transient or transport failure does not.
-        refused = isinstance(exc, BedrockServiceError) and not isinstance(exc, TransientError)
-        problem = describe(exc, endpoint=endpoint)
-        state.add("call", DENIED if refused else UNKNOWN, f"{operation}: {problem.summary}", problem.fix)
+        refused = isinstance(exc, errors.BedrockServiceError) and not isinstance(exc, errors.TransientError)
+        problem = describe(exc, endpoint=check.endpoint)
+        check.add("call", DENIED if refused else UNKNOWN, f"{operation}: {problem.summary}", problem.fix)
         return
-    state.add("call", OK, f"{operation} {detail} in {time.monotonic() - started:.2f} s")
+    check.add("call", OK, f"{operation} {detail} in {time.monotonic() - started:.2f} s")
 
 
 # --- the command --------------------------------------------------------------------------------------------
@@ -373,7 +328,7 @@ def _run(args: argparse.Namespace) -> int:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import parse_model_id
     from safe_bedrock.cli._args import check_model
-    from safe_bedrock.cli._invoke import aws_session
+    from safe_bedrock.cli._invoke import allowlist_errors, aws_session, env_allowlist
     from safe_bedrock.cli._policy_cmd import parse_actions
 
     out = Output.of(args)
@@ -382,34 +337,38 @@ def _run(args: argparse.Namespace) -> int:
     region = str(session.region_name)
     check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
     ref = parse_model_id(args.model, region=region)
-    # A malformed allowlist (file or variable) is a usage error before any step, not after three.
-    _configured_allowlist(args.allow_file, region=region)
+    # The allowlist the app would use: a malformed one is a usage error before any step, not after three.
+    if args.allow_file:
+        with allowlist_errors("--allow-file"):
+            allowlist: ModelAllowlist | None = ModelAllowlist.from_file(
+                args.allow_file, region=ref.region or None
+            )
+    else:
+        allowlist = env_allowlist(region=ref.region or None)
     endpoint = args.endpoint_url
-    state = _State(out)
+    check = _Check(out, session, endpoint)
     if not out.json_mode:
         out.line(f"Checking {args.model} in {region}{f' via {endpoint}' if endpoint else ''}")
-    principal = _principal(state, session, endpoint) if _credentials(state, session) else None
+    principal = _principal(check) if _credentials(check) else None
     if principal is not None:
         ref = parse_model_id(args.model, region=region, account=principal.split(":")[4])
-    allowlist = _allowlist(state, args.allow_file, ref, actions)
-    allowlist_refuses = state.steps[-1].verdict == DENIED
+    allowlist_allows = _allowlist(check, allowlist, ref, actions)
     if principal is None:
         for name in ("iam policy", "model access", "call"):
-            state.add(name, SKIP, "needs working credentials")
+            check.add(name, SKIP, "needs working credentials")
     else:
-        _iam(state, session, endpoint, principal, ref, actions)
-        _model_access(state, session, endpoint, ref, region)
+        _iam(check, principal, ref, actions)
+        _model_access(check, ref, region)
         if args.no_call:
-            state.add("call", SKIP, "--no-call")
-        elif allowlist_refuses:
-            state.add("call", SKIP, "the allowlist refuses the model, so the app cannot call it")
+            check.add("call", SKIP, "--no-call")
+        elif not allowlist_allows:
+            check.add("call", SKIP, "the allowlist refuses the model, so the app cannot call it")
         else:
-            allow = allowlist or ModelAllowlist([args.model], source="check")
-            _call(state, session, endpoint, args.model, allow)
-    verdict, code = _verdict(state.steps)
+            _call(check, args.model, allowlist or ModelAllowlist([args.model], source="check"))
+    verdict, code = _verdict(check.steps)
     if out.json_mode:
         document = {"ok": code == EXIT_OK, "model_id": args.model, "model_arn": ref.arn, "region": region}
-        steps = [step.as_json() for step in state.steps]
+        steps = [step.as_json() for step in check.steps]
         out.emit({**document, "verdict": verdict, "exit_code": code, "steps": steps})
     else:
         out.line(f"Answer: {verdict} (exit {code})")

@@ -42,12 +42,8 @@ DEFAULT_MAX_TOKENS: Final = 1024
 PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
 _PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
 # The endpoint variables botocore honours for the services the commands call.
-ENDPOINT_VARS: Final = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-    "AWS_ENDPOINT_URL_BEDROCK",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL_IAM",
+ENDPOINT_VARS: Final = tuple(
+    f"AWS_ENDPOINT_URL{s}" for s in ("", "_BEDROCK_RUNTIME", "_BEDROCK", "_STS", "_IAM")
 )
 # What to do instead of the library's escape hatch (allow_any), which the command line does not offer.
 _NAME_THE_MODELS: Final = (
@@ -253,20 +249,17 @@ def show_usage(out: Output, model: str, result: TurnResult) -> None:
     `[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop end_turn]`"""
     if result.text and not result.text.endswith("\n"):
         out.write("\n")
-    parts = [model]
-    if result.usage:
-        parts.append(
-            f"{result.usage.get('inputTokens', '?')} in / {result.usage.get('outputTokens', '?')} out tokens"
-        )
+    usage = result.usage
+    tokens = (
+        f"{usage.get('inputTokens', '?')} in / {usage.get('outputTokens', '?')} out tokens" if usage else ""
+    )
     timing = f"{result.elapsed_ms / 1000:.2f} s"
     if result.first_token_ms is not None:
         timing += f", first token {result.first_token_ms / 1000:.2f} s"
-    parts.append(timing)
+    end = f"stop {result.stop_reason}" if result.stop_reason else ""
     if result.interrupted:
-        parts.append(f"interrupted after {result.events} events, stream closed")
-    elif result.stop_reason:
-        parts.append(f"stop {result.stop_reason}")
-    out.note("[" + " · ".join(parts) + "]")
+        end = f"interrupted after {result.events} events, stream closed"
+    out.note("[" + " · ".join(part for part in (model, tokens, timing, end) if part) + "]")
 
 
 def _positive_int(text: str) -> int:

@@ -171,15 +171,12 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
 def _versions() -> str:
     """`safe-bedrock 1.2.0, botocore 1.35.0, Python 3.12.4`, for a bug report."""
     import platform
-    from importlib import metadata
 
-    found = []
-    for dist in ("safe-bedrock", "botocore"):
-        try:
-            found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:  # noqa: PERF203 - two names  # pragma: no cover
-            found.append(f"{dist} (not installed)")
-    return ", ".join([*found, f"Python {platform.python_version()}"])
+    import botocore
+
+    from safe_bedrock import __version__
+
+    return f"safe-bedrock {__version__}, botocore {botocore.__version__}, Python {platform.python_version()}"
 
 
 class Output:

@@ -185,55 +185,46 @@ def _expand(entry: str, *, region: str, partition: str, account: str, into: _Res
     into.routed_patterns.extend(routed)
 
 
+def _allow(sid: str, action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+
+
 def _statements_for(
     resources: _Resources, actions: Sequence[str], *, account: str, prefix: str
 ) -> list[dict[str, Any]]:
     from safe_bedrock._policy import PROFILE_ARN_KEY, least_privilege_policy
 
     statements: list[dict[str, Any]] = []
-    action_value: str | list[str] = actions[0] if len(actions) == 1 else sorted(actions)
     if resources.refs:
         policy = least_privilege_policy(resources.refs, actions=actions, account=account)
         statements.extend(policy["Statement"])  # type: ignore[arg-type]
-    through_profiles = {"StringLike": {PROFILE_ARN_KEY: sorted(dict.fromkeys(resources.profile_patterns))}}
-    for sid, patterns, condition in (
-        ("InvokeModelPatterns", resources.patterns, None),
-        ("InvokeModelPatternsThroughProfiles", resources.routed_patterns, through_profiles),
-    ):
-        if patterns:
-            statement = {"Sid": sid, "Effect": "Allow", "Action": action_value}
-            statement["Resource"] = sorted(dict.fromkeys(patterns))
-            statements.append(statement if condition is None else {**statement, "Condition": condition})
-    for statement in statements:
-        statement["Sid"] = prefix + str(statement["Sid"])
-    return statements
+    action: str | list[str] = actions[0] if len(actions) == 1 else sorted(actions)
+    if resources.patterns:
+        statements.append(_allow("InvokeModelPatterns", action, sorted(dict.fromkeys(resources.patterns))))
+    if resources.routed_patterns:
+        routed = sorted(dict.fromkeys(resources.routed_patterns))
+        through = {"StringLike": {PROFILE_ARN_KEY: sorted(dict.fromkeys(resources.profile_patterns))}}
+        statements.append(
+            {**_allow("InvokeModelPatternsThroughProfiles", action, routed), "Condition": through}
+        )
+    return [{**statement, "Sid": prefix + str(statement["Sid"])} for statement in statements]
 
 
 def _read_only_statements(*, region: str, partition: str, account: str) -> list[dict[str, Any]]:
-    owner = account or "*"
+    profiles = f"arn:{partition}:bedrock:{region}:{account or '*'}"
     return [
-        {
-            # These actions take no resource ARN in IAM: "*" is the only valid Resource, and grants no invoke.
-            "Sid": "ListBedrockModels",
-            "Effect": "Allow",
-            "Action": list(LIST_ACTIONS),
-            "Resource": "*",
-        },
-        {
-            "Sid": "ReadFoundationModels",
-            "Effect": "Allow",
-            "Action": "bedrock:GetFoundationModel",
-            "Resource": f"arn:{partition}:bedrock:{region}::foundation-model/*",
-        },
-        {
-            "Sid": "ReadInferenceProfiles",
-            "Effect": "Allow",
-            "Action": "bedrock:GetInferenceProfile",
-            "Resource": [
-                f"arn:{partition}:bedrock:{region}:{owner}:application-inference-profile/*",
-                f"arn:{partition}:bedrock:{region}:{owner}:inference-profile/*",
-            ],
-        },
+        # These actions take no resource ARN in IAM: "*" is the only valid Resource, and grants no invoke.
+        _allow("ListBedrockModels", list(LIST_ACTIONS), "*"),
+        _allow(
+            "ReadFoundationModels",
+            "bedrock:GetFoundationModel",
+            f"arn:{partition}:bedrock:{region}::foundation-model/*",
+        ),
+        _allow(
+            "ReadInferenceProfiles",
+            "bedrock:GetInferenceProfile",
+            [f"{profiles}:application-inference-profile/*", f"{profiles}:inference-profile/*"],
+        ),
     ]
 
 
