@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from safe_bedrock import cli
 from safe_bedrock.cli import Command, main
+from safe_bedrock.testing import connect
 from safe_bedrock.testing._server import FakeBedrockServer
 from safe_bedrock.testing._session import isolated_session
 
@@ -128,6 +129,78 @@ def test_policy_file_is_enforced(tmp_path: Path) -> None:
         code, stderr = stop(process, signal.SIGINT)
     assert code == 0
     assert "Traceback" not in stderr
+
+
+def start(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [*COMMAND, "fake-server", "--port", "0", "--json", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())["endpoint_url"]
+
+
+def test_a_test_in_another_process_scripts_the_server_and_reads_its_requests() -> None:
+    process, url = start()
+    client = client_for(url)
+    try:
+        fake = connect(url)
+        fake.add_response(text="scripted from afar", model="anthropic.*")
+        fake.add_client_error("ThrottlingException", model="amazon.*")
+        answer = client.converse(modelId=HAIKU, messages=MESSAGES)
+        assert answer["output"]["message"]["content"][0]["text"] == "scripted from afar"
+        with pytest.raises(client.exceptions.ThrottlingException):
+            client.converse(modelId=TITAN, messages=MESSAGES)
+        assert [(r.operation, r.model_id) for r in fake.requests] == [
+            ("Converse", HAIKU),
+            ("Converse", TITAN),
+        ]
+        fake.assert_no_pending_responses()
+    finally:
+        client.close()
+        code, stderr = stop(process, signal.SIGTERM)
+    assert code == 0
+    assert "Traceback" not in stderr
+
+
+def test_credentials_file_makes_only_its_keys_sign(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"AKIAFROMFILE0000": "file-secret"}))
+    process, url = start("--credentials", str(keys))
+    session = isolated_session(
+        region_name="us-east-1", aws_access_key_id="AKIAFROMFILE0000", aws_secret_access_key="file-secret"
+    )
+    known = session.client("bedrock-runtime", endpoint_url=url)
+    stranger = client_for(url)  # the isolated session's placeholder key
+    try:
+        assert known.converse(modelId=HAIKU, messages=MESSAGES)["output"]
+        with pytest.raises(stranger.exceptions.ClientError, match="UnrecognizedClientException"):
+            stranger.converse(modelId=HAIKU, messages=MESSAGES)
+    finally:
+        known.close()
+        stranger.close()
+        code, _ = stop(process, signal.SIGINT)
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "No such file"), ("{not json", "Expecting property name"), ('{"AKIA": 7}', "must map")],
+)
+def test_a_bad_credentials_file_is_exit_2_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, problem: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    if content is not None:
+        keys.write_text(content)
+    code, err = run_main(["fake-server", "--port", "0", "--credentials", str(keys)], capsys)
+    assert code == 2
+    assert err.count("\n") == 2  # the problem, then the fix
+    assert f"--credentials {str(keys)!r}" in err
+    assert problem in err
+    assert "SECRET_ACCESS_KEY" in err
 
 
 def test_bad_policy_file_is_one_line_exit_2_without_traceback(tmp_path: Path) -> None:

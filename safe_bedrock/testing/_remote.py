@@ -210,8 +210,10 @@ class RemoteFakeBedrock(ScriptingAPI):
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - as above
                 return json.loads(response.read())["result"]
         except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
             try:
-                problem = json.loads(exc.read())
+                problem = json.loads(raw)
                 error, message = _ERRORS[problem["error"]], problem["message"]
             except (ValueError, KeyError, TypeError):
                 raise RuntimeError(
