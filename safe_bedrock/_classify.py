@@ -1,13 +1,10 @@
 """Which cause a Bedrock error is, read from its code and message, and the one table of what follows from
 each cause (sans-I/O).
 
-Bedrock reuses a few codes for many causes: `AccessDeniedException` alone covers missing IAM permissions,
-explicit denies, model access never granted, AWS Marketplace subscriptions and more; `ValidationException`
-and `ResourceNotFoundException` carry model-access and end-of-life causes too. So the cause is read from the
-message first and the code second, and the HTTP status only breaks ties for codes nobody knows.
-
-Every pattern is compiled once at import; `classify` only runs searches over a bounded prefix of the
-message, so a hostile or huge message costs linear time in that prefix at most.
+Bedrock reuses a few codes for many causes (`AccessDeniedException` alone covers missing permissions,
+explicit denies, model access, Marketplace subscriptions, ...), so the message decides where it names the
+cause, the code otherwise, and the HTTP status only for codes nobody knows. Searches run over a bounded
+prefix of the message, so a hostile or huge message costs linear time in that prefix at most.
 """
 
 from __future__ import annotations
@@ -32,11 +29,8 @@ MAX_MESSAGE_SCAN = 4096
 
 @enum.unique
 class Cause(enum.Enum):
-    """Each distinct reason a call fails, and the one table of what follows from it.
-
-    Per cause: the typed error it raises, its log category (`error_category` in the call's event), and the
-    fix builder (`_fixes`, from the call and the message). Retryable is what the class says: a TransientError.
-    """
+    """Each reason a call fails: the typed error, the log category (`error_category` in the call's event),
+    the fix builder (`_fixes`); retryable is what the class says (a TransientError)."""
 
     error_class: type[errors.BedrockServiceError]
     category: str
@@ -54,7 +48,6 @@ class Cause(enum.Enum):
     def retryable(self) -> bool:
         return issubclass(self.error_class, errors.TransientError)
 
-    # (the typed error, the log category, the fix)
     MISSING_PERMISSION = (errors.MissingPermissionError, "access", _fixes.missing_permission)
     EXPLICIT_DENY = (errors.ExplicitDenyError, "access", _fixes.explicit_deny)
     MODEL_ACCESS = (errors.ModelAccessNotEnabledError, "access", _fixes.model_access)
@@ -105,31 +98,36 @@ class Diagnosis:
         return self.cause.error_class
 
 
-# Codes decided by the code alone. Keys are normalised (see normalize_code).
+# Codes decided by the code alone (a throttling code only asks whether the quota is per day). Keys are
+# normalised (see normalize_code).
 _BY_CODE: dict[str, Cause] = {
+    **dict.fromkeys(
+        (
+            "throttling",
+            "throttled",
+            "toomanyrequests",
+            "requestlimitexceeded",
+            "slowdown",
+            "ratelimitexceeded",
+        ),
+        Cause.THROTTLING,
+    ),
     "servicequotaexceeded": Cause.QUOTA,
     "modelerror": Cause.MODEL_ERROR,
     "modelnotready": Cause.MODEL_NOT_READY,
     "modeltimeout": Cause.MODEL_TIMEOUT,
     "modelstreamerror": Cause.MODEL_STREAM,
     "serviceunavailable": Cause.SERVICE_UNAVAILABLE,
-    "internalserver": Cause.INTERNAL,
-    "internalfailure": Cause.INTERNAL,
-    "internalerror": Cause.INTERNAL,
+    **dict.fromkeys(("internalserver", "internalfailure", "internalerror"), Cause.INTERNAL),
     "expiredtoken": Cause.EXPIRED_CREDENTIALS,
-    "unrecognizedclient": Cause.INVALID_CREDENTIALS,
-    "invalidclienttokenid": Cause.INVALID_CREDENTIALS,
-    "invalidaccesskeyid": Cause.INVALID_CREDENTIALS,
+    **dict.fromkeys(
+        ("unrecognizedclient", "invalidclienttokenid", "invalidaccesskeyid"), Cause.INVALID_CREDENTIALS
+    ),
     "signaturedoesnotmatch": Cause.SIGNATURE_MISMATCH,
-    "missingauthenticationtoken": Cause.MISSING_CREDENTIALS,
-    "incompletesignature": Cause.MISSING_CREDENTIALS,
+    **dict.fromkeys(("missingauthenticationtoken", "incompletesignature"), Cause.MISSING_CREDENTIALS),
     "requestexpired": Cause.CLOCK_SKEW,
     "unknownoperation": Cause.UNKNOWN_OPERATION,
 }
-
-_THROTTLING_CODES = frozenset(
-    {"throttling", "throttled", "toomanyrequests", "requestlimitexceeded", "slowdown", "ratelimitexceeded"}
-)
 
 # Codes whose cause the message decides, with the cause used when no message pattern matches.
 _BY_MESSAGE_DEFAULT: dict[str, Cause] = {
@@ -211,17 +209,6 @@ _IMPLICIT = re.compile(rf"because no\s+({_POLICY_TYPES})\s+allows", _FLAGS)
 _MARKETPLACE_ACTION = re.compile(r"(aws-marketplace:[A-Za-z*]+)", _FLAGS)
 _ON_DEMAND_MODEL = re.compile(r"invocation of model id\s+(\S+?)\s+with on-demand", _FLAGS)
 
-_POLICY_TYPE_NAMES = {
-    "identity-based policy": "identity-based",
-    "resource-based policy": "resource-based",
-    "service control policy": "service control",
-    "resource control policy": "resource control",
-    "session policy": "session",
-    "permissions boundary": "permissions boundary",
-    "permissions boundary policy": "permissions boundary",
-    "vpc endpoint policy": "VPC endpoint",
-}
-
 _TRAILING = ".,;:)\"'"
 
 
@@ -239,16 +226,18 @@ def normalize_code(code: object) -> str:
 
 
 def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.rstrip(_TRAILING)
-    return value or None
+    return (value or "").rstrip(_TRAILING) or None
+
+
+def _policy_type(phrase: str) -> str:
+    """ "service control policy" -> "service control", "vpc endpoint policy" -> "VPC endpoint"."""
+    return phrase.lower().removesuffix(" policy").replace("vpc", "VPC")
 
 
 def _cause(key: str, text: str, http_status: int | None) -> Cause:
-    if key in _THROTTLING_CODES:
+    if _BY_CODE.get(key) is Cause.THROTTLING and _PER_DAY.search(text):
         # A per-day token quota does not come back with backoff; it is a quota, whatever the code says.
-        return Cause.DAILY_QUOTA if _PER_DAY.search(text) else Cause.THROTTLING
+        return Cause.DAILY_QUOTA
     # The code alone, else the message (most specific rule first), else what the code usually means, else
     # the status: for codes nobody knows, 429 and 5xx are worth a retry.
     return (
@@ -286,21 +275,12 @@ def _access_diagnosis(cause: Cause, text: str) -> Diagnosis:
     principal = before[-1] if before else None
     action = _ACTION.search(text) or _MARKETPLACE_ACTION.search(text)
     resource = _RESOURCE.search(text)
-    policy_type: str | None = None
-    policy_arn: str | None = None
-    explicit = _EXPLICIT.search(text)
-    if explicit is not None:
-        policy_type = _POLICY_TYPE_NAMES[explicit.group(1).lower()]
-        policy_arn = _clean(explicit.group(2))
-    else:
-        implicit = _IMPLICIT.search(text)
-        if implicit is not None:
-            policy_type = _POLICY_TYPE_NAMES[implicit.group(1).lower()]
+    policy = _EXPLICIT.search(text) or _IMPLICIT.search(text)
     return Diagnosis(
         cause=cause,
         principal=_clean(principal),
         action=_clean(action.group(1)) if action else None,
         resource=_clean(resource.group(1)) if resource else None,
-        policy_type=policy_type,
-        policy_arn=policy_arn,
+        policy_type=_policy_type(policy.group(1)) if policy else None,
+        policy_arn=_clean(policy.group(2)) if policy and policy.re is _EXPLICIT else None,
     )
