@@ -287,14 +287,9 @@ class ModelAllowlist:
     ) -> ModelAllowlist:
         """The models an IAM identity policy allows to invoke (and to stream), minus its explicit denies.
 
-        ``policy`` is a `PolicyDocument`, a decoded mapping, JSON text (a string starting with ``{``) or a
-        path to a JSON file. A cross-Region (system) inference profile is allowed as IAM allows it: its ARN
-        must be allowed and so must the foundation model in every region it routes to (the region-less ARN
-        too for ``global.``), where Allows conditioned on bedrock:InferenceProfileArn count and every Deny,
-        conditional or not, refuses. The caller's account is unknown here: an Allow naming a specific account
-        for the profile is not assumed to be it, a Deny naming any account is. Those conditioned Allows add
-        nothing for direct calls: the app never calls those models directly. Constructs that cannot be read
-        exactly (NotResource, Principal, other Conditions) raise `PolicyError`.
+        ``policy`` is a `PolicyDocument`, a decoded mapping, JSON text or a path to a JSON file. A system
+        inference profile is allowed as IAM allows it: the profile and the foundation model in every region
+        it routes to (`routed_refusal`). What cannot be read exactly raises `PolicyError`.
         """
         document, where = _load_policy(policy, source)
         invoke, stream = (document.allowed_resources(a) for a in (INVOKE, INVOKE_STREAM))
@@ -312,11 +307,8 @@ class ModelAllowlist:
     # -- binding and deciding -----------------------------------------------------------------------------
 
     def bind(self, *, region: str, partition: str | None = None) -> ModelAllowlist:
-        """This allowlist with bare entries resolved in ``region``; one with its own region returns itself.
-
-        Bound allowlists are kept per region on this one (up to a few dozen regions), so binding again
-        returns the same object.
-        """
+        """This allowlist with bare entries resolved in ``region`` (kept per region on this one, up to a few
+        dozen); one with its own region returns itself."""
         if self._tables is not None:
             return self
         key = (region, partition or partition_of(region))
@@ -355,14 +347,10 @@ class ModelAllowlist:
         return Decision(allowed=True, matched=hit, closest=(), entry_to_add="")
 
     def allows(self, model_id: str, *, region: str, action: str = INVOKE) -> bool:
-        """Whether a client in ``region`` may call ``action`` on ``model_id``: for checking a user's choice.
+        """Whether a client in ``region`` may call ``action`` on ``model_id``, decided as the client would.
 
-        ``model_id`` is what ``modelId`` takes (a model id, a profile id or an ARN), decided exactly as a
-        `SafeBedrockClient` in ``region`` would. An id the client would refuse as malformed or unsafe
-        (`InvalidModelIdError`: URL-encoded, control characters, not a ``str``, ...) is not allowed, so this
-        returns False rather than raising: untrusted input needs no ``try``. A ``region`` that is not an
-        AWS region raises `ValueError` (that is configuration, not input). For the reason and the fix of a
-        refusal, use `decide`.
+        A malformed or unsafe id is not allowed (False, no exception: untrusted input needs no ``try``); a
+        ``region`` that is not one raises `ValueError`. `decide` gives the reason and the fix.
 
         .. versionadded:: 0.2.0
         """

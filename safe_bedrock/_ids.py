@@ -215,27 +215,19 @@ def _check_characters(model_id: str) -> None:
         )
     for index, char in enumerate(model_id):
         if ord(char) < 0x20 or ord(char) == 0x7F:
-            raise _fail(
-                model_id,
-                f"control character {char!r} at position {index}",
-                "remove control characters (often a stray newline from a file or environment variable)",
-            )
+            fix = "remove control characters (often a stray newline from a file or environment variable)"
+            raise _fail(model_id, f"control character {char!r} at position {index}", fix)
     if model_id != model_id.strip():
-        raise _fail(
-            model_id,
-            "leading or trailing whitespace",
-            f"strip it: {model_id.strip()!r}",
-        )
+        raise _fail(model_id, "leading or trailing whitespace", f"strip it: {model_id.strip()!r}")
     if any(char.isspace() for char in model_id):
         raise _fail(model_id, "whitespace inside the id", "model ids contain no spaces")
-    encoded = _ENCODED_RE.search(model_id)
-    if encoded is not None or "%" in model_id:
+    if "%" in model_id:
+        encoded = _ENCODED_RE.search(model_id)
         what = encoded.group(0) if encoded is not None else "%"
-        raise _fail(
-            model_id,
-            f"URL-encoded sequence {what!r}; botocore encodes the id itself, so it would be encoded twice",
-            "pass the id unencoded (':' and '/' as they are)",
+        problem = (
+            f"URL-encoded sequence {what!r}; botocore encodes the id itself, so it would be encoded twice"
         )
+        raise _fail(model_id, problem, "pass the id unencoded (':' and '/' as they are)")
     if ".." in model_id or "\\" in model_id or "//" in model_id:
         raise _fail(
             model_id,

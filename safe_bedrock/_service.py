@@ -1,15 +1,9 @@
 """The one reader of botocore's service models and shipped data: operations, routes, statuses, partitions.
 
-The service model is the source of truth: an operation addresses a model when its input has a `modelId`
-member, and streams when its output has an event-stream member. An operation botocore adds later is
-therefore guarded without a code change here, at the method call and on the wire: each operation's HTTP
-route (method and request URI) is read from the same model, so the request about to be sent (or, in the
-fake, the request received) is mapped back to its operation and model.
-
-`botocore.session.get_session().get_service_model(...)` reads the AWS configuration first, so it raises
-ProfileNotFound when AWS_PROFILE names a profile that does not exist (common on CI and developer machines),
-although a service model needs no profile at all. So the data is read through one loader per process, whose
-instance cache keeps every parsed file.
+An operation addresses a model when its input has a `modelId` member, and streams when its output has an
+event-stream member, so one botocore adds later is guarded without a change here; its HTTP route maps a
+request back to its operation and model. The data is read through one loader, not a botocore session,
+whose `get_service_model` raises ProfileNotFound when AWS_PROFILE names a missing profile.
 """
 
 from __future__ import annotations

@@ -268,13 +268,9 @@ def _is_async(client: object) -> bool:
 def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
     """Install safe-bedrock's wire check on a client or session an app or a framework built; returns it.
 
-    `target` is a boto3 (or botocore) ``bedrock-runtime`` client, an aiobotocore one, or a boto3, botocore
-    or aiobotocore session, in which case every ``bedrock-runtime`` client created from it afterwards is
-    guarded. A request for a model outside `allow` raises `ModelNotAllowedError` and sends nothing, on
-    every operation and for presigned URLs, whatever event handlers did to the request. The client is not
-    wrapped: its methods, retries and errors stay boto3's, except that a refusal is the typed error (and
-    is logged as a refused call). For the typed errors, retries and log event of every call, use
-    `SafeBedrockClient`.
+    `target` is a boto3, botocore or aiobotocore ``bedrock-runtime`` client or session (then every such
+    client created from it afterwards). A request for a model outside `allow` raises `ModelNotAllowedError`
+    and sends nothing; everything else stays boto3's. `SafeBedrockClient` adds typed errors, retries, logs.
 
     .. versionadded:: 0.2.0
     """
