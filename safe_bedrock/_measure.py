@@ -41,16 +41,13 @@ def tokens_of(response: dict[str, Any]) -> tuple[int | None, int | None]:
     )
 
 
-# The keys that name an InvokeModelWithResponseStream chunk's family, for a chunk that carries no metrics.
+# The keys that name an InvokeModelWithResponseStream chunk's family, for a chunk that carries no metrics:
+# Anthropic Messages and Text Completions, Titan, Llama, Mistral, OpenAI-style chat (Mistral chat, gpt-oss,
+# DeepSeek), and Nova's Converse-shaped chunks.
 _FAMILY_KEYS = frozenset(
-    {
-        "type",  # Anthropic Messages (message_start ... message_stop)
-        "completion",  # Anthropic Text Completions
-        "outputText",  # Titan Text
-        "generation",  # Llama
-        "outputs",  # Mistral
-        "choices",  # OpenAI-style chat chunks (Mistral chat, gpt-oss, DeepSeek)
-        "messageStart",  # Nova (Converse-shaped chunks)
+    {"type", "completion", "outputText", "generation", "outputs", "choices"}
+    | {
+        "messageStart",
         "contentBlockStart",
         "contentBlockDelta",
         "contentBlockStop",
@@ -61,8 +58,7 @@ _FAMILY_KEYS = frozenset(
 
 
 def _stopped(chunk: dict[str, Any]) -> bool:
-    """Whether an InvokeModelWithResponseStream chunk is its family's last (without the metrics Bedrock
-    normally adds to that chunk): Anthropic's message_stop, Nova's messageStop or metadata, a stop reason."""
+    """Whether an InvokeModelWithResponseStream chunk is its family's last, by its stop marker."""
     if chunk.get("type") == "message_stop" or "messageStop" in chunk or "metadata" in chunk:
         return True
     if chunk.get("stop_reason") or chunk.get("completionReason") or chunk.get("finish_reason"):
@@ -108,30 +104,26 @@ class StreamMeter:
         metadata = event.get("metadata")
         if metadata is not None:
             usage = metadata.get("usage") or {}
-            self.input_tokens = _int_or_none(usage.get("inputTokens"))
-            self.output_tokens = _int_or_none(usage.get("outputTokens"))
-            self.service_latency_ms = _int_or_none((metadata.get("metrics") or {}).get("latencyMs"))
-            self.complete = True
+            latency = (metadata.get("metrics") or {}).get("latencyMs")
+            self._totals(usage.get("inputTokens"), usage.get("outputTokens"), latency)
 
     def _read_invocation_metrics(self, data: bytes) -> None:
         try:
             metrics = json.loads(data).get(_METRICS_KEY) or {}
         except (ValueError, AttributeError):
             return
-        self.input_tokens = _int_or_none(metrics.get("inputTokenCount"))
-        self.output_tokens = _int_or_none(metrics.get("outputTokenCount"))
-        self.service_latency_ms = _int_or_none(metrics.get("invocationLatency"))
+        self._totals(
+            metrics.get("inputTokenCount"), metrics.get("outputTokenCount"), metrics.get("invocationLatency")
+        )
+
+    def _totals(self, input_tokens: object, output_tokens: object, latency_ms: object) -> None:
+        self.input_tokens, self.output_tokens = _int_or_none(input_tokens), _int_or_none(output_tokens)
+        self.service_latency_ms = _int_or_none(latency_ms)
         self.complete = True
 
     def closed(self) -> bool | None:
-        """At the end of the stream: did its closing events arrive? None when its shape is not one we know.
-
-        ConverseStream (every model) ends with `messageStop` then `metadata` (usage and latency): complete
-        when `metadata` came. InvokeModelWithResponseStream ends with the chunk Bedrock adds
-        `amazon-bedrock-invocationMetrics` to (Anthropic's `message_stop`, Nova's `metadata`, the last chunk
-        of Titan, Llama and Mistral); a last chunk with its family's stop marker but no metrics counts as
-        complete too. A last chunk of a family we do not know is never called incomplete.
-        """
+        """At the end: did the closing events arrive (see `StreamIncompleteError`)? None when the last chunk
+        is of a family we do not know: that is never called incomplete."""
         if self.complete:
             return True
         data = self.last_chunk
@@ -151,10 +143,8 @@ class StreamMeter:
 
 @dataclass(slots=True)
 class FrameTracker:
-    """Follows the event-stream frame boundaries in the raw bytes, to tell a stream cut inside a frame.
-
-    Only each frame's 4-byte total length is read; botocore parses and checks the frames themselves.
-    """
+    """Follows the frame boundaries in the raw bytes (each frame's 4-byte length only), to tell a stream cut
+    inside a frame; botocore parses and checks the frames themselves."""
 
     remaining: int = 0  # bytes of the current frame still to come (0: at a frame boundary)
     partial: int = 0  # bytes of the current frame received so far
@@ -187,9 +177,8 @@ class FrameTracker:
 def restate_retry_metadata(response: object, *, attempt: int, max_attempts: int) -> None:
     """Make `ResponseMetadata` say what raw boto3 says after `attempt` of `max_attempts` attempts.
 
-    botocore runs each of our attempts with its own max attempts at 1, so it counts `RetryAttempts: 0` and
-    marks every answer `MaxAttemptsReached: True`. Its standard mode (the default) marks an answer only
-    when the attempt that got it was the last one allowed, and counts the retries before it.
+    botocore runs each of our attempts with max attempts 1, so it counts `RetryAttempts: 0` and marks every
+    answer `MaxAttemptsReached`; its standard mode marks only an answer to the last attempt allowed.
     """
     metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
     if not isinstance(metadata, dict):
