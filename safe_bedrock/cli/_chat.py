@@ -1,9 +1,7 @@
 """`safe-bedrock chat MODEL`: an interactive conversation, one line of stdin per turn.
 
-Each turn sends the whole conversation through SafeBedrockClient's ConverseStream and streams the answer.
-Ctrl-C while the answer streams closes the stream and returns to the prompt (what arrived stays in the
-conversation); Ctrl-C at the prompt, Ctrl-D (end of input), /exit or /quit leave. /reset forgets the
-conversation.
+Each turn sends the whole conversation through SafeBedrockClient's ConverseStream. Ctrl-C while the answer
+streams closes the stream and returns to the prompt (what arrived stays in the conversation).
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from safe_bedrock.cli._output import Output, describe
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["COMMAND"]
 
 _HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D and Ctrl-C at the prompt)"
 
@@ -38,7 +35,7 @@ def _read(out: Output) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safe_bedrock.cli._invoke import aws_session, build_allowlist, converse_turn, safe_client, show_usage
+    from safe_bedrock.cli._invoke import aws_session, build_allowlist, converse_turn, safe_client, show_turn
     from safe_bedrock.errors import SafeBedrockError
 
     out = Output.of(args)
@@ -86,11 +83,7 @@ def _run(args: argparse.Namespace) -> int:
                 messages.append({"role": "assistant", "content": [{"text": result.text}]})
             else:  # nothing arrived: drop the question so user and assistant turns still alternate
                 messages.pop()
-            if out.json_mode:
-                document = {"ok": not result.interrupted, "turn": turn, "model_id": args.model}
-                out.emit({**document, **result.as_json()}, compact=True)
-            else:
-                show_usage(out, args.model, result)
+            show_turn(out, args.model, result, turn=turn)
 
 
 COMMAND = Command(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from safe_bedrock._allowlist import ENV_VAR
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
 
-__all__ = ["COMMAND", "Step"]
 
 EXIT_UNKNOWN: Final = 3  # could not tell: a step could not be checked and no call proved access
 OK: Final = "ok"
@@ -44,13 +43,10 @@ _CREDENTIAL_FIXES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    name: str
+    step: str  # its name
     verdict: str  # ok / denied / unknown / skip
     detail: str
     fix: str = ""
-
-    def as_json(self) -> dict[str, str]:
-        return {"step": self.name, "verdict": self.verdict, "detail": self.detail, "fix": self.fix}
 
 
 @dataclass
@@ -318,7 +314,7 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
     verdicts = [step.verdict for step in steps]
     if DENIED in verdicts:
         return "denied", EXIT_DENIED
-    call_ok = any(step.name == "call" and step.verdict == OK for step in steps)
+    call_ok = any(step.step == "call" and step.verdict == OK for step in steps)
     if call_ok or UNKNOWN not in verdicts:
         return "allowed", EXIT_OK
     return "could not tell", EXIT_UNKNOWN
@@ -368,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
     verdict, code = _verdict(check.steps)
     if out.json_mode:
         document = {"ok": code == EXIT_OK, "model_id": args.model, "model_arn": ref.arn, "region": region}
-        steps = [step.as_json() for step in check.steps]
+        steps = [asdict(step) for step in check.steps]
         out.emit({**document, "verdict": verdict, "exit_code": code, "steps": steps})
     else:
         out.line(f"Answer: {verdict} (exit {code})")

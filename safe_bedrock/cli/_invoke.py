@@ -1,10 +1,7 @@
 """`safe-bedrock invoke`: one Converse call through SafeBedrockClient, streamed to the terminal.
 
-Converse/ConverseStream work the same for every model, so any model id, profile or ARN can be tried with one
-command. The call goes through `SafeBedrockClient`: the allowlist (`build_allowlist`), the typed errors and
-the log event are the ones an application gets.
-
-This module also holds what `chat` and `check` share: the AWS arguments, building the client, one turn.
+Converse works the same for every model; the allowlist (`build_allowlist`), the typed errors and the log
+event are the ones an application gets. Also what `chat` and `check` share: AWS arguments, client, one turn.
 """
 
 from __future__ import annotations
@@ -29,14 +26,6 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._client import SafeBedrockClient
 
-__all__ = [
-    "COMMAND",
-    "add_aws_arguments",
-    "allowlist_errors",
-    "aws_session",
-    "build_allowlist",
-    "safe_client",
-]
 
 DEFAULT_MAX_TOKENS: Final = 1024
 PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
@@ -204,11 +193,8 @@ def converse_turn(
 ) -> TurnResult:
     """One Converse(Stream) call with the arguments of `add_converse_arguments`; the text goes to stdout as it
     arrives (not with --json). Ctrl-C closes the stream and returns what arrived with ``interrupted=True``."""
-    kwargs: dict[str, Any] = {
-        "modelId": args.model,
-        "messages": messages,
-        "inferenceConfig": {"maxTokens": args.max_tokens},
-    }
+    config = {"maxTokens": args.max_tokens}
+    kwargs: dict[str, Any] = {"modelId": args.model, "messages": messages, "inferenceConfig": config}
     if args.system:
         kwargs["system"] = [{"text": args.system}]
     on_text: Callable[[str], None] = (lambda _text: None) if out.json_mode else out.write
@@ -244,9 +230,14 @@ def converse_turn(
     return result
 
 
-def show_usage(out: Output, model: str, result: TurnResult) -> None:
-    """End the answer's line, then on stderr:
-    `[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop end_turn]`"""
+def show_turn(out: Output, model: str, result: TurnResult, *, turn: int | None = None) -> None:
+    """With --json the turn as one JSON object (one line for chat's numbered turns: JSON Lines); else end the
+    answer's line, then on stderr `[model · 12 in / 34 out tokens · 0.84 s, first token 0.21 s · stop x]`"""
+    if out.json_mode:
+        numbered = {} if turn is None else {"turn": turn}
+        document = {"ok": not result.interrupted, **numbered, "model_id": model, **result.as_json()}
+        out.emit(document, compact=turn is not None)
+        return
     if result.text and not result.text.endswith("\n"):
         out.write("\n")
     usage = result.usage
@@ -317,10 +308,7 @@ def _run(args: argparse.Namespace) -> int:
     allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
     with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
         result = converse_turn(client, args, [{"role": "user", "content": [{"text": prompt}]}], out)
-    if out.json_mode:
-        out.emit({"ok": not result.interrupted, "model_id": args.model, **result.as_json()})
-    else:
-        show_usage(out, args.model, result)
+    show_turn(out, args.model, result)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 

@@ -228,14 +228,10 @@ class Output:
 
 
 def run_command(
-    args: argparse.Namespace,
-    body: Callable[[Output], int],
-    *,
-    endpoint: str | None = None,
-    output: Output | None = None,
+    args: argparse.Namespace, body: Callable[[Output], int], *, endpoint: str | None = None
 ) -> int:
     """Run a command body with every exception turned into one line (or JSON) and an exit code."""
-    out = output or Output.of(args)
+    out = Output.of(args)
     try:
         return body(out)
     except BrokenPipeError:

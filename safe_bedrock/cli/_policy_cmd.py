@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
 
-__all__ = ["COMMAND", "READ_ONLY_ACTIONS", "ROLES", "build_policy", "parse_actions"]
 
 ROLES: Final = ("app", "auditor", "developer")
 ACTION_NAMES: Final = {"invoke": INVOKE, "stream": INVOKE_STREAM}
@@ -133,11 +132,10 @@ def _read_sources(
     if from_policy:
         with allowlist_errors("--from-policy"):
             document = PolicyDocument.from_json(Path(from_policy).read_bytes(), source=from_policy)
-            sources.append(
-                ModelAllowlist.from_policy(document, region=region, source=f"policy {from_policy}")
-            )
+            allowlist = ModelAllowlist.from_policy(document, region=region, source=f"policy {from_policy}")
+        sources.append(allowlist)
         denied = list(
-            dict.fromkeys([*document.denied_resources(INVOKE), *document.denied_resources(INVOKE_STREAM)])
+            dict.fromkeys(document.denied_resources(INVOKE) + document.denied_resources(INVOKE_STREAM))
         )
     return sources, denied
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 
@@ -40,9 +41,8 @@ def render(exc: BaseException, *, json_mode: bool = False) -> tuple[int, str, st
     def body(out: Output) -> int:
         raise exc
 
-    args = argparse.Namespace(command="invoke", json=json_mode)
-    out = Output(command="invoke", json_mode=json_mode, stdout=stdout, stderr=stderr)
-    code = run_command(args, body, output=out)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = run_command(argparse.Namespace(command="invoke", json=json_mode), body)
     return code, stdout.getvalue(), stderr.getvalue()
 
 
