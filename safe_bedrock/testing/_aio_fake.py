@@ -13,6 +13,7 @@ thread to finish the delay alone, without holding up the loop's shutdown.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import threading
@@ -145,27 +146,17 @@ class _Raw:
 
 async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
     """Run a blocking call on a daemon thread and await its result without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
+    future: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
-    def settle(result: Any, error: BaseException | None) -> None:  # on the loop
-        if future.cancelled():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def run() -> None:  # on the thread
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            result = function(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, whatever it is
-            error = exc
-        # The loop may be gone by the time a long delay ends (nobody waits any more).
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
+    def run() -> None:
+        # A task cancelled meanwhile cancelled the future too: nobody waits for the result any more.
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            try:
+                result = function(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, whatever it is
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
     threading.Thread(target=run, name="safe-bedrock-fake-aio", daemon=True).start()
-    return await future
+    return await asyncio.wrap_future(future)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from safe_bedrock.testing._core import FakeBedrockCore
     from safe_bedrock.testing._wire import FakeRequest
 
-__all__ = ["ANY", "NOT_SET", "Script", "Scripted", "ScriptingAPI"]
+__all__ = ["ANY", "Script", "Scripted", "ScriptingAPI"]
 
 
 class _Any:
@@ -50,15 +50,6 @@ class _Any:
 ANY: Final = _Any()
 
 
-class _NotSet:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_SET"
-
-
-NOT_SET: Final = _NotSet()
-
 Kind = Literal["body", "text", "stream", "error", "drop"]
 Ending = Literal["complete", "exception", "truncate", "drop"]
 
@@ -71,7 +62,7 @@ class Scripted:
     origin: str  # "add_response() at tests/test_app.py:12", for messages
     model: str | None = None  # IAM-style wildcard on the model id (or its ARN)
     operation: str | None = None  # botocore operation name
-    expected: object = NOT_SET  # compared to the parsed request body
+    expected: object = ANY  # compared to the parsed request body
     body: object = None  # kind body: dict/list (JSON) or bytes/str (sent as is)
     text: str | None = None
     pieces: tuple[str, ...] | None = None
@@ -168,7 +159,7 @@ class Script:
                 found: Scripted | None = self._queue.pop(index)
             else:
                 found = next((entry for entry in self._routes if entry.fits(request)), None)
-        if found is None or found.expected is NOT_SET or found.expected == request.json:
+        if found is None or found.expected == request.json:  # ANY, the default, equals every body
             return found
         return replace(
             found,
@@ -272,7 +263,7 @@ class ScriptingAPI:
         text: str | None = None,
         model: str | None = None,
         operation: str | None = None,
-        expected: object = NOT_SET,
+        expected: object = ANY,
         headers: Mapping[str, str] | None = None,
         delay: float = 0.0,
         times: int = 1,
@@ -314,7 +305,7 @@ class ScriptingAPI:
         chunks: Sequence[str] | None = None,
         model: str | None = None,
         operation: str | None = None,
-        expected: object = NOT_SET,
+        expected: object = ANY,
         delay: float = 0.0,
         first_byte_delay: float = 0.0,
         times: int = 1,
@@ -452,7 +443,7 @@ class ScriptingAPI:
         operation: str | None = None,
         retry_after: float | None = None,
         fields: Mapping[str, str] | None = None,
-        expected: object = NOT_SET,
+        expected: object = ANY,
         times: int = 1,
     ) -> None:
         """Queue an error answer as Bedrock sends it (status from the service model, x-amzn-ErrorType header).

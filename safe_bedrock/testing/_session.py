@@ -1,12 +1,9 @@
 """Isolated boto3 sessions and clients, for both transports of the fake and for tests.
 
-Isolated means: fake static credentials, and no AWS profile, config file or credentials file from the
-environment. A test must never pick up (or send) real credentials, and an `AWS_PROFILE` naming a profile that
-does not exist (common on CI machines) must not break anything.
-
-Every session shares the process's botocore data loader (`safe_bedrock._service`), so the service model
-and endpoint data are parsed once: a fresh session plus its first client costs milliseconds, not a tenth of a
-second.
+Isolated: fake static credentials, and no AWS profile, config or credentials file from the environment. A
+test must never pick up (or send) real credentials, and an `AWS_PROFILE` naming a profile that does not exist
+(common on CI machines) must not break anything. Every session shares the process's botocore data loader, so
+a fresh session plus its first client costs milliseconds, not a tenth of a second.
 """
 
 from __future__ import annotations
@@ -34,18 +31,14 @@ __all__ = [
 
 FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
 FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret
-
-_client_lock = threading.Lock()
-
-
 # A session variable with no environment variable name makes botocore ignore AWS_PROFILE.
 ISOLATED_SESSION_VARS: dict[str, Any] = {"profile": (None, None, None, None)}
+_client_lock = threading.Lock()
 
 
 def isolate(core: botocore.session.Session) -> None:
     """Point a botocore (or aiobotocore) session made with ISOLATED_SESSION_VARS away from the machine's AWS
-    files, so that no profile, region or credential of the machine leaks in; share the process's data
-    loader."""
+    files, and share the process's data loader."""
     core.set_config_variable("config_file", os.devnull)
     core.set_config_variable("credentials_file", os.devnull)
     core.register_component("data_loader", loader())
@@ -58,10 +51,7 @@ def isolated_session(
     aws_secret_access_key: str = FAKE_SECRET_KEY,
     aws_session_token: str | None = None,
 ) -> boto3.session.Session:
-    """A new boto3 Session with static credentials that reads nothing from the environment's AWS config.
-
-    New each time, so a caller may register event handlers on it without touching anyone else's clients.
-    """
+    """A new boto3 Session (so a caller may register handlers on it) with static credentials, isolated."""
     import boto3.session  # boto3 is slow to import; only needed when a client is asked for
     import botocore.session
 
@@ -82,10 +72,7 @@ def _shared_session() -> boto3.session.Session:
 
 
 def isolated_client(*, region_name: str, **kwargs: Any) -> BedrockRuntimeClient:
-    """A bedrock-runtime client from one shared isolated session (fake credentials unless kwargs say else).
-
-    Keyword arguments go to `Session.client` (endpoint_url, config, aws_access_key_id, ...).
-    """
+    """A bedrock-runtime client from one shared isolated session; kwargs go to `Session.client`."""
     kwargs.setdefault("aws_access_key_id", FAKE_ACCESS_KEY)
     kwargs.setdefault("aws_secret_access_key", FAKE_SECRET_KEY)
     # boto3 sessions are not thread-safe while they build clients: creation is serialised.
