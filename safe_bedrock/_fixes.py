@@ -13,6 +13,8 @@ from safe_bedrock._retry import max_attempts
 from safe_bedrock._service import action_for, partition_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from safe_bedrock._classify import Diagnosis
     from safe_bedrock._retry import RetryConfig
     from safe_bedrock._translate import CallContext
@@ -162,107 +164,6 @@ def model_access(call: CallContext, why: Diagnosis) -> str:
     return text + _routes(call)
 
 
-def use_case_form(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"Submit the Anthropic use-case details form once for this account: {_access_page(call)}, "
-        f"open {_subject(call, why)} and fill in the form; retry about 15 minutes after submitting."
-    )
-
-
-def account_not_authorized(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"This account is not authorized to use {_subject(call, why)} in {call.region}; "
-        "open an AWS Support case, access cannot be granted from IAM."
-    )
-
-
-def marketplace(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} is sold through AWS Marketplace: allow {_principal(why)} "
-        "aws-marketplace:ViewSubscriptions and aws-marketplace:Subscribe once (or have an administrator "
-        f"enable the model in {_access_page(call)}), then retry after a few minutes."
-    )
-
-
-def payment(call: CallContext, why: Diagnosis) -> str:
-    return (
-        "Add a valid payment method in the AWS Billing console (Payment preferences) for this account, "
-        f"then retry {_subject(call, why)} after a few minutes; IAM changes will not help."
-    )
-
-
-def operation_not_allowed(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"Bedrock refuses {call.operation} for this whole account in {call.region} ('Operation not "
-        "allowed'), usually a new or unverified account: check the payment method in the Billing console "
-        "and open an AWS Support case for Bedrock access; IAM changes will not help."
-    )
-
-
-def geo(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"The model provider's license does not allow {_subject(call, why)} from the caller's location; "
-        "call from a supported country or pick another model. IAM changes will not help."
-    )
-
-
-def access_denied(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"Check that {_principal(why)} may call {needed_action(call, why)} on {_resources(call, why)} and "
-        f"that access to {_subject(call, why)} is enabled in {_access_page(call)}."
-    )
-
-
-def invalid_credentials(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        "The credentials were not recognised: check which key the process uses (AWS_ACCESS_KEY_ID, "
-        f"AWS_PROFILE, ~/.aws/credentials) and that it belongs to the {_partition(call)} partition of "
-        f"{call.region}; create new access keys if they were deleted or deactivated."
-    )
-
-
-def signature_mismatch(_call: CallContext, _why: Diagnosis) -> str:
-    return (
-        "The secret access key does not match the access key id (or a proxy altered the request): "
-        "set the matching AWS_SECRET_ACCESS_KEY and do not modify signed requests."
-    )
-
-
-def clock_skew(_call: CallContext, _why: Diagnosis) -> str:
-    return "The system clock is off by more than 5 minutes; synchronise it (NTP) and retry."
-
-
-def missing_credentials(_call: CallContext, _why: Diagnosis) -> str:
-    return (
-        "The request was not signed with credentials: configure them (environment variables, AWS_PROFILE, "
-        "or an instance/task role) before creating the client."
-    )
-
-
-def expired(_call: CallContext, _why: Diagnosis) -> str:
-    return (
-        "Refresh the credentials: run `aws sso login` or re-assume the role to get a new session token; "
-        "in long-running processes create the client from a profile or role so botocore refreshes them, "
-        "not from a copied session token. Retrying with the same token will not help."
-    )
-
-
-def model_not_found(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"Bedrock in {call.region} does not know {_subject(call, why)}: check the spelling against "
-        f"`aws bedrock list-foundation-models --region {call.region}` (and `list-inference-profiles`), "
-        "check the model is offered in this region, and that an inference profile's prefix "
-        "(us., eu., apac., global.) fits the region."
-    )
-
-
-def retired(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} is legacy or past its end of life in {call.region}: move to an active model "
-        f"(modelLifecycle ACTIVE in `aws bedrock list-foundation-models --region {call.region}`)."
-    )
-
-
 def profile_required(call: CallContext, why: Diagnosis) -> str:
     suggested = suggested_model_id(call, why)
     if suggested:
@@ -276,42 +177,6 @@ def profile_required(call: CallContext, why: Diagnosis) -> str:
         f"{_subject(call, why)} cannot be invoked on demand by its own id: {use}, and allow "
         f"{needed_action(call, why)} on the profile ARN plus the foundation-model ARN in every region the "
         "profile routes to. If no inference profile contains the model, it needs Provisioned Throughput."
-    )
-
-
-def invalid_request(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"Bedrock rejected the {call.operation} request itself: correct the parameters or body named in "
-        "the message (sending it again unchanged fails the same way)."
-    )
-
-
-def unknown_operation(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"The endpoint does not serve {call.operation}: point the client at the bedrock-runtime endpoint "
-        f"of {call.region} (not the `bedrock` control plane; check endpoint_url) and use a botocore recent "
-        "enough to know the operation."
-    )
-
-
-def quota(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"A service quota for {_subject(call, why)} in {call.region} is used up: request an increase in the "
-        "Service Quotas console (Amazon Bedrock); retrying will not help until then."
-    )
-
-
-def daily_quota(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"The tokens-per-day quota for {_subject(call, why)} in {call.region} is used up: wait for the daily "
-        "reset or request an increase in the Service Quotas console (Amazon Bedrock)."
-    )
-
-
-def model_error(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} failed while processing the request: check the request body against the "
-        "model's parameters; retry only if the message says the failure was temporary."
     )
 
 
@@ -334,43 +199,143 @@ def not_ready(call: CallContext, why: Diagnosis) -> str:
     return f"{_subject(call, why)} is still being loaded (common for imported models after idle){again}."
 
 
-def timeout(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} took too long: {_retry_with_backoff(call)}for long answers lower max tokens "
-        "or use the streaming operation."
-    )
+def _facts(call: CallContext, why: Diagnosis) -> dict[str, object]:
+    return {
+        "subject": _subject(call, why),
+        "region": call.region,
+        "operation": call.operation,
+        "principal": _principal(why),
+        "action": needed_action(call, why),
+        "resources": _resources(call, why),
+        "access_page": _access_page(call),
+        "partition": _partition(call),
+        "retry": _retry_with_backoff(call),
+        "events": call.events_received,
+    }
 
 
-def unavailable(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"Bedrock in {call.region} is temporarily unavailable; {_retry_with_backoff(call)}"
-        "check the AWS Health Dashboard if it persists."
-    )
+def _say(template: str) -> Callable[[CallContext, Diagnosis], str]:
+    """A fix builder: `template` filled with the call's facts (`_facts`)."""
+    return lambda call, why: template.format(**_facts(call, why))
 
 
-def internal(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"Bedrock in {call.region} had an internal error; {_retry_with_backoff(call)}"
-        "report it to AWS Support if it persists."
-    )
+use_case_form = _say(
+    "Submit the Anthropic use-case details form once for this account: {access_page}, open {subject} and "
+    "fill in the form; retry about 15 minutes after submitting."
+)
 
+account_not_authorized = _say(
+    "This account is not authorized to use {subject} in {region}; open an AWS Support case, access "
+    "cannot be granted from IAM."
+)
 
-def stream(call: CallContext, why: Diagnosis) -> str:
-    return (
-        f"{_subject(call, why)} failed after {call.events_received} events of the stream; the answer so far "
-        "is incomplete. Retry the whole request; a retry starts the answer again from the beginning."
-    )
+marketplace = _say(
+    "{subject} is sold through AWS Marketplace: allow {principal} aws-marketplace:ViewSubscriptions and "
+    "aws-marketplace:Subscribe once (or have an administrator enable the model in {access_page}), then "
+    "retry after a few minutes."
+)
 
+payment = _say(
+    "Add a valid payment method in the AWS Billing console (Payment preferences) for this account, then "
+    "retry {subject} after a few minutes; IAM changes will not help."
+)
 
-def transient(call: CallContext, _why: Diagnosis) -> str:
-    return (
-        f"Bedrock in {call.region} could not serve the call right now; {_retry_with_backoff(call)}"
-        "try again later."
-    )
+operation_not_allowed = _say(
+    "Bedrock refuses {operation} for this whole account in {region} ('Operation not allowed'), usually a "
+    "new or unverified account: check the payment method in the Billing console and open an AWS Support "
+    "case for Bedrock access; IAM changes will not help."
+)
 
+geo = _say(
+    "The model provider's license does not allow {subject} from the caller's location; call from a "
+    "supported country or pick another model. IAM changes will not help."
+)
 
-def unknown(call: CallContext, why: Diagnosis) -> str:
-    return f"Read the message for {call.operation} on {_subject(call, why)} in {call.region}."
+access_denied = _say(
+    "Check that {principal} may call {action} on {resources} and that access to {subject} is enabled in "
+    "{access_page}."
+)
+
+invalid_credentials = _say(
+    "The credentials were not recognised: check which key the process uses (AWS_ACCESS_KEY_ID, "
+    "AWS_PROFILE, ~/.aws/credentials) and that it belongs to the {partition} partition of {region}; "
+    "create new access keys if they were deleted or deactivated."
+)
+
+signature_mismatch = _say(
+    "The secret access key does not match the access key id (or a proxy altered the request): set the "
+    "matching AWS_SECRET_ACCESS_KEY and do not modify signed requests."
+)
+
+clock_skew = _say("The system clock is off by more than 5 minutes; synchronise it (NTP) and retry.")
+
+missing_credentials = _say(
+    "The request was not signed with credentials: configure them (environment variables, AWS_PROFILE, or "
+    "an instance/task role) before creating the client."
+)
+
+expired = _say(
+    "Refresh the credentials: run `aws sso login` or re-assume the role to get a new session token; in "
+    "long-running processes create the client from a profile or role so botocore refreshes them, not "
+    "from a copied session token. Retrying with the same token will not help."
+)
+
+model_not_found = _say(
+    "Bedrock in {region} does not know {subject}: check the spelling against `aws bedrock "
+    "list-foundation-models --region {region}` (and `list-inference-profiles`), check the model is "
+    "offered in this region, and that an inference profile's prefix (us., eu., apac., global.) fits the "
+    "region."
+)
+
+retired = _say(
+    "{subject} is legacy or past its end of life in {region}: move to an active model (modelLifecycle "
+    "ACTIVE in `aws bedrock list-foundation-models --region {region}`)."
+)
+
+invalid_request = _say(
+    "Bedrock rejected the {operation} request itself: correct the parameters or body named in the "
+    "message (sending it again unchanged fails the same way)."
+)
+
+unknown_operation = _say(
+    "The endpoint does not serve {operation}: point the client at the bedrock-runtime endpoint of "
+    "{region} (not the `bedrock` control plane; check endpoint_url) and use a botocore recent enough to "
+    "know the operation."
+)
+
+quota = _say(
+    "A service quota for {subject} in {region} is used up: request an increase in the Service Quotas "
+    "console (Amazon Bedrock); retrying will not help until then."
+)
+
+daily_quota = _say(
+    "The tokens-per-day quota for {subject} in {region} is used up: wait for the daily reset or request "
+    "an increase in the Service Quotas console (Amazon Bedrock)."
+)
+
+model_error = _say(
+    "{subject} failed while processing the request: check the request body against the model's "
+    "parameters; retry only if the message says the failure was temporary."
+)
+
+timeout = _say(
+    "{subject} took too long: {retry}for long answers lower max tokens or use the streaming operation."
+)
+
+unavailable = _say(
+    "Bedrock in {region} is temporarily unavailable; {retry}check the AWS Health Dashboard if it persists."
+)
+
+internal = _say("Bedrock in {region} had an internal error; {retry}report it to AWS Support if it persists.")
+
+stream = _say(
+    "{subject} failed after {events} events of the stream; the answer so far is incomplete. Retry the "
+    "whole request; a retry starts the answer again from the beginning."
+)
+
+transient = _say("Bedrock in {region} could not serve the call right now; {retry}try again later.")
+
+unknown = _say("Read the message for {operation} on {subject} in {region}.")
 
 
 def credentials(problem: str, *, endpoint_url: str | None, local: bool) -> str:
