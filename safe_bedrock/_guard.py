@@ -7,6 +7,7 @@ every outcome back here, so the rules live once.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -20,7 +21,7 @@ from safe_bedrock._measure import StreamMeter, request_id_of, restate_retry_meta
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
 from safe_bedrock._retry import RetryConfig, max_attempts
 from safe_bedrock._translate import CallContext, Counted, refused, translate
-from safe_bedrock.errors import BedrockServiceError
+from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, ModelNotAllowedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -96,6 +97,7 @@ class Guard:
                     exceptions=self.exceptions,
                 )
         except Exception as exc:
+            mark_refusal(exc, call.spec.name)
             if record:
                 self.record_error(call, exc)
             raise
@@ -234,6 +236,18 @@ class Guard:
             request_body=call.request_body,
             response_body=response_body,
         )
+
+
+def mark_refusal(exc: BaseException, operation: str) -> None:
+    """A refused call sends nothing, so no instrumentation sees it: it shows as an event on the app's
+    current span. OpenTelemetry is looked up, never imported: only an app that traces has it loaded."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or not isinstance(exc, (ModelNotAllowedError, InvalidModelIdError)):
+        return
+    attributes = {"safe_bedrock.operation": operation, "safe_bedrock.error": type(exc).__name__}
+    if isinstance(exc, ModelNotAllowedError) and exc.model_arn:
+        attributes["safe_bedrock.model_arn"] = exc.model_arn  # parsed, so it is a well-formed ARN
+    trace.get_current_span().add_event("safe_bedrock.refused", attributes)
 
 
 def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:

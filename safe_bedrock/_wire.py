@@ -33,7 +33,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from safe_bedrock._guard import ACTIVE, CURRENT, Call, Guard, coerce_allowlist
+from safe_bedrock._guard import ACTIVE, CURRENT, Call, Guard, coerce_allowlist, mark_refusal
 from safe_bedrock._service import RUNTIME, operation_specs, operations_at
 from safe_bedrock._translate import refused_request
 
@@ -64,7 +64,9 @@ def check_request(
     """
 
     def refuse(problem: str) -> Exception:
-        return refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+        exc = refused_request(problem, source=guard.allowlist.source, exceptions=guard.exceptions)
+        mark_refusal(exc, "request")
+        return exc
 
     parts, base = urlsplit(url), urlsplit(guard.endpoint)
     prefix = base.path.rstrip("/")
@@ -242,11 +244,18 @@ def _scoped() -> Iterator[None]:
 
 def _weak(method: Any) -> Any:
     """A bound method that does not keep its object alive: stored back on that object, a strong one
-    would make a cycle, and the client's connection pool would wait for the garbage collector."""
+    would make a cycle, and the client's connection pool would wait for the garbage collector.
+    The method is looked up on the class at each call, so what instruments the class (OpenTelemetry
+    wraps `BaseClient._make_api_call`), before or after the guard, still runs."""
     if not inspect.ismethod(method):
         return method
-    function, owner = method.__func__, weakref.ref(method.__self__)
-    return lambda *args, **kwargs: function(owner(), *args, **kwargs)
+    owner, name = weakref.ref(method.__self__), method.__name__
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        obj = owner()
+        return inspect.getattr_static(type(obj), name).__get__(obj, type(obj))(*args, **kwargs)
+
+    return call
 
 
 def _exact(value: Any) -> Any:

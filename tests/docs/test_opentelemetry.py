@@ -1,9 +1,6 @@
 """opentelemetry-instrumentation-botocore traces Bedrock calls with `gen_ai.*` attributes, as the
 OpenTelemetry how-to promises: for a plain boto3 client, and through SafeBedrockClient and guard().
-
-The guarded cases are expected to fail for now: the wire check keeps `_make_api_call` as the plain
-function behind the bound method it found, so the instrumentor's wrapper is skipped. When that is fixed
-they pass and xfail_strict makes this file say so.
+A refused call sends nothing, so it leaves no span of its own: it is an event on the current span.
 """
 
 from __future__ import annotations
@@ -20,13 +17,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from safe_bedrock import SafeBedrockClient, guard
+from safe_bedrock import ModelNotAllowedError, SafeBedrockClient, guard
 from safe_bedrock.testing import FakeBedrock
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-UNGUARDED_MAKE_API_CALL = pytest.mark.xfail(
-    reason="safe_bedrock._wire._weak unwraps the instrumentor's wrapper around _make_api_call", strict=True
-)
 
 
 @pytest.fixture
@@ -55,8 +49,8 @@ def guarded(fake: FakeBedrock) -> Any:
     "build",
     [
         plain,
-        pytest.param(wrapper, marks=UNGUARDED_MAKE_API_CALL),
-        pytest.param(guarded, marks=UNGUARDED_MAKE_API_CALL),
+        wrapper,
+        guarded,
     ],
 )
 def test_a_converse_call_leaves_a_gen_ai_span(
@@ -71,3 +65,43 @@ def test_a_converse_call_leaves_a_gen_ai_span(
     assert span.attributes["gen_ai.request.model"] == HAIKU
     assert span.attributes["gen_ai.operation.name"] == "chat"
     assert span.attributes["gen_ai.usage.output_tokens"] == 1
+
+
+@pytest.mark.parametrize("build", [wrapper, guarded])
+def test_a_refused_call_is_an_event_on_the_current_span(
+    exporter: InMemorySpanExporter, build: Callable[[FakeBedrock], Any]
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with FakeBedrock() as fake:
+        client = build(fake)
+        tracer = provider.get_tracer("app")
+        with tracer.start_as_current_span("handle-request"), pytest.raises(ModelNotAllowedError):
+            client.converse(modelId="meta.llama3-70b-instruct-v1:0", messages=[])
+        assert fake.requests == []
+
+    # On guard()'s plain client the instrumentor's span is current when the request is refused.
+    events = [event for span in exporter.get_finished_spans() for event in span.events]
+    [event] = [event for event in events if event.name == "safe_bedrock.refused"]
+    assert dict(event.attributes or {}) == {
+        "safe_bedrock.operation": "Converse",
+        "safe_bedrock.error": "ModelNotAllowedError",
+        "safe_bedrock.model_arn": "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-70b-instruct-v1:0",
+    }
+
+
+def test_the_instrumentation_added_after_the_guard_still_traces() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with FakeBedrock() as fake:
+        client = guard(fake.client(), allow=[HAIKU])
+        BotocoreInstrumentor().instrument(tracer_provider=provider)
+        try:
+            fake.add_response(text="Paris")
+            client.converse(modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "Capital?"}]}])
+        finally:
+            BotocoreInstrumentor().uninstrument()
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.request.model"] == HAIKU
