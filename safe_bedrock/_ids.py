@@ -62,7 +62,9 @@ class ModelRef:
 # ---------------------------------------------------------------------------------------------------------
 # Shapes
 
-_FM_ID = r"[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}(?::[a-z0-9-]{1,63}){0,2}"
+# provider.model[:version]. A dot inside the model name only ever starts a version number (deepseek.v3.2,
+# zai.glm-4.7-flash), which keeps profile ids apart: in us.anthropic.claude the dot precedes a letter.
+_FM_ID = r"[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}(?:\.[0-9][a-z0-9-]{0,15}){0,3}(?::[a-z0-9-]{1,63}){0,2}"
 # A geography prefix: us, eu, apac, global, jp, au, us-gov, ... ("any other 2-8 letter prefix").
 _GEO = r"[a-z]{2,8}(?:-[a-z]{2,8})?"
 _FM_ID_RE: Final = re.compile(_FM_ID)

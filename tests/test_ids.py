@@ -338,3 +338,16 @@ def test_arbitrary_text_either_parses_to_a_plain_ascii_reference_or_is_refused(t
 def test_context_length_variants_parse_in_both_forms() -> None:
     bare = parse_model_id("anthropic.claude-v2:0:100k", region="us-east-1")
     assert parse_model_id(bare.arn, region="us-east-1").resource_id == "anthropic.claude-v2:0:100k"
+
+
+def test_every_model_and_profile_id_in_the_catalog_parses_as_its_kind() -> None:
+    # Real ids carry version dots inside the model name (deepseek.v3.2, zai.glm-4.7-flash); recorded
+    # Bedrock traffic calls them, so they must neither be refused as malformed nor read as profiles.
+    from safe_bedrock._catalog import load
+
+    catalog = load()
+    for model_id in catalog.models:
+        assert parse_model_id(model_id, region="us-east-1").kind is ModelKind.FOUNDATION_MODEL, model_id
+    for profile_id in catalog.profiles:
+        assert parse_model_id(profile_id, region="us-east-1").kind is ModelKind.INFERENCE_PROFILE, profile_id
+    assert parse_model_id("us.deepseek.v3.2", region="us-east-1").kind is ModelKind.INFERENCE_PROFILE
