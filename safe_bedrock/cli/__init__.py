@@ -1,8 +1,7 @@
 """The `safe-bedrock` command line.
 
 Each subcommand lives in its own module and exposes a module-level ``COMMAND`` (a `Command`); adding a
-subcommand is adding its module path to `COMMAND_MODULES`. Modules are imported only when the parser is
-built, and heavy imports (boto3) belong inside a command's ``run`` so that ``--help`` stays fast.
+subcommand is adding its module path to `COMMAND_MODULES`; modules are imported when the parser is built.
 
 Exit codes shared by every command: 0 success, 1 denied or failed, 2 bad input or usage (argparse's own
 convention: arguments, model ids, regions, endpoint URLs, files), 70 an internal error (a bug in safe-bedrock,

@@ -13,7 +13,12 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import SplitResult, urlsplit
 
+import botocore.session
+
+from safe_bedrock._ids import parse_model_id
+from safe_bedrock._service import data
 from safe_bedrock.cli import CommandError
+from safe_bedrock.errors import InvalidModelIdError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,8 +32,6 @@ _EXAMPLE_URL: Final = "http://127.0.0.1:4010"
 
 
 def _partitions() -> Sequence[Any]:
-    from safe_bedrock._service import data
-
     return data("partitions")["partitions"]  # type: ignore[no-any-return]
 
 
@@ -90,8 +93,6 @@ def resolve_region(region: str | None) -> str:
     for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if os.environ.get(var):
             return check_region(os.environ[var], where=var)
-    import botocore.session  # only when no region was given
-
     configured = botocore.session.get_session().get_config_variable("region")
     if configured:
         return check_region(str(configured), where="the region of your AWS profile")
@@ -134,9 +135,6 @@ def check_endpoint(url: str, *, where: str = "--endpoint-url") -> str:
 
 def check_model(model: str, *, region: str, where: str = "MODEL") -> None:
     """`CommandError` naming `where` when `model` is not a model id, profile id or ARN."""
-    from safe_bedrock._ids import parse_model_id
-    from safe_bedrock.errors import InvalidModelIdError
-
     try:
         parse_model_id(model, region=region)
     except InvalidModelIdError as exc:

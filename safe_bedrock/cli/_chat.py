@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Command
+from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Command, _invoke
 from safe_bedrock.cli._output import Output, describe
+from safe_bedrock.errors import SafeBedrockError
 
 if TYPE_CHECKING:
     import argparse
@@ -20,9 +21,7 @@ _HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D a
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from safe_bedrock.cli._invoke import add_converse_arguments
-
-    add_converse_arguments(parser)
+    _invoke.add_converse_arguments(parser)
 
 
 def _read(out: Output) -> str | None:
@@ -35,16 +34,13 @@ def _read(out: Output) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safe_bedrock.cli._invoke import aws_session, build_allowlist, converse_turn, safe_client, show_turn
-    from safe_bedrock.errors import SafeBedrockError
-
     out = Output.of(args)
-    session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
-    allowlist = build_allowlist(args.model, args.allow, region=str(session.region_name))
+    session = _invoke.aws_session(region=args.region, endpoint_url=args.endpoint_url)
+    allowlist = _invoke.build_allowlist(args.model, args.allow, region=str(session.region_name))
     messages: list[dict[str, Any]] = []
     turn = 0
     out.note(f"chat with {args.model} in {session.region_name}; {_HELP}")
-    with safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
+    with _invoke.safe_client(session=session, allowlist=allowlist, endpoint_url=args.endpoint_url) as client:
         while True:
             try:
                 line = _read(out)
@@ -64,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
             messages.append({"role": "user", "content": [{"text": line}]})
             turn += 1
             try:
-                result = converse_turn(client, args, messages, out)
+                result = _invoke.converse_turn(client, args, messages, out)
             except KeyboardInterrupt:
                 # Ctrl-C before the answer started: forget the question, back to the prompt.
                 messages.pop()
@@ -83,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                 messages.append({"role": "assistant", "content": [{"text": result.text}]})
             else:  # nothing arrived: drop the question so user and assistant turns still alternate
                 messages.pop()
-            show_turn(out, args.model, result, turn=turn)
+            _invoke.show_turn(out, args.model, result, turn=turn)
 
 
 COMMAND = Command(

@@ -13,16 +13,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from safe_bedrock._allowlist import ENV_VAR
-from safe_bedrock.cli import EXIT_DENIED, EXIT_OK, Command
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from safe_bedrock import errors
+from safe_bedrock._allowlist import ENV_VAR, ModelAllowlist
+from safe_bedrock._ids import ModelKind, base_model_id, parse_model_id, profile_routes
+from safe_bedrock.cli import EXIT_DENIED, EXIT_OK, Command, _invoke
+from safe_bedrock.cli._args import check_model
 from safe_bedrock.cli._output import Output, describe
+from safe_bedrock.cli._policy_cmd import parse_actions
 
 if TYPE_CHECKING:
     import argparse
 
     import boto3
 
-    from safe_bedrock._allowlist import ModelAllowlist
     from safe_bedrock._ids import ModelRef
 
 
@@ -71,9 +77,6 @@ class _Check:
         """The answer of `service`'s `operation` (a boto3 method name); or None after recording why the step
         cannot tell (`may_not`: detail and fix when the caller may not call it). STS refusing the caller is
         a refusal of the credentials themselves."""
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
-
         config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
         make: Any = self.session.client  # boto3-stubs types one overload per service name, not a str variable
         what = f"{service} {operation.replace('_', '-')}"
@@ -96,10 +99,8 @@ class _Check:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from safe_bedrock.cli._invoke import add_aws_arguments
-
     parser.add_argument("model", metavar="MODEL", help="model id, inference profile id or ARN")
-    add_aws_arguments(parser)
+    _invoke.add_aws_arguments(parser)
     parser.add_argument(
         "--allow-file", metavar="F", help=f"allowlist file (TOML or JSON) to check instead of {ENV_VAR}"
     )
@@ -117,9 +118,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _credentials(check: _Check) -> bool:
-    from botocore.exceptions import NoCredentialsError
-
-    from safe_bedrock.cli._invoke import PLACEHOLDER_KEY
 
     try:
         credentials = check.session.get_credentials()
@@ -130,7 +128,7 @@ def _credentials(check: _Check) -> bool:
         check.add("credentials", DENIED, problem.summary, problem.fix)
         return False
     key = credentials.access_key or ""
-    if key == PLACEHOLDER_KEY:
+    if key == _invoke.PLACEHOLDER_KEY:
         check.add("credentials", OK, "none configured: placeholders for the local endpoint (the fake)")
     else:
         masked = f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "***"
@@ -150,12 +148,10 @@ def _principal(check: _Check) -> str | None:
 
 def _allowlist(check: _Check, allowlist: ModelAllowlist | None, ref: ModelRef, actions: list[str]) -> bool:
     """Record whether the allowlist the app would use (None: none configured) lets it call the model."""
-    from safe_bedrock.cli._invoke import nothing_allowed
-
     if allowlist is None:
         check.add("allowlist", SKIP, f"{ENV_VAR} is not set and no --allow-file: the app's own list decides")
         return True
-    refusal = nothing_allowed(allowlist)
+    refusal = _invoke.nothing_allowed(allowlist)
     if refusal is not None:
         check.add("allowlist", DENIED, refusal.problem, refusal.fix)
         return False
@@ -183,8 +179,6 @@ def _policy_source(principal: str) -> str | None:
 
 
 def _iam(check: _Check, principal: str, ref: ModelRef, actions: list[str]) -> None:
-    from safe_bedrock._ids import ModelKind, profile_routes
-
     source = _policy_source(principal)
     if source is None:
         detail = f"IAM cannot simulate policies for {principal} (only users and roles)"
@@ -237,8 +231,6 @@ def _sid(result: dict[str, Any]) -> str:
 
 
 def _model_access(check: _Check, ref: ModelRef, region: str) -> None:
-    from safe_bedrock._ids import base_model_id
-
     model = base_model_id(ref)
     if not model:
         check.add("model access", SKIP, f"not a foundation model or system profile ({ref.kind.value})")
@@ -275,16 +267,14 @@ def _model_access(check: _Check, ref: ModelRef, region: str) -> None:
 
 
 def _call(check: _Check, model: str, allowlist: ModelAllowlist) -> None:
-    from botocore.exceptions import BotoCoreError
-
-    from safe_bedrock import errors
-    from safe_bedrock.cli._invoke import safe_client
 
     messages: list[Any] = [{"role": "user", "content": [{"text": "Hi"}]}]
     started = time.monotonic()
     operation = "CountTokens"
     try:
-        with safe_client(session=check.session, allowlist=allowlist, endpoint_url=check.endpoint) as client:
+        with _invoke.safe_client(
+            session=check.session, allowlist=allowlist, endpoint_url=check.endpoint
+        ) as client:
             try:
                 counted = client.count_tokens(modelId=model, input={"converse": {"messages": messages}})
                 detail = f"answered ({counted.get('inputTokens', '?')} input tokens)"
@@ -321,26 +311,20 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._ids import parse_model_id
-    from safe_bedrock.cli._args import check_model
-    from safe_bedrock.cli._invoke import allowlist_errors, aws_session, env_allowlist
-    from safe_bedrock.cli._policy_cmd import parse_actions
-
     out = Output.of(args)
     actions = list(parse_actions(args.actions))
-    session = aws_session(region=args.region, endpoint_url=args.endpoint_url)
+    session = _invoke.aws_session(region=args.region, endpoint_url=args.endpoint_url)
     region = str(session.region_name)
     check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
     ref = parse_model_id(args.model, region=region)
     # The allowlist the app would use: a malformed one is a usage error before any step, not after three.
     if args.allow_file:
-        with allowlist_errors("--allow-file"):
+        with _invoke.allowlist_errors("--allow-file"):
             allowlist: ModelAllowlist | None = ModelAllowlist.from_file(
                 args.allow_file, region=ref.region or None
             )
     else:
-        allowlist = env_allowlist(region=ref.region or None)
+        allowlist = _invoke.env_allowlist(region=ref.region or None)
     endpoint = args.endpoint_url
     check = _Check(out, session, endpoint)
     if not out.json_mode:

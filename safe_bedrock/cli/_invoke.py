@@ -9,22 +9,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from safe_bedrock._allowlist import ENV_VAR
+import boto3
+
+from safe_bedrock._allowlist import ENV_VAR, AllowlistError, EmptyAllowlistWarning, ModelAllowlist
+from safe_bedrock._client import SafeBedrockClient
+from safe_bedrock._policy import PolicyError
+from safe_bedrock._translate import is_local_endpoint
 from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, Command, CommandError
+from safe_bedrock.cli._args import check_endpoint, check_model, resolve_region
 from safe_bedrock.cli._output import Output
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-
-    import boto3
-
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._client import SafeBedrockClient
 
 
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -56,10 +58,6 @@ def add_aws_arguments(parser: argparse.ArgumentParser) -> None:
 def aws_session(*, region: str | None, endpoint_url: str | None) -> boto3.session.Session:
     """A boto3 session for the region; placeholder credentials only for a local --endpoint-url with none
     configured (the local fake signs nothing that matters)."""
-    import boto3  # slow import, not needed for --help
-
-    from safe_bedrock._translate import is_local_endpoint
-    from safe_bedrock.cli._args import check_endpoint, resolve_region
 
     if endpoint_url is not None:
         check_endpoint(endpoint_url, where="--endpoint-url")
@@ -83,9 +81,6 @@ def allowlist_errors(argument: str) -> Iterator[None]:
 
     An allowlist that lists nothing does not warn here: `nothing_allowed` reports it as the command's error.
     """
-    from safe_bedrock._allowlist import AllowlistError, EmptyAllowlistWarning
-    from safe_bedrock._policy import PolicyError
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyAllowlistWarning)
@@ -108,8 +103,6 @@ def allowlist_errors(argument: str) -> Iterator[None]:
 def env_allowlist(*, region: str | None = None) -> ModelAllowlist | None:
     """The library's `ModelAllowlist.from_env` whenever SAFE_BEDROCK_ALLOWED_MODELS is set, even blank (then
     it refuses everything, as it does in the app); None only when the variable is not set at all."""
-    from safe_bedrock._allowlist import ModelAllowlist
-
     if ENV_VAR not in os.environ:
         return None
     with allowlist_errors(ENV_VAR):
@@ -137,9 +130,6 @@ def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> 
     app would refuse); else, when neither is given, the model named on the command line (naming it is the
     explicit permission). An allowlist that lists nothing raises `CommandError` (exit 1), as the library
     refuses every model: the command stops before a request."""
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock.cli._args import check_model
-
     check_model(model, region=region)  # a malformed id is named as such, before any allowlist is built
     if allow is not None:  # given, even as '' or ' , ': never falls back to a more permissive source
         entries = [item.strip() for value in allow for item in value.split(",") if item.strip()]
@@ -158,8 +148,6 @@ def build_allowlist(model: str, allow: Sequence[str] | None, *, region: str) -> 
 def safe_client(
     *, session: boto3.session.Session, allowlist: ModelAllowlist, endpoint_url: str | None
 ) -> SafeBedrockClient:
-    from safe_bedrock._client import SafeBedrockClient
-
     return SafeBedrockClient(
         allow=allowlist, session=session, region_name=session.region_name, endpoint_url=endpoint_url
     )
@@ -296,8 +284,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
     out = Output.of(args)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+import botocore
+import botocore.exceptions as bce
+
+from safe_bedrock import __version__, errors
+from safe_bedrock._observe import safe_text
 from safe_bedrock.cli import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_SOFTWARE, EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
@@ -65,8 +71,6 @@ class Problem:
 
 def _safe(value: Any) -> Any:
     """`value` with every string in it passed through the library's `safe_text`."""
-    from safe_bedrock._observe import safe_text  # keep `--help` fast
-
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, dict):
@@ -81,15 +85,13 @@ def _one_line(text: str) -> str:
 
 
 def _service_problem(exc: Any) -> Problem:
-    from safe_bedrock.errors import AccessDeniedError, ModelNotAllowedError
-
     details = {
         key: list(value) if isinstance(value, tuple) else value
         for key, value in exc.fields().items()
         if key != "fix" and value not in (None, "", ())
     }
     name = type(exc).__name__  # per-client translated classes carry the public class name
-    if isinstance(exc, ModelNotAllowedError):
+    if isinstance(exc, errors.ModelNotAllowedError):
         source = f" (allowlist from {exc.allowlist_source})" if exc.allowlist_source else ""
         summary = f"refused by the allowlist{source}: {exc.model_id or exc.model_arn} is not allowed"
         if exc.closest:
@@ -97,19 +99,18 @@ def _service_problem(exc: Any) -> Problem:
         fix = exc.fix or (f"add {exc.entry_to_add!r} to the allowlist" if exc.entry_to_add else "")
     else:
         summary, fix = f"{name}: {exc.summary}", exc.fix
-    return Problem("denied" if isinstance(exc, AccessDeniedError) else "failed", summary, fix, name, details)
+    return Problem(
+        "denied" if isinstance(exc, errors.AccessDeniedError) else "failed", summary, fix, name, details
+    )
 
 
 def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, str, str]:
-    import botocore.exceptions as bce  # keep `--help` fast
-
-    from safe_bedrock.errors import InvalidModelIdError, SafeBedrockError
 
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", "interrupted", ""
-    if isinstance(exc, InvalidModelIdError):
+    if isinstance(exc, errors.InvalidModelIdError):
         return "usage", f"invalid model id {exc.model_id!r}: {exc.problem}", exc.fix
-    if isinstance(exc, SafeBedrockError):
+    if isinstance(exc, errors.SafeBedrockError):
         # Several of our messages end in "Fix: ..." (PolicyError): show it on its own line.
         summary, _, fix = _one_line(str(exc)).partition(" Fix: ")
         return ("usage" if isinstance(exc, ValueError) else "failed"), summary, fix
@@ -148,18 +149,15 @@ def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, st
 
 def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     """The `Problem` for any exception a command can meet; never raises."""
-    from botocore.exceptions import ClientError
-
-    from safe_bedrock.errors import BedrockServiceError
 
     name = type(exc).__name__
     if isinstance(exc, CommandError):
         return Problem(
             exc.kind, exc.problem, exc.fix, name, {"argument": exc.argument} if exc.argument else {}
         )
-    if isinstance(exc, BedrockServiceError):
+    if isinstance(exc, errors.BedrockServiceError):
         return _service_problem(exc)
-    if isinstance(exc, ClientError):  # from a service other than bedrock-runtime (STS, IAM, bedrock)
+    if isinstance(exc, bce.ClientError):  # from a service other than bedrock-runtime (STS, IAM, bedrock)
         code = str(exc.response.get("Error", {}).get("Code", "?"))
         message = _one_line(str(exc.response.get("Error", {}).get("Message", "")) or str(exc))
         kind = "denied" if "denied" in code.lower() or "token" in code.lower() else "failed"
@@ -170,11 +168,6 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
 
 def _versions() -> str:
     """`safe-bedrock 1.2.0, botocore 1.35.0, Python 3.12.4`, for a bug report."""
-    import platform
-
-    import botocore
-
-    from safe_bedrock import __version__
 
     return f"safe-bedrock {__version__}, botocore {botocore.__version__}, Python {platform.python_version()}"
 

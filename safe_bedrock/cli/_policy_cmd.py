@@ -9,23 +9,32 @@ models allowed only through the profile, never ``Resource: "*"`` for invoking.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from safe_bedrock._allowlist import ENV_VAR
-from safe_bedrock._policy import INVOKE, INVOKE_STREAM
+from safe_bedrock._allowlist import ENV_VAR, ModelAllowlist
+from safe_bedrock._entries import PROFILES_PREFIX, bare_kind
+from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id, profile_routes, profiles_from
+from safe_bedrock._policy import (
+    INVOKE,
+    INVOKE_STREAM,
+    PROFILE_ARN_KEY,
+    PolicyDocument,
+    least_privilege_policy,
+)
+from safe_bedrock._service import partition_of
 from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_OK, Command, CommandError
+from safe_bedrock.cli._args import resolve_region
+from safe_bedrock.cli._invoke import allowlist_errors
 from safe_bedrock.cli._output import Output
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._ids import ModelRef
 
 
 ROLES: Final = ("app", "auditor", "developer")
@@ -108,10 +117,6 @@ def _read_sources(
     models: Sequence[str], *, from_env: bool, file: str | None, from_policy: str | None, region: str
 ) -> tuple[list[ModelAllowlist], list[str]]:
     """The allowlists named by each source, and the resources a --from-policy document denies."""
-    from safe_bedrock._allowlist import ModelAllowlist
-    from safe_bedrock._policy import PolicyDocument
-    from safe_bedrock.cli._invoke import allowlist_errors
-
     sources: list[ModelAllowlist] = []
     denied: list[str] = []
     if models:
@@ -151,9 +156,6 @@ class _Resources:
 
 
 def _expand(entry: str, *, region: str, partition: str, account: str, into: _Resources) -> None:
-    from safe_bedrock._entries import PROFILES_PREFIX, bare_kind
-    from safe_bedrock._ids import ModelKind, ModelRef, parse_model_id, profile_routes, profiles_from
-
     if entry.startswith(PROFILES_PREFIX):  # the model and its profiles a client in the region can call
         model = entry[len(PROFILES_PREFIX) :]
         for each in (model, *profiles_from(model, region)):
@@ -190,8 +192,6 @@ def _allow(sid: str, action: str | list[str], resource: str | list[str]) -> dict
 def _statements_for(
     resources: _Resources, actions: Sequence[str], *, account: str, prefix: str
 ) -> list[dict[str, Any]]:
-    from safe_bedrock._policy import PROFILE_ARN_KEY, least_privilege_policy
-
     statements: list[dict[str, Any]] = []
     if resources.refs:
         policy = least_privilege_policy(resources.refs, actions=actions, account=account)
@@ -236,8 +236,6 @@ def _invoke_statements(  # noqa: PLR0917 - private, one caller
 ) -> list[dict[str, Any]]:
     """Allow statements for the entries allowed for both actions, for invoke only and for stream only, then
     the Deny statement a --from-policy document brought."""
-    from safe_bedrock._service import partition_of
-
     if not invoke and not stream:
         raise CommandError(
             "no models to allow",
@@ -276,9 +274,6 @@ def build_policy(
     account: str | None = None,
 ) -> Built:
     """The policy `safe-bedrock policy` prints, as data (raises CommandError / SafeBedrockError)."""
-    from safe_bedrock._service import partition_of
-    from safe_bedrock.cli._args import resolve_region
-
     if account is not None and not _ACCOUNT.fullmatch(account):
         raise CommandError(
             f"--account {account!r} is not a 12-digit AWS account id",
@@ -322,8 +317,6 @@ def build_policy(
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
-
     out = Output.of(args)
     options = ("models", "from_env", "file", "from_policy", "role", "actions", "region", "account")
     built = build_policy(**{name: getattr(args, name) for name in options})

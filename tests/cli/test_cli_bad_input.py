@@ -262,14 +262,14 @@ def test_a_blank_allowlist_variable_is_a_refusal_whose_kind_and_exit_code_agree(
 def test_a_real_defect_exits_70_and_says_what_to_report_without_any_address(
     monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    from safe_bedrock.cli import _args, _invoke
+    from safe_bedrock.cli import _invoke, _policy_cmd
 
     def defect(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("an invariant broke")
 
     # Every one of these commands resolves its region first: a defect there is a defect in the command.
-    monkeypatch.setattr(_args, "resolve_region", defect)
-    monkeypatch.setattr(_invoke, "build_allowlist", defect)
+    monkeypatch.setattr(_policy_cmd, "resolve_region", defect)
+    monkeypatch.setattr(_invoke, "resolve_region", defect)
     extra = ("--endpoint-url", LOCAL) if command in AWS_COMMANDS else ()
 
     text = run(*_argv(command, *extra))
