@@ -206,10 +206,7 @@ def _level(outcome: str, error_category: str | None) -> int:
 
 
 def would_log(outcome: str, error_category: str | None = None) -> bool:
-    """Whether the default routing would keep an event of this kind (cheap: callers skip building it).
-
-    An app that configured structlog decides in its own pipeline, so that always counts as kept.
-    """
+    """Whether the default routing would keep an event of this kind (structlog's pipeline decides itself)."""
     return structlog.is_configured() or _stdlib_logger.isEnabledFor(_level(outcome, error_category))
 
 
@@ -314,11 +311,8 @@ def redact_secrets(text: str) -> str:
 
 
 def escape_controls(text: str) -> str:
-    """`text` with every non-printable character escaped as `repr` shows it (`\\n`, `\\x1b`, `\\u2028`).
-
-    Line breaks of every kind, terminal escapes and bidi overrides are all non-printable, so an escaped
-    value can neither start a log line of its own nor restyle one. Printable text (any script) is kept.
-    """
+    """`text` with every non-printable character (line breaks, terminal escapes, bidi overrides) escaped as
+    `repr` shows it, so it can neither start a log line of its own nor restyle one."""
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
@@ -339,11 +333,8 @@ _REDACTION_MARGIN = 4096
 class BodyLogging:
     """Opt-in: add request and response bodies to the call's event, truncated and redacted.
 
-    Built-in redaction (AWS access keys, secret keys, session tokens, signatures, Authorization and
-    bearer values, Bedrock API keys, and values named like secrets in `key=value`, `key: value` and JSON
-    form: password, api_key, token, ...) always runs first; `redact` then sees the result and returns what
-    may be logged (for example to mask emails or customer ids). A `redact` that raises withholds the body.
-    The result has its control characters escaped, like every logged text.
+    Built-in redaction (`redact_secrets`) runs first; `redact` then sees the result and returns what may be
+    logged (to mask emails or customer ids, say). A `redact` that raises withholds the body.
     """
 
     max_chars: int = 2000

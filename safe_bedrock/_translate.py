@@ -293,15 +293,9 @@ def _refusal(message: str, *, exceptions: object | None, **fields: Any) -> error
         "HTTPHeaders": {},
         "RetryAttempts": 0,
     }
-    response: dict[str, Any] = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
-    return _class_for(errors.ModelNotAllowedError, _modeled(exceptions, code))(
-        code=code,
-        message=message,
-        http_status=status,
-        retryable=False,
-        response=response,
-        **fields,
-    )
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
+    klass = _class_for(errors.ModelNotAllowedError, _modeled(exceptions, code))
+    return klass(code=code, message=message, http_status=status, response=response, **fields)
 
 
 # -- the facts a fix needs ------------------------------------------------------------------------------

@@ -46,19 +46,15 @@ this very call (the IAM action, the ARNs, the region), and `str(error)` is one l
 Configuration mistakes (`AllowlistError`, `PolicyError`) are raised when the client or allowlist is built;
 an empty allowlist only warns (`EmptyAllowlistWarning`, pointing at the line that built it).
 
-Every `BedrockServiceError` is a botocore `ClientError` carrying the original `.response` and
-`.operation_name`, so `except ClientError` and `e.response["Error"]["Code"]` keep working, and the original
-botocore exception is its `__cause__`. Errors raised by a `SafeBedrockClient` are also instances of that
-client's modeled exception class (for example `client.exceptions.AccessDeniedException`), and errors Bedrock
-sent while a stream was iterated are also botocore `EventStreamError`s. Errors pickle as their public class.
+Every `BedrockServiceError` is a botocore `ClientError` with the original `.response`, `.operation_name` and
+`__cause__`; raised by a `SafeBedrockClient`, also the client's modeled class (`client.exceptions.X`), and
+mid-stream also an `EventStreamError`. Errors pickle as their public class.
 
-A stream that fails after it began raises a `ModelStreamError` with `mid_stream=True`, `events_received` (the
-events the caller already has) and the stream's `request_id`. A fault of the transport or the framing is also
-an instance of what boto3 raised for it before (botocore's `ChecksumMismatch` or `ParserError`, urllib3's
-`ProtocolError` or `ReadTimeoutError`, aiohttp's `ClientPayloadError` or `ServerTimeoutError`), with that
-original as `__cause__`, so existing handlers keep catching it. A stream whose closing events never came
-(boto3 ends such a stream quietly, as if the answer were whole) raises `StreamIncompleteError` when the
-iteration reaches its end; a stream the caller leaves early (break, `close()`) never raises.
+A stream that fails after it began raises a `ModelStreamError` (`mid_stream=True`, `events_received`,
+`request_id`); a fault of the transport or the framing is also what boto3 raised for it (`ChecksumMismatch`,
+urllib3's `ProtocolError`, aiohttp's `ClientPayloadError`, ...), so existing handlers keep catching it. A
+stream whose closing events never came (boto3 ends it quietly) raises `StreamIncompleteError` at its end;
+a stream the caller leaves early (break, `close()`) never raises.
 
 Safe to log: Bedrock's message can quote the request (a signature mismatch echoes the canonical request with
 its `X-Amz-Security-Token`; a validation message can quote the prompt) and can hold control characters. So
