@@ -1,17 +1,11 @@
-"""The few AWS control-plane calls `safe-bedrock check` makes, answered by the fake with scripted outcomes.
+"""The AWS control-plane calls `safe-bedrock check` makes besides bedrock-runtime, with scripted outcomes.
 
-`check` asks STS (who am I: GetCallerIdentity), IAM (would my policies allow the action on the model ARN:
-SimulatePrincipalPolicy), the Bedrock control plane (is model access granted: GetFoundationModelAvailability,
-GetFoundationModel, ListFoundationModels) and bedrock-runtime (the fake's core). This module answers the first
-three on the wire protocols botocore speaks: the query protocol with XML replies for STS and IAM, rest-json
-with routes from botocore's ``bedrock`` service model for the control plane.
-
-Bedrock's control plane and bedrock-runtime both sign as ``bedrock``, so requests are told apart by the
-SigV4 credential scope (``sts``, ``iam``) and, for ``bedrock``, by the path: a control-plane route that is
-not also a bedrock-runtime route.
-
-By default the identity is the core's principal, the simulation evaluates the policy set on the core
-(everything is allowed when none is), and model access is granted.
+STS GetCallerIdentity and IAM SimulatePrincipalPolicy speak the query protocol (XML replies); the Bedrock
+control plane (GetFoundationModelAvailability, GetFoundationModel, ListFoundationModels) speaks rest-json on
+routes from botocore's ``bedrock`` model. It signs as ``bedrock`` like bedrock-runtime, so requests are told
+apart by the SigV4 credential scope and, for ``bedrock``, by a path that is not also a bedrock-runtime route.
+By default the identity is the core's principal, the simulation evaluates the core's policy (allowing
+everything without one), and model access is granted.
 """
 
 from __future__ import annotations

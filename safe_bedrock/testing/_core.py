@@ -1,8 +1,7 @@
-"""The transport-free heart of the fake Bedrock: one request in, one reply out.
+"""The transport-free heart of the fake Bedrock: a `FakeRequest` in (`FakeBedrockCore.handle`), a `Reply` out.
 
-Every transport turns what it receives into a `FakeRequest`, calls `FakeBedrockCore.handle` and writes the
-`Reply` back; routing, answers, scripting, the request log and IAM enforcement live here or below. Routing is
-`_service.route`, over botocore's service model, so an operation Bedrock adds shows up when botocore knows it.
+Routing is `_service.route`, over botocore's service model, so an operation Bedrock adds shows up when
+botocore knows it.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from safe_bedrock._eventstream import event_frame, exception_frame
@@ -104,20 +103,12 @@ def request_from_http(
     )
 
 
-def error_reply(
-    code: str,
-    message: str,
-    *,
-    request_id: str,
-    status: int | None = None,
-    extra_headers: Mapping[str, str] | None = None,
-) -> Reply:
+def error_reply(code: str, message: str, *, request_id: str, status: int | None = None) -> Reply:
     """An AWS rest-json error: status from the service model, x-amzn-ErrorType, {"message": ...} body."""
     headers = {
         "Content-Type": JSON,
         "x-amzn-RequestId": request_id,
         "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
-        **(extra_headers or {}),
     }
     body = json.dumps({"message": message}).encode()
     return Reply(status=status or _catalog.http_status(code), headers=headers, body=body)
@@ -213,9 +204,7 @@ class FakeBedrockCore:
     closing: threading.Event = field(default_factory=threading.Event, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _failures: list[str] = field(default_factory=list, repr=False)
-    _cache: dict[
-        tuple[str, str | None, bytes], tuple[dict[str, str], bytes | None, tuple[bytes, ...] | None]
-    ] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, str | None, bytes], Reply] = field(default_factory=dict, repr=False)
     _counter: int = 0
 
     def __post_init__(self) -> None:
@@ -321,18 +310,16 @@ class FakeBedrockCore:
         key = (request.operation, request.model_id, request.body)
         cached = self._cache.get(key)
         if cached is None:
-            reply = self._answer(request, None, request_id)
-            if reply.status != 200:
-                return reply
-            cached = (reply.headers, reply.body, None if reply.chunks is None else tuple(reply.chunks))
+            cached = self._answer(request, None, request_id)
+            if cached.status != 200:
+                return cached
+            if cached.chunks is not None:
+                cached.chunks = tuple(cached.chunks)
             with self.lock:
                 if len(self._cache) >= _CACHE_SIZE:
                     self._cache.clear()
                 self._cache[key] = cached
-        headers, body, chunks = cached
-        return Reply(
-            status=200, headers={**headers, "x-amzn-RequestId": request_id}, body=body, chunks=chunks
-        )
+        return replace(cached, headers={**cached.headers, "x-amzn-RequestId": request_id})
 
     def _answer(
         self,
@@ -439,12 +426,11 @@ class FakeBedrockCore:
 
     def _error(self, request: FakeRequest, scripted: Scripted, request_id: str) -> Reply:
         code = scripted.code or "InternalServerException"
-        extra: dict[str, str] = {}
-        if scripted.retry_after is not None:
-            seconds = scripted.retry_after
-            extra["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
         message = self._message(request, scripted, code)
-        return error_reply(code, message, request_id=request_id, status=scripted.status, extra_headers=extra)
+        reply = error_reply(code, message, request_id=request_id, status=scripted.status)
+        if (seconds := scripted.retry_after) is not None:
+            reply.headers["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        return reply
 
     def _stream(
         self, request: FakeRequest, scripted: Scripted | None, request_id: str, *, read_timeout: float | None

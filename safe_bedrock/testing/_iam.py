@@ -1,13 +1,9 @@
-"""IAM enforcement for the fake Bedrock: one identity-based policy, with AWS's denial messages.
-
-As IAM does for a single policy: an explicit Deny wins, otherwise an Allow must match, otherwise the call is
-implicitly denied. The decision is `PolicyDocument.evaluate` (shared with the allowlist); this module picks the
-action and resource ARN(s) a request needs and words the AccessDeniedException exactly as AWS does.
+"""IAM enforcement for the fake Bedrock: one identity-based policy (`PolicyDocument.evaluate`), AWS's denials.
 
 Cross-region inference profiles are checked strictly: the profile ARN and the foundation-model ARN in every
-region the profile may route to must be allowed (with the bedrock:InferenceProfileArn condition key set to the
-profile, as IAM does). AWS checks the destination region actually chosen, which varies per call; checking every
-route means a policy that passes the fake cannot fail in production because of routing.
+region the profile may route to must be allowed (with bedrock:InferenceProfileArn set to the profile, as IAM
+does). AWS checks the destination region actually chosen, which varies per call; checking every route means
+a policy that passes the fake cannot fail in production because of routing.
 """
 
 from __future__ import annotations

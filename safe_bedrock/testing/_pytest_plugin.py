@@ -1,10 +1,4 @@
-"""pytest plugin (registered through the `pytest11` entry point): the `fake_bedrock` fixture.
-
-Each test gets a fresh `FakeBedrock`; its clients are detached at teardown, and a test that passed fails if
-an answer it scripted was never used (call `fake_bedrock.allow_pending_responses()` to opt out). While the
-test runs, safe-bedrock's retry policy is in testing mode (`set_testing(True)`): retries happen, without
-waiting between attempts.
-"""
+"""pytest plugin (registered through the `pytest11` entry point): the `fake_bedrock` fixture."""
 
 from __future__ import annotations
 
@@ -38,9 +32,9 @@ def pytest_runtest_makereport(
 def fake_bedrock(request: pytest.FixtureRequest) -> Iterator[FakeBedrock]:
     """A fresh in-process fake Bedrock; `fake_bedrock.client()` gives a boto3 client answered by it.
 
-    For the test's duration safe-bedrock's retry policy is in testing mode (`set_testing(True)`: attempts
-    as configured, no waiting between them), so a scripted throttle costs no time; the previous mode is
-    restored afterwards. Use `with set_testing(True, attempts=1):` inside a test to turn retries off.
+    Its clients are detached at teardown, and a test that passed fails if an answer it scripted was never
+    used (`fake_bedrock.allow_pending_responses()` opts out). Meanwhile the retry policy is in testing mode
+    (`set_testing(True)`: attempts as configured, no waiting), so a scripted throttle costs no time.
     """
     fake = FakeBedrock()
     with set_testing(True):

@@ -268,12 +268,10 @@ class ScriptingAPI:
         delay: float = 0.0,
         times: int = 1,
     ) -> None:
-        """Queue one answer for a non-streaming call.
+        """Queue one answer: `body` (the JSON or bytes the call returns) or `text` (in the family's shape).
 
-        `body`: the JSON (dict) or raw bytes the call returns; or `text`: the answer text in the shape of the
-        model's family (streams too). `model`: an IAM-style wildcard ("anthropic.*"); `operation`:
-        "invoke_model" or "InvokeModel"; `expected`: the parsed request body the call must send (ANY matches
-        any value); `delay`: seconds before answering; `times`: queue it this many times.
+        Only for models matching `model` ("anthropic.*") and for `operation` ("invoke_model"); `expected`: the
+        request body the call must send (ANY matches any value); `delay`: seconds before answering.
         """
         _one_of(body=body, text=text)
         if body is None and text is None:
@@ -310,12 +308,8 @@ class ScriptingAPI:
         first_byte_delay: float = 0.0,
         times: int = 1,
     ) -> None:
-        """Queue one streamed answer (invoke_model_with_response_stream or converse_stream).
-
-        `text` (split into words), `chunks` (the text pieces, one per delta event) or `events` (raw: chunk
-        dicts, or {"eventName": {...}} for converse_stream); none of them streams the default answer.
-        `delay` is slept between events, `first_byte_delay` before the response starts.
-        """
+        """Queue one streamed answer: `text` (split into words), `chunks` (one per delta event) or raw
+        `events` (chunk dicts, or {"eventName": {...}} for converse_stream); `delay`: between events."""
         _one_of(events=events, text=text, chunks=chunks)
         op = _operation(operation, streaming="add_stream")
         _seconds("delay", delay)
@@ -349,11 +343,8 @@ class ScriptingAPI:
         delay: float = 0.0,
         times: int = 1,
     ) -> None:
-        """Queue a stream that sends `after` events and then a mid-stream exception frame.
-
-        `code`: "ThrottlingException" or its member name "throttlingException", "ModelStreamErrorException",
-        ...; botocore raises EventStreamError with the lowerCamel code while the caller iterates.
-        """
+        """Queue a stream that sends `after` events, then the mid-stream error `code` ("ThrottlingException"
+        or "throttlingException", ...), which botocore raises as EventStreamError while one iterates."""
         member = _catalog.stream_exception_name(code)
         op = _operation(operation, streaming="add_stream_error")
         if op is not None and member not in stream_exceptions(op):
@@ -389,10 +380,7 @@ class ScriptingAPI:
         operation: str | None = None,
         times: int = 1,
     ) -> None:
-        """Queue a stream that ends cleanly after `after` events, without its final events (no message stop).
-
-        With `mid_frame=True` it ends in the middle of the next frame instead.
-        """
+        """Queue a stream that ends cleanly after `after` events (or `mid_frame` of the next), unfinished."""
         self._queue(
             "add_truncated_stream()",
             times,
@@ -415,10 +403,7 @@ class ScriptingAPI:
         times: int = 1,
     ) -> None:
         """Queue a dropped connection: before any response byte (`after=None`), or, for a stream, after
-        `after` events. In-process this raises what botocore/urllib3 raise on a real drop:
-        ConnectionClosedError before the response (which botocore retries), urllib3's ProtocolError while
-        iterating a stream.
-        """
+        `after` events; the client raises what it raises on a real drop (botocore retries the first)."""
         # Before the response any operation can be dropped; after some events, only a stream.
         streaming = None if after is None else "add_connection_drop"
         self._queue(
@@ -446,14 +431,8 @@ class ScriptingAPI:
         expected: object = ANY,
         times: int = 1,
     ) -> None:
-        """Queue an error answer as Bedrock sends it (status from the service model, x-amzn-ErrorType header).
-
-        `code`: "AccessDeniedException", "ThrottlingException", ... (the service model's errors plus the AWS
-        front door's UnrecognizedClientException, ExpiredTokenException, InvalidSignatureException).
-        `message`: the exact text; else the catalog's text for `variant` (else the code's most common one),
-        filled in for the request (principal, action, model ARN, ...; override them with `fields`).
-        `retry_after`: adds a Retry-After header. `times`: e.g. 2 throttles, then the next answer.
-        """
+        """Queue an error answer as Bedrock sends it: `code` ("ThrottlingException", ...), and `message` or
+        the catalog's text for `variant`, filled in for the request (override its fields with `fields`)."""
         if not isinstance(code, str):
             raise TypeError(f"code must be an error code string like 'ThrottlingException', got {code!r}")
         code = _error_code(code, message, variant)
@@ -487,12 +466,8 @@ class ScriptingAPI:
         handler: Callable[[FakeRequest], object] | None = None,
         operation: str | None = None,
     ) -> None:
-        """Answer every call to models matching `model_pattern` (IAM-style wildcard) alike, until reset.
-
-        One of: `text` (answer text in the family's shape, streams included), `body` (non-stream JSON),
-        `error` (an error code, with optional `message`/`variant`), or `handler(request) -> str | dict`
-        (a str is answer text, a dict the response body).
-        """
+        """Answer every call to models matching `model_pattern` alike until reset, with one of `text`, `body`,
+        `error` (a code) or `handler(request)` (returning the answer text or the response body)."""
         _one_of(text=text, body=body, error=error, handler=handler)
         if handler is not None and not callable(handler):
             raise TypeError("handler must be a callable taking the FakeRequest")
