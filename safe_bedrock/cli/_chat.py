@@ -24,13 +24,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     _invoke.add_converse_arguments(parser)
 
 
-def _read(out: Output) -> str | None:
-    """The next line of input without its newline (prompting on a terminal); None at end of input."""
+def _read(out: Output) -> str:
+    """The next line of input without its newline (prompting on a terminal); "/exit" at the end of input."""
     if sys.stdin.isatty() and not out.json_mode:
         out.stderr.write("you> ")
         out.stderr.flush()
     line = sys.stdin.readline()
-    return None if line == "" else line.rstrip("\n")
+    return line.rstrip("\n") if line else "/exit"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -47,8 +47,8 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 out.note("")
                 return EXIT_INTERRUPTED
-            command = None if line is None else line.strip()
-            if command is None or command in {"/exit", "/quit"}:
+            command = line.strip()
+            if command in {"/exit", "/quit"}:
                 return EXIT_OK
             if command == "/reset":
                 messages.clear()
@@ -69,11 +69,7 @@ def _run(args: argparse.Namespace) -> int:
             except SafeBedrockError as exc:
                 # A failed turn is reported and forgotten; the conversation goes on.
                 messages.pop()
-                problem = describe(exc)
-                if out.json_mode:
-                    out.emit({"ok": False, "turn": turn, "error": problem.as_json()}, compact=True)
-                else:
-                    out.problem(problem)
+                out.problem(describe(exc), turn=turn)
                 continue
             if result.text:
                 messages.append({"role": "assistant", "content": [{"text": result.text}]})

@@ -67,9 +67,8 @@ class _Check:
     def add(self, name: str, verdict: str, detail: str, fix: str = "") -> None:
         self.steps.append(Step(name, verdict, detail, fix))
         if not self.out.json_mode:
-            self.out.line(f"  {verdict:<8} {name:<13} {detail}")
-            if fix:
-                self.out.line(f"  {'':<8} {'':<13} fix: {fix}")
+            fix_line = f"\n  {'':<8} {'':<13} fix: {fix}" if fix else ""
+            self.out.line(f"  {verdict:<8} {name:<13} {detail}{fix_line}")
 
     def ask(
         self, step: str, service: str, operation: str, may_not: tuple[str, str] = ("", ""), **params: Any

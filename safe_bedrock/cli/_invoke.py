@@ -33,9 +33,7 @@ DEFAULT_MAX_TOKENS: Final = 1024
 PLACEHOLDER_KEY: Final = "AKIAFAKEBEDROCK00000"
 _PLACEHOLDER_SECRET: Final = "placeholder-secret-for-a-local-fake"  # noqa: S105 - not a secret
 # The endpoint variables botocore honours for the services the commands call.
-ENDPOINT_VARS: Final = tuple(
-    f"AWS_ENDPOINT_URL{s}" for s in ("", "_BEDROCK_RUNTIME", "_BEDROCK", "_STS", "_IAM")
-)
+ENDPOINT_VARS = tuple(f"AWS_ENDPOINT_URL{s}" for s in ("", "_BEDROCK_RUNTIME", "_BEDROCK", "_STS", "_IAM"))
 # What to do instead of the library's escape hatch (allow_any), which the command line does not offer.
 _NAME_THE_MODELS: Final = (
     "list the models you call: exact ids, or a prefix that names the provider such as "
@@ -266,10 +264,8 @@ def add_converse_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow",
         action="append",
         metavar="ENTRY",
-        help=(
-            f"allowlist entries (repeatable, comma separated); default: {ENV_VAR} when set (a blank one "
-            "refuses every model), else only MODEL"
-        ),
+        help=f"allowlist entries (repeatable, comma separated); default: {ENV_VAR} when set (a blank one "
+        "refuses every model), else only MODEL",
     )
     add_aws_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")

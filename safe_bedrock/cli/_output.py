@@ -1,8 +1,5 @@
-"""Output shared by every command: human or --json, errors as one line plus the fix.
+"""Output shared by every command: human or --json, any exception as one line plus the fix, never a traceback.
 
-`main` runs every command through `run_command`, which turns any exception into the same two things: one
-line saying what went wrong (and a ``fix:`` line), or with --json one JSON object on stdout, and an exit
-code. A traceback is never shown; an exception nobody expected is reported as such, with exit code 70.
 What a problem shows (summary, fix, details) has credentials masked and control characters escaped, like
 the library's errors and logs: an error message can echo the request, and a model id comes from the user.
 """
@@ -59,14 +56,8 @@ class Problem:
         return _EXIT_CODES[self.kind]
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "type": self.error_type,
-            "kind": self.kind,
-            "summary": self.summary,
-            "fix": self.fix,
-            "exit_code": self.exit_code,
-            **self.details,
-        }
+        head = {"type": self.error_type, "kind": self.kind, "summary": self.summary, "fix": self.fix}
+        return {**head, "exit_code": self.exit_code, **self.details}
 
 
 def _safe(value: Any) -> Any:
@@ -127,8 +118,6 @@ def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, st
         return "failed", f"could not reach {endpoint or 'the AWS endpoint'}: {exc}", fix
     if isinstance(exc, bce.ReadTimeoutError):
         return "failed", f"timed out waiting for an answer: {exc}", "try again"
-    if isinstance(exc, bce.ParamValidationError):
-        return "usage", str(exc), "check the arguments"
     if isinstance(exc, bce.BotoCoreError):
         return "failed", str(exc), ""
     if isinstance(exc, json.JSONDecodeError):
@@ -206,12 +195,14 @@ class Output:
         """The --json result: one JSON document on stdout (`compact`: on one line, for JSON Lines)."""
         self.line(json.dumps(document, default=str, indent=None if compact else 2))
 
-    def problem(self, problem: Problem) -> int:
-        """Report a problem (one line plus the fix, or a JSON object) and return its exit code."""
+    def problem(self, problem: Problem, *, turn: int | None = None) -> int:
+        """Report a problem (one line plus the fix, or a JSON object: on one line for chat's numbered `turn`)
+        and return its exit code."""
         if problem.kind == "interrupted":
             self.note("\ninterrupted")
         elif self.json_mode:
-            self.emit({"ok": False, "error": problem.as_json()})
+            numbered = {} if turn is None else {"turn": turn}
+            self.emit({"ok": False, **numbered, "error": problem.as_json()}, compact=turn is not None)
         else:
             label = {"usage": "error", "internal": "internal error"}.get(problem.kind, problem.kind)
             fix = f"\n  fix: {problem.fix}" if problem.fix else ""
@@ -223,7 +214,8 @@ class Output:
 def run_command(
     args: argparse.Namespace, body: Callable[[Output], int], *, endpoint: str | None = None
 ) -> int:
-    """Run a command body with every exception turned into one line (or JSON) and an exit code."""
+    """Run a command body with every exception turned into one line (or JSON) and an exit code: an exception
+    nobody expected is reported as such, with exit code 70."""
     out = Output.of(args)
     try:
         return body(out)

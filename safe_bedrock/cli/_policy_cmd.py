@@ -1,10 +1,7 @@
 """`safe-bedrock policy`: the least-privilege IAM policy for an allowlist.
 
-The allowlist comes from model ids on the command line, SAFE_BEDROCK_ALLOWED_MODELS (--from-env), an allowlist
-file (--file) or an IAM policy already deployed (--from-policy); sources add up. It is parsed by
-`ModelAllowlist` (so anything the client would refuse, such as ``*``, is refused here too, with the same
-message), then written out with `least_privilege_policy`: exact ARNs, a cross-Region profile's destination
-models allowed only through the profile, never ``Resource: "*"`` for invoking.
+Every source of models is parsed by `ModelAllowlist` (so anything the client would refuse, such as ``*``, is
+refused here too, with the same message), then written out with `least_privilege_policy`.
 """
 
 from __future__ import annotations
