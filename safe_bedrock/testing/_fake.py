@@ -1,9 +1,7 @@
-"""FakeBedrock: the fake Bedrock inside the process, attached to real boto3 clients. No sockets.
+"""FakeBedrock: the fake Bedrock inside the process, in place of real boto3 clients' HTTP session. No sockets.
 
-It takes the place of a client's HTTP session, the wire itself: botocore has validated and serialised the
-parameters, signed the request and run every event handler (`before-send` included) before the fake sees it,
-and parses what the fake returns as if it came from the network. So what reaches `fake.requests` is exactly
-what would have left the process.
+botocore has serialised, signed and run every event handler before the fake sees a request, and parses the
+reply as if it came from the network: what reaches `fake.requests` is exactly what would leave the process.
 """
 
 from __future__ import annotations

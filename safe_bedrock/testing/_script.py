@@ -1,15 +1,9 @@
-"""Scripting the fake: queue answers, errors and stream faults; route by model; record; assert on it.
+"""Scripting the fake, shared by both transports: queue answers, errors and stream faults; route; assert.
 
-Modelled on botocore's Stubber (`add_response`, `add_client_error`, `ANY`, `assert_no_pending_responses`), but
-stream-aware and shared by both transports: `FakeBedrock` and `FakeBedrockServer` both mix in `ScriptingAPI`.
-
-How a request finds its answer:
-1. the queue, oldest first: the first entry whose `model` pattern and `operation` fit is used, once;
-2. else the routes (`route(...)`), in the order they were added: the first that fits answers, and stays;
-3. else the default answer of the model's provider family (see `_responders`).
-
-A scripting mistake (an error code Bedrock does not have, a stream error on a non-stream operation, both
-`body` and `text`, ...) raises ValueError or TypeError at the line that made it, saying what is valid.
+Modelled on botocore's Stubber (`add_response`, `add_client_error`, `ANY`, `assert_no_pending_responses`). A
+request is answered by the oldest queued entry whose `model` pattern and `operation` fit (used once), else the
+first route that fits (it stays), else the default answer of the model's family (`_responders`). A scripting
+mistake raises ValueError or TypeError at the line that made it, saying what is valid.
 """
 
 from __future__ import annotations
