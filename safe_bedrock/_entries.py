@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from safe_bedrock._ids import ARN_RESOURCES, PROFILE_ROUTES, ModelKind, parse_model_id, profiles_from
+from safe_bedrock._ids import ARN_RESOURCES, ModelKind, geographies, parse_model_id, profiles_from
 from safe_bedrock.errors import AllowlistError, InvalidModelIdError
 
 if TYPE_CHECKING:
@@ -124,10 +124,11 @@ def _rules_for(entry: object, *, source: str, broad_ok: bool) -> list[Rule]:
 
 
 def bare_kind(text: str) -> ModelKind:
-    """The kind a bare id or id pattern names: a profile when it starts with a geography."""
+    """The kind a bare id or id pattern names: a profile when it starts with a geography, or has a third
+    part that is no version number (``deepseek.v3.2`` is a model, ``xx.deepseek.v3.2`` a profile)."""
     head = text.split(":", 1)[0]
-    first = head.split(".", 1)[0]
-    if head.count(".") >= 2 or first in PROFILE_ROUTES:
+    parts = head.split(".")
+    if parts[0] in geographies() or (len(parts) > 2 and not parts[2][:1].isdigit()):
         return ModelKind.INFERENCE_PROFILE
     return ModelKind.FOUNDATION_MODEL
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, profile_routes
+from safe_bedrock._catalog import load
+from safe_bedrock._ids import ModelKind, geographies, profile_routes
 from safe_bedrock._retry import max_attempts
 from safe_bedrock._service import action_for, partition_of
 
@@ -21,21 +22,24 @@ if TYPE_CHECKING:
 
 __all__ = ["needed_action", "suggested_model_id", "suggested_profile_id"]
 
-# The geographies a calling region can reach by a cross-Region profile, most general first; which regions
-# each covers comes from the one routing table in `_ids`. Other regions get no guess (the fix says how to
-# list profiles).
-_SUGGESTED_GEOGRAPHIES = ("us-gov", "us", "eu", "apac")
+# Of a model's profiles that serve the calling region, the one suggested: the narrowest geography first.
+_PREFERENCE = ("us-gov", "us", "eu", "apac", "jp", "au", "global")
 
 
 def suggested_profile_id(model: str, *, region: str) -> str | None:
-    """`anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1 -> `us.anthropic.claude-3-7-sonnet-...`."""
+    """`anthropic.claude-3-7-sonnet-20250219-v1:0` from us-east-1 -> `us.anthropic.claude-3-7-sonnet-...`.
+
+    A profile the model catalog lists for this region; for a model it lists no profile of (newer or older
+    than the snapshot), the geography that routes from the region. Else None: the fix says how to list them.
+    """
     base = model.rsplit("/", 1)[-1]  # a foundation-model ARN ends with the model id
-    if not base or "." not in base:
+    if "." not in base:
         return None
-    for geography in _SUGGESTED_GEOGRAPHIES:
-        if region in PROFILE_ROUTES[geography]:
-            return f"{geography}.{base}"
-    return None
+    serving = {p.geography for p in load().profiles_of(base) if region in p.regions}
+    if not serving:
+        serving = {geo for geo, routes in geographies().items() if region in routes}
+    ranked = [geo for geo in _PREFERENCE if geo in serving]
+    return f"{ranked[0]}.{base}" if ranked else None
 
 
 def suggested_model_id(call: CallContext, why: Diagnosis) -> str | None:

@@ -26,10 +26,14 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from safe_bedrock._catalog import load
 from safe_bedrock._service import max_model_id_length, model_id_rule, partition_of
 from safe_bedrock.errors import InvalidModelIdError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class ModelKind(enum.Enum):
@@ -99,57 +103,24 @@ ARN_RESOURCES: Final[dict[tuple[str, str], tuple[ModelKind, re.Pattern[str]]]] =
     ("sagemaker", "endpoint"): (ModelKind.SAGEMAKER_ENDPOINT, re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-]{0,62}")),
 }
 
-# Where each geography of system (cross-Region) inference profiles routes requests. One table, used both to
-# explain a profile and to write least-privilege policies (IAM checks the foundation model in the region
-# the request lands in). Sources: AWS Bedrock user guide, "Supported Regions and models for inference
-# profiles" and "Geographic cross-Region inference"
-# (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html), and the
-# geography lists of the AWS CDK bedrock-alpha construct (CrossRegionInferenceProfileRegion). Destinations
-# vary per model; each row is the union over models, which costs nothing in exposure because the
-# generated policy only allows those foundation-model ARNs through the profile (a Condition on
-# bedrock:InferenceProfileArn). "global" routes to the region-less foundation-model ARN.
-PROFILE_ROUTES: Final[dict[str, tuple[str, ...]]] = {
-    "us": ("us-east-1", "us-east-2", "us-west-1", "us-west-2"),
-    "us-gov": ("us-gov-east-1", "us-gov-west-1"),
-    "eu": (
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-    ),
-    "apac": (
-        "ap-east-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-7",
-        "me-central-1",
-    ),
-    "jp": ("ap-northeast-1", "ap-northeast-3"),
-    "au": ("ap-southeast-2", "ap-southeast-4"),
-    "global": (),  # region-less foundation-model ARN, plus the source region
-}
+
+def geographies() -> Mapping[str, tuple[str, ...]]:
+    """Each system inference profile geography prefix and the regions its profiles route between, from the
+    model catalog (``global``: ``()``, it routes to the region-less foundation-model ARN). Destinations vary
+    per model; a row is the union over models, which costs nothing in exposure because a generated policy
+    allows those foundation-model ARNs only through the profile (a Condition on bedrock:InferenceProfileArn).
+    """
+    return load().geographies
 
 
 def profiles_from(model: str, region: str) -> tuple[str, ...]:
     """The system inference profile ids of ``model`` (an id or id pattern) a client in ``region`` can call.
 
     A client calls the profiles of its own region only: those of every geography that routes from it (by
-    ``PROFILE_ROUTES``; ``us`` from ``us-east-1``, ``eu`` from ``eu-west-1``, ``apac`` and ``jp`` from
+    `geographies`; ``us`` from ``us-east-1``, ``eu`` from ``eu-west-1``, ``apac`` and ``jp`` from
     ``ap-northeast-1``), and ``global``. What ``profiles+<model>`` allows, in the allowlist and in policies.
     """
-    return tuple(f"{geo}.{model}" for geo, to in PROFILE_ROUTES.items() if region in to or geo == "global")
+    return tuple(f"{geo}.{model}" for geo, to in geographies().items() if region in to or geo == "global")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -416,7 +387,7 @@ def profile_routes(ref: ModelRef) -> tuple[str, ...]:
     """The foundation-model ARNs a call to ``ref`` is checked against, in a stable order.
 
     A system inference profile: the foundation model in its source region and in every region its
-    geography routes to (``PROFILE_ROUTES``); ``global.*`` adds the region-less ARN
+    geography routes to (`geographies`); ``global.*`` adds the region-less ARN
     ``arn:aws:bedrock:::foundation-model/<id>``. A foundation model: its own ARN. Other kinds: ``()``.
     An unknown geography raises ``LookupError``: guessing destinations would under- or over-grant.
     """
@@ -426,14 +397,14 @@ def profile_routes(ref: ModelRef) -> tuple[str, ...]:
         return ()
     geo = geography(ref)
     model = base_model_id(ref)
-    try:
-        regions = PROFILE_ROUTES[geo]
-    except KeyError:
+    known = geographies()
+    if geo not in known:
         msg = (
             f"unknown destination regions for the {geo!r} geography of {ref.resource_id!r}; "
-            f"known: {', '.join(sorted(PROFILE_ROUTES))}"
+            f"known: {', '.join(sorted(known))}"
         )
-        raise LookupError(msg) from None
+        raise LookupError(msg)
+    regions = known[geo]
     arns = [
         f"arn:{ref.partition}:bedrock:{r}::foundation-model/{model}" for r in sorted({*regions, ref.region})
     ]

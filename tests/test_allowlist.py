@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from safe_bedrock._allowlist import ModelAllowlist
-from safe_bedrock._ids import PROFILE_ROUTES, ModelKind, ModelRef, parse_model_id
+from safe_bedrock._ids import ModelKind, ModelRef, geographies, parse_model_id
 from safe_bedrock._policy import INVOKE, INVOKE_BIDI_STREAM, INVOKE_STREAM, least_privilege_policy
 from safe_bedrock.errors import (
     AllowlistError,
@@ -526,7 +526,7 @@ def naive_allows(entries: Iterable[str], target: ModelRef, region: str) -> bool:
                 (f"arn:aws:bedrock:{region}::foundation-model/{model}", ModelKind.FOUNDATION_MODEL)
             )
             # The profiles a client in the region can call: geographies that route from it, and global.
-            geos = [geo for geo, to in PROFILE_ROUTES.items() if region in to or geo == "global"]
+            geos = [geo for geo, to in geographies().items() if region in to or geo == "global"]
             patterns.extend(
                 (f"arn:aws:bedrock:{region}::inference-profile/{geo}.{model}", ModelKind.INFERENCE_PROFILE)
                 for geo in geos

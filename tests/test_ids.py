@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safe_bedrock._ids import (
-    PROFILE_ROUTES,
     ModelKind,
     base_model_id,
+    geographies,
     geography,
     match_key,
     parse_model_id,
@@ -278,7 +278,7 @@ def test_a_geographic_profile_routes_to_the_model_in_every_region_of_its_geograp
     ref = parse_model_id(f"eu.{HAIKU}", region="eu-west-1")
     routes = profile_routes(ref)
     assert routes == tuple(
-        f"arn:aws:bedrock:{region}::foundation-model/{HAIKU}" for region in sorted(PROFILE_ROUTES["eu"])
+        f"arn:aws:bedrock:{region}::foundation-model/{HAIKU}" for region in sorted(geographies()["eu"])
     )
 
 

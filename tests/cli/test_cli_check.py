@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from safe_bedrock._allowlist import ENV_VAR
+from safe_bedrock._ids import geographies
 from tests.cli.clihelpers import Result, run
 from tests.cli.conftest import Aws
 
@@ -136,7 +137,8 @@ def test_the_simulation_evaluates_the_policy_the_fake_enforces(aws: Aws) -> None
 def test_a_profile_is_simulated_with_its_routes_and_the_profile_context(aws: Aws) -> None:
     result, steps = check(aws, US_HAIKU, "--no-call")
     assert result.code == 0
-    assert "and 4 routed model ARNs" in steps["iam policy"]["detail"]
+    routed = len({*geographies()["us"], "us-east-1"})
+    assert f"and {routed} routed model ARNs" in steps["iam policy"]["detail"]
     (simulate,) = [c for c in aws.plane.calls if c.operation == "SimulatePrincipalPolicy"]
     profile = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{US_HAIKU}"
     assert simulate.params["ResourceArns.member.1"] == profile
