@@ -91,9 +91,8 @@ class _Parser(argparse.ArgumentParser):
             from safe_bedrock.cli._output import Output, Problem
 
             details = {"argument": argument} if argument else {}
-            Output(command=self.prog, json_mode=True).problem(
-                Problem("usage", message, fix, "ArgumentError", details)
-            )
+            problem = Problem("usage", message, fix, "ArgumentError", details)
+            Output(command=self.prog, json_mode=True).problem(problem)
         else:
             self.print_usage(sys.stderr)
             sys.stderr.write(f"{self.prog}: error: {message}\n" + (f"  fix: {fix}\n" if fix else ""))

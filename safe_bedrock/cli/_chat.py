@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 _HELP = "commands: /reset forgets the conversation, /exit leaves (so do Ctrl-D and Ctrl-C at the prompt)"
 
 
-def _configure(parser: argparse.ArgumentParser) -> None:
-    _invoke.add_converse_arguments(parser)
-
-
 def _read(out: Output) -> str:
     """The next line of input without its newline (prompting on a terminal); "/exit" at the end of input."""
     if sys.stdin.isatty() and not out.json_mode:
@@ -97,6 +93,6 @@ COMMAND = Command(
         "With --json each turn prints one JSON object on one line (JSON Lines).\n"
         "A failed turn prints its error and the chat goes on.\n" + EXIT_CODES_HELP + " at the prompt"
     ),
-    configure=_configure,
+    configure=_invoke.add_converse_arguments,
     run=_run,
 )

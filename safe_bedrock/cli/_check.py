@@ -73,9 +73,8 @@ class _Check:
     def ask(
         self, step: str, service: str, operation: str, may_not: tuple[str, str] = ("", ""), **params: Any
     ) -> Any:
-        """The answer of `service`'s `operation` (a boto3 method name); or None after recording why the step
-        cannot tell (`may_not`: detail and fix when the caller may not call it). STS refusing the caller is
-        a refusal of the credentials themselves."""
+        """`service`'s answer to `operation` (a boto3 method name), or None after recording why the step can't
+        tell (`may_not`: detail and fix when the caller may not ask); STS refusing refuses the credentials."""
         config = Config(connect_timeout=5, read_timeout=20, retries={"total_max_attempts": 2})
         make: Any = self.session.client  # boto3-stubs types one overload per service name, not a str variable
         what = f"{service} {operation.replace('_', '-')}"
@@ -170,8 +169,7 @@ def _allowlist(check: _Check, allowlist: ModelAllowlist | None, ref: ModelRef, a
 
 def _policy_source(principal: str) -> str | None:
     """The IAM entity SimulatePrincipalPolicy takes for an STS/IAM caller ARN (None when none can be)."""
-    match = _ROLE_SESSION.fullmatch(principal)
-    if match:
+    if match := _ROLE_SESSION.fullmatch(principal):
         partition, account, role = match.groups()
         return f"arn:{partition}:iam::{account}:role/{role}"
     return principal if _IAM_PRINCIPAL.fullmatch(principal) else None
@@ -303,8 +301,7 @@ def _verdict(steps: list[Step]) -> tuple[str, int]:
     verdicts = [step.verdict for step in steps]
     if DENIED in verdicts:
         return "denied", EXIT_DENIED
-    call_ok = any(step.step == "call" and step.verdict == OK for step in steps)
-    if call_ok or UNKNOWN not in verdicts:
+    if any(step.step == "call" and step.verdict == OK for step in steps) or UNKNOWN not in verdicts:
         return "allowed", EXIT_OK
     return "could not tell", EXIT_UNKNOWN
 
@@ -317,13 +314,12 @@ def _run(args: argparse.Namespace) -> int:
     check_model(args.model, region=region)  # bad ids are usage errors naming MODEL, before any call
     ref = parse_model_id(args.model, region=region)
     # The allowlist the app would use: a malformed one is a usage error before any step, not after three.
+    in_region = ref.region or None
     if args.allow_file:
         with _invoke.allowlist_errors("--allow-file"):
-            allowlist: ModelAllowlist | None = ModelAllowlist.from_file(
-                args.allow_file, region=ref.region or None
-            )
+            allowlist: ModelAllowlist | None = ModelAllowlist.from_file(args.allow_file, region=in_region)
     else:
-        allowlist = _invoke.env_allowlist(region=ref.region or None)
+        allowlist = _invoke.env_allowlist(region=in_region)
     endpoint = args.endpoint_url
     check = _Check(out, session, endpoint)
     if not out.json_mode:

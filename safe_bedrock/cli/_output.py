@@ -77,9 +77,7 @@ def _one_line(text: str) -> str:
 
 def _service_problem(exc: Any) -> Problem:
     details = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in exc.fields().items()
-        if key != "fix" and value not in (None, "", ())
+        key: value for key, value in exc.fields().items() if key != "fix" and value not in (None, "", ())
     }
     name = type(exc).__name__  # per-client translated classes carry the public class name
     if isinstance(exc, errors.ModelNotAllowedError):
@@ -161,16 +159,14 @@ def _versions() -> str:
     return f"safe-bedrock {__version__}, botocore {botocore.__version__}, Python {platform.python_version()}"
 
 
+@dataclass(kw_only=True)
 class Output:
     """Where a command writes: human text (stdout for results, stderr for notes) or one JSON document."""
 
-    def __init__(
-        self, *, command: str, json_mode: bool, stdout: TextIO | None = None, stderr: TextIO | None = None
-    ) -> None:
-        self.command = command
-        self.json_mode = json_mode
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+    command: str
+    json_mode: bool
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Output:
