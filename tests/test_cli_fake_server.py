@@ -190,17 +190,24 @@ def test_credentials_file_makes_only_its_keys_sign(tmp_path: Path) -> None:
     [(None, "No such file"), ("{not json", "Expecting property name"), ('{"AKIA": 7}', "must map")],
 )
 def test_a_bad_credentials_file_is_exit_2_naming_the_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, problem: str
+    tmp_path: Path, content: str | None, problem: str
 ) -> None:
     keys = tmp_path / "keys.json"
     if content is not None:
         keys.write_text(content)
-    code, err = run_main(["fake-server", "--port", "0", "--credentials", str(keys)], capsys)
-    assert code == 2
-    assert err.count("\n") == 2  # the problem, then the fix
-    assert f"--credentials {str(keys)!r}" in err
-    assert problem in err
-    assert "SECRET_ACCESS_KEY" in err
+    # A subprocess with a deadline: a file wrongly accepted would otherwise serve until the suite times out.
+    result = subprocess.run(
+        [*COMMAND, "fake-server", "--port", "0", "--credentials", str(keys)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    problem_line, fix = result.stderr.strip().splitlines()
+    assert f"--credentials {str(keys)!r}" in problem_line
+    assert problem in problem_line
+    assert "SECRET_ACCESS_KEY" in fix
 
 
 def test_bad_policy_file_is_one_line_exit_2_without_traceback(tmp_path: Path) -> None:

@@ -1,17 +1,16 @@
 """Scripting a fake server that runs in another process: `connect(endpoint_url)` and the control API under it.
 
-`connect(url)` returns a handle with FakeBedrock's scripting and inspection methods (`add_response`,
-`add_client_error`, `add_stream`, `add_stream_error`, `add_truncated_stream`, `add_connection_drop`,
-`route`, `set_policy`, `reset`, `requests`, `pending_responses`, `assert_no_pending_responses`) for a
-server started by `safe-bedrock fake-server` or `FakeBedrockServer`. Each call is checked in the caller's
-process first, by the same code and with the same messages as in-process. What cannot cross a process is
-refused there with a TypeError: a `route(handler=...)` callable (use `text=`, `body=` or `error=` per model).
+`connect(url)` returns a handle with FakeBedrock's scripting and inspection methods for a server started by
+`safe-bedrock fake-server` or `FakeBedrockServer`. Each call is checked in the caller's process first, by
+the same code and with the same messages as in-process. A `route(handler=...)` callable cannot cross a
+process: TypeError there (give each model a fixed answer with `text=`, `body=` or `error=`).
 
 The control API (JSON over HTTP, served by the fake server only, under a path Bedrock never uses; its
 requests need no signature and are never recorded as Bedrock requests):
 
-- `POST /__safe_bedrock/{method}`, `method` one of the scripting methods above (not `requests` or
-  `pending_responses`). Body: a JSON object of the method's keyword arguments, named as in Python
+- `POST /__safe_bedrock/{method}`, `method` one of `add_response`, `add_stream`, `add_stream_error`,
+  `add_truncated_stream`, `add_connection_drop`, `add_client_error`, `route`, `set_policy`, `reset`,
+  `assert_no_pending_responses`. Body: a JSON object of the method's keyword arguments, named as in Python
   (`{"text": "Paris", "model": "anthropic.*"}`, `{"code": "ThrottlingException", "times": 2}`,
   `{"model_pattern": "amazon.*", "error": "AccessDeniedException"}`). Optional header
   `X-Safe-Bedrock-Origin: <file:line>` names where the script was written, for failure messages.
@@ -60,11 +59,7 @@ def _encode(value: object) -> object:
         return {str(key): _encode(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode(item) for item in value]
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    raise TypeError(
-        f"{value!r} cannot be sent to a fake server in another process; pass JSON values, bytes or ANY"
-    )
+    return value  # anything JSON cannot carry fails in json.dumps with a TypeError naming its type
 
 
 def _decode(value: object) -> Any:
@@ -212,15 +207,13 @@ class RemoteFakeBedrock(ScriptingAPI):
         except urllib.error.HTTPError as exc:
             with exc:
                 raw = exc.read()
-            try:
-                problem = json.loads(raw)
-                error, message = _ERRORS[problem["error"]], problem["message"]
-            except (ValueError, KeyError, TypeError):
+            problem = json.loads(raw) if raw.startswith(b'{"error"') else {}
+            if problem.get("error") not in _ERRORS:
                 raise RuntimeError(
-                    f"{self.endpoint_url} answered {name} with HTTP {exc.code}: it is not a safe-bedrock fake"
-                    " server, or one too old for remote scripting; start `safe-bedrock fake-server`"
+                    f"{self.endpoint_url} is not a safe-bedrock fake server with remote scripting (HTTP"
+                    f" {exc.code} for {name}); start one with `safe-bedrock fake-server`"
                 ) from None
-            raise error(message) from None
+            raise _ERRORS[problem["error"]](problem["message"]) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ConnectionError(
@@ -238,16 +231,10 @@ for _name in _METHODS:
 
 
 def connect(endpoint_url: str, *, timeout: float = 10.0) -> RemoteFakeBedrock:
-    """Script a fake server running in another process, as `FakeBedrock` is scripted in this one.
+    """Script a fake server in another process (`safe-bedrock fake-server`) as FakeBedrock is scripted.
 
-    ```python
-    fake = connect("http://127.0.0.1:4010")  # started with `safe-bedrock fake-server --port 4010`
-    fake.add_response(text="Paris", model="anthropic.*")
-    ...  # the app under test calls the server
-    fake.assert_no_pending_responses()
-    ```
-    Raises ConnectionError at once when no fake server answers there. `route(handler=...)` needs the
-    server in this process (a callable cannot cross); everything else works as in-process.
+    `fake = connect("http://127.0.0.1:4010"); fake.add_response(text="Paris")`. ConnectionError at once
+    when no fake server answers there; `route(handler=...)` needs the server in this process.
     """
     fake = RemoteFakeBedrock(endpoint_url, timeout=timeout)
     fake.pending_responses()

@@ -64,16 +64,13 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
+    credentials: Mapping[str, str] | None = None  # the keys whose signatures are verified (None: any key)
+
     def __init__(
-        self,
-        address: tuple[str, int],
-        core: FakeBedrockCore,
-        control_plane: ControlPlane | None,
-        credentials: Mapping[str, str] | None,
+        self, address: tuple[str, int], core: FakeBedrockCore, control_plane: ControlPlane | None
     ) -> None:
         self.core = core
         self.control_plane = control_plane
-        self.credentials = credentials
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
@@ -168,8 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, request.headers, body, self.server.credentials
             )
             if refused:
-                code, message = refused
-                reply = error_reply(code, message, request_id=core.next_request_id(), status=403)
+                reply = error_reply(*refused, request_id=core.next_request_id(), status=403)
             elif not request.operation and self.server.control_plane is not None:
                 # Not a bedrock-runtime route: maybe STS, IAM or the Bedrock control plane (for `check`).
                 # Asked only now, so bedrock-runtime calls never pay for the control plane's routing.
@@ -309,15 +305,14 @@ def _http_date() -> str:
 
 
 def _credentials(credentials: Mapping[str, str] | None) -> dict[str, str] | None:
-    if credentials is None:
-        return None
-    pairs = dict(credentials) if isinstance(credentials, Mapping) else None
-    if not pairs or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in pairs.items()):
+    pairs = dict(credentials) if isinstance(credentials, Mapping) else {}
+    strings = all(isinstance(text, str) and text for pair in pairs.items() for text in pair)
+    if credentials is not None and not (pairs and strings):
         raise ValueError(
             "credentials must map access key ids to secret access keys, e.g. {'AKIAEXAMPLE': 'secret'}, "
             "with at least one pair; pass None to accept any key"
         )
-    return pairs
+    return None if credentials is None else pairs
 
 
 def _internal_error(core: FakeBedrockCore) -> Reply:
@@ -376,7 +371,8 @@ class FakeBedrockServer(ScriptingAPI):
         with self._lock:
             if self._httpd is not None:
                 return self
-            httpd = _HTTPServer(self._address, self._core, self.control_plane, self.credentials)
+            httpd = _HTTPServer(self._address, self._core, self.control_plane)
+            httpd.credentials = self.credentials
             self._core.closing.clear()
             thread = threading.Thread(
                 target=httpd.serve_forever,

@@ -1,12 +1,8 @@
-"""The AWS front door's authentication check, for the fake server: is the request signed, by a key we know?
+"""The AWS front door's authentication, for the fake server: is the request signed, by a key we know?
 
-- No SigV4 `Authorization` header, no presigned-URL signature (`X-Amz-Signature` in the query) and no bearer
-  API key: 403 MissingAuthenticationTokenException "Missing Authentication Token", as AWS answers.
-- With `credentials` (access key id -> secret access key) known: an access key outside them gets
-  UnrecognizedClientException, and a signature that botocore's own signer does not reproduce from the
-  request as received gets InvalidSignatureException. Without them, any key is accepted (dummy keys work).
-
-Bearer API keys are accepted as they are: they are not access keys and carry no signature.
+Unsigned (no SigV4 header, presigned query or bearer API key): MissingAuthenticationTokenException. With
+`credentials` (access key id -> secret) known, another key is UnrecognizedClientException and a signature
+that botocore's own signer does not reproduce from the request as received InvalidSignatureException.
 """
 
 from __future__ import annotations
@@ -39,11 +35,12 @@ def check(
 
     `headers` have lower-cased names, `path` is the request target exactly as received.
     """
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return None
-    query = dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
-    match = _HEADER.match(auth.strip())
+    auth = headers.get("authorization", "").strip()
+    bearer = auth[:7].lower() == "bearer " and auth[7:].strip()
+    if (auth and credentials is None) or bearer:
+        return None  # any scheme and key while the keys are unknown; a bearer API key always
+    query = {} if auth else dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
+    match = _HEADER.match(auth)
     if match is not None:
         credential, signed, signature = match["credential"], match["signed"], match["signature"]
         timestamp, target = headers.get("x-amz-date", ""), path
@@ -52,10 +49,8 @@ def check(
         signed, timestamp = query.get("X-Amz-SignedHeaders", "host"), query.get("X-Amz-Date", "")
         # The signature covers every query parameter but itself.
         target = re.sub(r"&?X-Amz-Signature=[^&]*", "", path)
-    elif not auth.strip():
-        return MISSING_TOKEN
-    else:  # some other scheme: accepted as before, unless the keys are known
-        return None if credentials is None else _bad_signature()
+    else:
+        return MISSING_TOKEN if not auth else _bad_signature()
     if credentials is None:
         return None
     access_key, _, scope = credential.partition("/")
