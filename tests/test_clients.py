@@ -12,10 +12,13 @@ Bedrock. What `guard()` covers differs per client:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -99,13 +102,19 @@ ROUTES = [  # (model prefix, operation, streamed operation); a bare `bedrock/` s
 
 
 @pytest.fixture(scope="module")
-def litellm() -> ModuleType:
+def litellm() -> Iterator[ModuleType]:
     # Importing LiteLLM fetches its model price list from the internet unless told to use its bundled copy.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True  # else it prints a provider-list banner for `bedrock/invoke/` ids
-    return litellm
+    yield litellm
+    # A sync call logs its timing through asyncio.get_event_loop(), which gives the main thread an event
+    # loop that nothing closes: close it here, or a later test that replaces it fails on a ResourceWarning.
+    with contextlib.suppress(RuntimeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.get_event_loop().close()
+    asyncio.set_event_loop(None)
 
 
 def _complete(litellm: ModuleType, server: FakeBedrockServer, model: str, **kwargs: Any) -> Any:
