@@ -49,7 +49,7 @@ BODY = json.dumps(
         "messages": [{"role": "user", "content": "Hello"}],
     }
 ).encode()
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "Authorization": "Bearer bench"}
 
 
 QUANTILE = 0.1

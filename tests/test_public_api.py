@@ -91,6 +91,7 @@ TESTING_PUBLIC = [
     "FakeBedrockServer",
     "FakeRequest",
     "ScriptingAPI",
+    "connect",
     "set_testing",
 ]
 

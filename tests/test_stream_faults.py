@@ -60,7 +60,7 @@ def _body(model: str) -> str:
 
 @pytest.fixture
 def fake() -> Iterator[FakeBedrock]:
-    with set_testing(True), FakeBedrock() as fake:
+    with set_testing(True), FakeBedrock(models=[TITAN]) as fake:  # Titan Text is retired: added back
         yield fake
 
 
@@ -73,7 +73,7 @@ def client(fake: FakeBedrock) -> Iterator[SafeBedrockClient]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeBedrockServer]:
-    with set_testing(True), FakeBedrockServer() as server:
+    with set_testing(True), FakeBedrockServer(models=[TITAN]) as server:
         yield server
 
 

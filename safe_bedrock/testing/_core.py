@@ -10,15 +10,14 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from safe_bedrock._eventstream import event_frame, exception_frame
 from safe_bedrock._ids import parse_model_id
 from safe_bedrock._service import action_for, partition_of, route, stream_exceptions, stream_operations
-from safe_bedrock.testing import _messages as _catalog
-from safe_bedrock.testing import _responders
+from safe_bedrock.testing import _messages, _models, _responders
 from safe_bedrock.testing._script import Script, Scripted
 from safe_bedrock.testing._wire import (
     DEFAULT_ACCOUNT,
@@ -111,7 +110,7 @@ def error_reply(code: str, message: str, *, request_id: str, status: int | None 
         "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
     }
     body = json.dumps({"message": message}).encode()
-    return Reply(status=status or _catalog.http_status(code), headers=headers, body=body)
+    return Reply(status=status or _messages.http_status(code), headers=headers, body=body)
 
 
 def _json(
@@ -169,8 +168,9 @@ def _encoded(payload: object) -> bytes:
     return payload if isinstance(payload, bytes) else _responders.compact_json(payload).encode()
 
 
-def _invoke_chunk(event: object) -> bytes:
-    return event_frame("chunk", b'{"bytes":"' + base64.b64encode(_encoded(event)) + b'"}')
+def _invoke_chunk(event: object, pad: str) -> bytes:
+    body = b'{"bytes":"' + base64.b64encode(_encoded(event)) + b'","p":"' + pad.encode() + b'"}'
+    return event_frame("chunk", body)
 
 
 def _payload(request: FakeRequest, *, invoke: bool) -> Mapping[str, object]:
@@ -201,6 +201,10 @@ class FakeBedrockCore:
     principal: str = DEFAULT_PRINCIPAL
     account: str = DEFAULT_ACCOUNT
     max_requests: int | None = None
+    # Answer calls to models Bedrock would not serve (unknown, profile-only, not in the region, retired)
+    # with its errors, from the model catalog; `models`: those a test added (`_models.added_model`).
+    strict_models: bool = True
+    models: dict[str, _models.AddedModel] = field(default_factory=dict)
     closing: threading.Event = field(default_factory=threading.Event, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _failures: list[str] = field(default_factory=list, repr=False)
@@ -289,6 +293,15 @@ class FakeBedrockCore:
             if denial is not None:
                 return error_reply("AccessDeniedException", denial.message, request_id=request_id)
         scripted = self.script.take(request)
+        if scripted is None and self.strict_models and request.model_id:
+            refusal = _models.refusal(
+                request.model_id, region=request.region, operation=request.operation, added=self.models
+            )
+            if refusal is not None:
+                code, variant = refusal
+                template = _messages.find(code, variant).template
+                message = _messages.render(template, model_id=request.model_id)
+                return error_reply(code, message, request_id=request_id, status=_messages.http_status(code))
         try:
             if scripted is not None and scripted.failure is not None:
                 raise _ScriptFailureError(scripted.failure)
@@ -303,6 +316,11 @@ class FakeBedrockCore:
             reply = error_reply("ValidationException", f"safe-bedrock fake: {exc}", request_id=request_id)
             reply.failure = str(exc)
             return reply
+
+    def _family(self, model_id: str) -> str | None:
+        """The body family of a model a test added, which the catalog does not know."""
+        added = self.models.get(model_id.rsplit("/", 1)[-1])
+        return added.family if added is not None else None
 
     def _default(self, request: FakeRequest, request_id: str) -> Reply:
         # Default answers are a pure function of (operation, model id, body): a test suite sending the same
@@ -353,7 +371,9 @@ class FakeBedrockCore:
         headers: dict[str, str] = {}
         body: object
         if operation == "InvokeModel":
-            family, answer = _responders.answer_for(operation, model_id, payload, text=text)
+            family, answer = _responders.answer_for(
+                operation, model_id, payload, text=text, family=self._family(model_id)
+            )
             headers = {
                 "X-Amzn-Bedrock-Invocation-Latency": str(_responders.latency_ms(answer)[1]),
                 "X-Amzn-Bedrock-Output-Token-Count": str(answer.output_tokens),
@@ -422,7 +442,7 @@ class FakeBedrockCore:
             "detail": "The request is invalid.",
             **scripted.fields,
         }
-        return _catalog.render(_catalog.find(code, scripted.variant).template, **fields)
+        return _messages.render(_messages.find(code, scripted.variant).template, **fields)
 
     def _error(self, request: FakeRequest, scripted: Scripted, request_id: str) -> Reply:
         code = scripted.code or "InternalServerException"
@@ -439,16 +459,22 @@ class FakeBedrockCore:
         invoke = operation == "InvokeModelWithResponseStream"
         frames: list[bytes]
         if scripted is not None and scripted.events is not None:
-            frames = [_invoke_chunk(event) if invoke else _custom_frame(event) for event in scripted.events]
+            pad = _responders.pads(request.body)
+            frames = [
+                _invoke_chunk(event, next(pad)) if invoke else _custom_frame(event)
+                for event in scripted.events
+            ]
         else:
             text, _ = self._scripted_text(request, scripted)
             pieces = scripted.pieces if scripted is not None else None
             payload = _payload(request, invoke=invoke)
-            family, answer = _responders.answer_for(operation, model_id, payload, text=text, pieces=pieces)
+            family, answer = _responders.answer_for(
+                operation, model_id, payload, text=text, pieces=pieces, family=self._family(model_id)
+            )
             if invoke:
-                frames = [
-                    _invoke_chunk(c) for c in _responders.invoke_stream_chunks(family, answer, model_id)
-                ]
+                pad = _responders.pads(request.body)
+                bodies = _responders.invoke_stream_chunks(family, answer, model_id)
+                frames = [_invoke_chunk(c, next(pad)) for c in bodies]
             else:
                 events = _responders.converse_stream_events(answer)
                 frames = [event_frame(name, _encoded(body)) for name, body in events]
@@ -465,7 +491,7 @@ class FakeBedrockCore:
                 tail = following[: max(1, len(following) // 2)]
         if scripted.ending == "exception":
             code = scripted.code or "InternalServerException"
-            member = _catalog.stream_exception_name(code)
+            member = _messages.stream_exception_name(code)
             valid = stream_exceptions(operation)
             if member not in valid:
                 raise _ScriptFailureError(
@@ -475,6 +501,16 @@ class FakeBedrockCore:
             frames.append(exception_frame(member, self._message(request, scripted, code)))
         chunks = _paced(frames, scripted, tail, self.closing, read_timeout)
         return Reply(status=200, headers=headers, chunks=chunks)
+
+
+def new_core(*, max_requests: int | None, models: Iterable[str], strict_models: bool) -> FakeBedrockCore:
+    """A core for a transport's constructor arguments, checked here so both transports word errors alike."""
+    if isinstance(models, str):
+        raise TypeError(
+            f"models= takes a list of model ids, got the string {models!r}: write models=[{models!r}]"
+        )
+    added = {model.id: model for model in map(_models.added_model, models)}
+    return FakeBedrockCore(max_requests=max_requests, strict_models=bool(strict_models), models=added)
 
 
 def _custom_frame(event: object) -> bytes:

@@ -17,13 +17,13 @@ from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from safe_bedrock._service import RUNTIME
-from safe_bedrock.testing._core import FakeBedrockCore, request_from_http
+from safe_bedrock.testing._core import FakeBedrockCore, new_core, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import FAKE_ACCESS_KEY, isolated_client, isolated_session
 from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, ReadTimeout, Reply, close_chunks, start
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
 
     import boto3.session
@@ -108,9 +108,21 @@ class FakeBedrock(ScriptingAPI):
 
     _core: FakeBedrockCore
 
-    def __init__(self, *, max_requests: int | None = None) -> None:
-        """`max_requests`: keep only the newest N requests in `.requests` (default: all of them)."""
-        self._core = FakeBedrockCore(max_requests=max_requests)
+    def __init__(
+        self,
+        *,
+        max_requests: int | None = None,
+        models: Iterable[str] = (),
+        strict_models: bool = True,
+    ) -> None:
+        """`max_requests`: keep only the newest N requests in `.requests` (default: all of them).
+
+        Calls to models Bedrock would not serve (an unknown id, a profile-only model by its bare id, a
+        model not offered in the region, a retired one) get Bedrock's errors, judged by the model catalog;
+        `models` adds ids the catalog does not know (see `add_model`), `strict_models=False` serves any
+        well-formed id. Scripted answers always win.
+        """
+        self._core = new_core(max_requests=max_requests, models=models, strict_models=strict_models)
         self._unique = f"safe-bedrock-fake-{next(_ids)}"
         self._clients: list[Any] = []
         self._allow_pending = False

@@ -16,7 +16,7 @@ from safe_bedrock._ids import ModelKind, parse_model_id, profile_routes
 from safe_bedrock._policy import PolicyError
 from safe_bedrock._service import action_for
 from safe_bedrock.errors import InvalidModelIdError
-from safe_bedrock.testing import _messages as _catalog
+from safe_bedrock.testing import _messages
 from safe_bedrock.testing._wire import DEFAULT_PRINCIPAL
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def decide(
         verdict = document.evaluate(action=action, resource=resource, inference_profile_arn=through_profile)
         if not verdict.allowed:
             variant = "explicit_deny_identity" if verdict.explicit_deny else "implicit_deny"
-            template = _catalog.find("AccessDeniedException", variant).template
-            message = _catalog.render(template, principal=principal, action=action, resource=resource)
+            template = _messages.find("AccessDeniedException", variant).template
+            message = _messages.render(template, principal=principal, action=action, resource=resource)
             return Denial(action, resource, verdict.explicit_deny, verdict.matched_sid, message)
     return None

@@ -23,6 +23,10 @@ from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from safe_bedrock._catalog import family_of as catalog_family_of
+from safe_bedrock._catalog import load
+from safe_bedrock._ids import geographies
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\s*\S+")
 ANSWER_PREFIX = "You said: "
@@ -107,27 +111,14 @@ def parse_json_body(body: bytes, *, invoke: bool) -> Mapping[str, object]:
 
 # --- families -------------------------------------------------------------------------------------------
 
-_PROFILE_PREFIX = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.")
-
 
 def _bare_id(model_id: str) -> str:
     # arn:...:foundation-model/x, arn:...:inference-profile/us.x -> x; us.x -> x
     tail = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
-    return _PROFILE_PREFIX.sub("", tail)
+    geography, _, rest = tail.partition(".")
+    return rest if geography in geographies() else tail
 
 
-# Id prefixes, most specific first; the catalog will replace this table.
-_ID_FAMILIES = (
-    ("amazon.titan-embed", "titan_embed"),
-    ("amazon.titan", "titan"),
-    ("amazon.nova", "nova"),
-    ("meta.", "llama"),
-    ("mistral.", "mistral"),
-    ("cohere.embed", "cohere_embed"),
-    ("cohere.command", "cohere_command"),
-    ("ai21.jamba", "jamba"),
-)
-_PROVIDER_FAMILIES = frozenset({"openai", "deepseek", "qwen", "writer", "stability"})  # family = provider
 # Application inference profiles, provisioned and custom models hide the family: go by the body's keys.
 _BODY_FAMILIES = (
     ("anthropic_version", "anthropic"),
@@ -156,16 +147,19 @@ def _stop(family: str, answer: Answer) -> str:
     return _STOPS.get(family, ("stop", "length"))[answer.truncated]
 
 
-def family_of(model_id: str, payload: Mapping[str, object]) -> str:
-    """The InvokeModel body family (see _ID_FAMILIES): by model id, else by the body's keys."""
+def _known_family(model_id: str) -> str | None:
     bare = _bare_id(model_id)
-    if bare.startswith("anthropic."):
-        return "anthropic" if "messages" in payload or "prompt" not in payload else "anthropic_text"
-    for prefix, family in _ID_FAMILIES:
-        if bare.startswith(prefix):
-            return family
-    if (provider := bare.split(".", 1)[0]) in _PROVIDER_FAMILIES:
-        return provider
+    return load().family(bare) or catalog_family_of(bare)
+
+
+def family_of(model_id: str, payload: Mapping[str, object], family: str | None = None) -> str:
+    """The InvokeModel body family: `family` when known (a test's own model), else the model catalog's,
+    else by the body's keys (application profiles, provisioned and custom models hide the model)."""
+    family = family or _known_family(model_id)
+    if family == "anthropic" and "prompt" in payload and "messages" not in payload:
+        return "anthropic_text"  # Claude models answered the legacy text-completions body too
+    if family is not None:
+        return family
     for key, family in _BODY_FAMILIES:
         if key in payload:
             return family
@@ -342,14 +336,16 @@ def answer_for(
     *,
     text: str | None = None,
     pieces: Sequence[str] | None = None,
+    family: str | None = None,
 ) -> tuple[str, Answer]:
-    """Validate the body and build the answer: (family, answer); family is "converse" for Converse ops."""
+    """Validate the body and build the answer: (family, answer); family is "converse" for Converse ops.
+    `family`: the body family of a model a test added (else the catalog's, see `family_of`)."""
     if operation in ("Converse", "ConverseStream"):
-        prompt = _converse_prompt(payload)
+        prompt = _converse_prompt(payload, model_id)
         limit = _limit(payload, "inferenceConfig", "maxTokens")
         answer = make_answer(prompt, _input_text(payload), limit, text=text, pieces=pieces)
         return "converse", replace(answer, echo=_echoes(model_id, payload, answer))
-    family = family_of(model_id, payload)
+    family = family_of(model_id, payload, family)
     if operation == "InvokeModelWithResponseStream" and family in _UNSTREAMABLE:
         raise BadRequest("The model is unsupported for streaming.")
     prompt, input_text, limit = _prompt_and_limit(family, payload)
@@ -368,8 +364,12 @@ def _echoes(model_id: str, payload: Mapping[str, object], answer: Answer) -> dic
     if isinstance(paths, list) and paths:
         # The pointers name fields of the model's own reply (an id hiding the family reads as Anthropic's).
         native = invoke_body(family_of(model_id, {"messages": []}), answer, model_id, {})
-        if picked := _pick(native, paths):
-            echo["additionalModelResponseFields"] = picked
+        # Recorded: asked for, the key is always there; a plain name (no JSON Pointer) that the request's
+        # additionalModelRequestFields holds came back as that field's value.
+        sent = payload.get("additionalModelRequestFields")
+        sent = sent if isinstance(sent, Mapping) else {}
+        plain: object = next((sent[path] for path in paths if isinstance(path, str) and path in sent), {})
+        echo["additionalModelResponseFields"] = _pick(native, paths) or plain
     return echo
 
 
@@ -404,7 +404,7 @@ def _pick(native: Mapping[str, object], paths: Sequence[object]) -> dict[str, ob
     return picked
 
 
-def _converse_prompt(payload: Mapping[str, object]) -> str:
+def _converse_prompt(payload: Mapping[str, object], model_id: str) -> str:
     messages = payload.get("messages")
     if messages is None:
         raise BadRequest(
@@ -415,7 +415,8 @@ def _converse_prompt(payload: Mapping[str, object]) -> str:
         raise BadRequest(
             "The value of 'messages' must be a list of messages, each an object with role and content."
         )
-    if not messages or messages[0].get("role") != "user":
+    # Claude takes a conversation that opens with the assistant's turn (recorded Bedrock traffic shows it).
+    if not messages or (messages[0].get("role") != "user" and _known_family(model_id) != "anthropic"):
         raise BadRequest(
             "A conversation must start with a user message. Try again with a conversation that starts with a"
             " user message."

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from safe_bedrock._policy import iam_pattern
 from safe_bedrock._service import operation_specs, service_model, stream_exceptions, stream_operations
-from safe_bedrock.testing import _messages as _catalog
+from safe_bedrock.testing import _messages, _models
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -238,7 +238,7 @@ def _error_code(code: str, message: str | None, variant: str | None) -> str:
     """The catalog's spelling of an error code (ValueError for an unknown code or variant)."""
     if message is not None and not isinstance(message, str):
         raise TypeError(f"message must be a string, got {message!r}")
-    return _catalog.find(code, variant).code
+    return _messages.find(code, variant).code
 
 
 class ScriptingAPI:
@@ -249,6 +249,29 @@ class ScriptingAPI:
     def _queue(self, call: str, times: int, **fields: Any) -> None:
         entry = Scripted(origin=f"{call} at {_caller()}", **fields)
         self._core.script.queue(entry, times=_count("times", times, 1, "an int"))
+
+    def add_model(
+        self,
+        model_id: str,
+        *,
+        family: str | None = None,
+        regions: Iterable[str] = (),
+        streaming: bool = True,
+        lifecycle: str = "ACTIVE",
+    ) -> None:
+        """Serve a model the catalog does not know (or one it lists as retired), on demand, until the fake
+        is closed (`reset()` keeps it). `family`: its InvokeModel body shape (``"anthropic"``, ``"llama"``,
+        ...; default: guessed from the id); `regions`: where it is offered (default: everywhere);
+        `lifecycle`: ``"ACTIVE"``, ``"LEGACY"`` or ``"END_OF_LIFE"`` (answered as retired)."""
+        model = _models.added_model(
+            model_id,
+            family=family,
+            regions=regions,
+            streaming=streaming,
+            lifecycle=lifecycle,  # type: ignore[arg-type]
+        )
+        with self._core.lock:
+            self._core.models[model.id] = model
 
     def add_response(
         self,
@@ -339,7 +362,7 @@ class ScriptingAPI:
     ) -> None:
         """Queue a stream that sends `after` events, then the mid-stream error `code` ("ThrottlingException"
         or "throttlingException", ...), which botocore raises as EventStreamError while one iterates."""
-        member = _catalog.stream_exception_name(code)
+        member = _messages.stream_exception_name(code)
         op = _operation(operation, streaming="add_stream_error")
         if op is not None and member not in stream_exceptions(op):
             valid = ", ".join(stream_exceptions(op))
@@ -443,7 +466,7 @@ class ScriptingAPI:
             code=code,
             message=message,
             variant=variant,
-            status=http_status or _catalog.http_status(code),
+            status=http_status or _messages.http_status(code),
             retry_after=retry_after,
             fields=dict(fields or {}),
         )
@@ -469,7 +492,7 @@ class ScriptingAPI:
         if error is not None:
             code = _error_code(error, message, variant)
             fields = {"kind": "error", "code": code, "message": message, "variant": variant}
-            fields["status"] = _catalog.http_status(code)
+            fields["status"] = _messages.http_status(code)
         elif body is not None:
             fields = {"kind": "body", "body": body}
         elif handler is not None or text is not None:

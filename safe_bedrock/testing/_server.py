@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from safe_bedrock._eventstream import exception_frame
 from safe_bedrock.testing import _remote, _signing
 from safe_bedrock.testing._control_plane import ControlPlane
-from safe_bedrock.testing._core import FakeBedrockCore, error_reply, request_from_http
+from safe_bedrock.testing._core import FakeBedrockCore, error_reply, new_core, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import isolated_client, isolated_session
 from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, Reply
@@ -345,8 +345,11 @@ class FakeBedrockServer(ScriptingAPI):
         control_plane: ControlPlane | None = None,
         max_requests: int | None = None,
         credentials: Mapping[str, str] | None = None,
+        models: Iterable[str] = (),
+        strict_models: bool = True,
     ) -> None:
         """`max_requests`: keep only the newest N requests in `.requests` (for a long-running server).
+        `models`, `strict_models`: which models are served, as for `FakeBedrock`.
 
         Every Bedrock request must be signed (SigV4, a presigned URL or a bearer API key), else it gets
         403 MissingAuthenticationTokenException. `credentials` ({access key id: secret access key}) makes
@@ -354,7 +357,7 @@ class FakeBedrockServer(ScriptingAPI):
         InvalidSignatureException, and `client()` signs with the first key. Without it any key passes.
         """
         self.credentials = _credentials(credentials)
-        self._core = FakeBedrockCore(max_requests=max_requests)
+        self._core = new_core(max_requests=max_requests, models=models, strict_models=strict_models)
         # STS, IAM and Bedrock control-plane answers (what `safe-bedrock check` asks), following this fake's
         # principal and policy; script them through `server.control_plane`.
         self.control_plane = control_plane if control_plane is not None else ControlPlane(core=self._core)

@@ -33,6 +33,9 @@ def anthropic_body(text: str = "What is the capital of France?", **extra: object
 
 @pytest.fixture
 def client(fake_bedrock: FakeBedrock) -> Any:
+    # A model the catalog does not list as served (retired, or not in its snapshot) still has a family
+    # worth testing: the test adds it, as an app's suite would.
+    fake_bedrock.add_model("amazon.titan-text-express-v1")
     return fake_bedrock.client(config=NO_RETRIES)
 
 
@@ -131,7 +134,7 @@ def test_max_tokens_cuts_the_answer_and_says_so(client: Any) -> None:
             lambda b: b["outputs"][0]["text"],
         ),
         (
-            "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
             {
                 "anthropic_version": "bedrock-2023-05-31",
                 "max_tokens": 9,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 HAIKU_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
-TITAN = "amazon.titan-text-express-v1"
+NOVA = "amazon.nova-micro-v1:0"
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/app/session"
 ANTHROPIC_BODY = json.dumps(
     {
@@ -260,11 +260,11 @@ def test_policy_allows_listed_model_and_denies_others_with_aws_message(
     server.set_policy(_allow("bedrock:InvokeModel", HAIKU_ARN))
     assert client.invoke_model(modelId=HAIKU, body=ANTHROPIC_BODY)["body"].read()
     with pytest.raises(client.exceptions.AccessDeniedException) as info:
-        client.invoke_model(modelId=TITAN, body=b'{"inputText": "hi"}')
+        client.invoke_model(modelId=NOVA, body=b'{"inputText": "hi"}')
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert info.value.response["Error"]["Message"] == (
         f"User: {PRINCIPAL} is not authorized to perform: bedrock:InvokeModel on resource: "
-        f"arn:aws:bedrock:us-east-1::foundation-model/{TITAN} because no identity-based policy allows the "
+        f"arn:aws:bedrock:us-east-1::foundation-model/{NOVA} because no identity-based policy allows the "
         "bedrock:InvokeModel action"
     )
 
@@ -300,10 +300,10 @@ def test_explicit_deny_wins_and_says_so(server: FakeBedrockServer, client: Any) 
     )
     assert client.converse(modelId=HAIKU, messages=MESSAGES)["output"]
     with pytest.raises(client.exceptions.AccessDeniedException) as info:
-        client.converse(modelId=TITAN, messages=MESSAGES)
+        client.converse(modelId=NOVA, messages=MESSAGES)
     assert info.value.response["Error"]["Message"] == (
         "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: bedrock:InvokeModel on "
-        f"resource: arn:aws:bedrock:us-east-1::foundation-model/{TITAN} with an explicit deny in an "
+        f"resource: arn:aws:bedrock:us-east-1::foundation-model/{NOVA} with an explicit deny in an "
         "identity-based policy"
     )
 
@@ -311,7 +311,7 @@ def test_explicit_deny_wins_and_says_so(server: FakeBedrockServer, client: Any) 
 def test_no_policy_means_no_enforcement(server: FakeBedrockServer, client: Any) -> None:
     server.set_policy(_allow("bedrock:InvokeModel", HAIKU_ARN))
     server.set_policy(None)
-    assert client.converse(modelId=TITAN, messages=MESSAGES)["output"]
+    assert client.converse(modelId=NOVA, messages=MESSAGES)["output"]
 
 
 # --- HTTP edge cases: never a traceback, never a hang ------------------------------------------------------
@@ -349,7 +349,7 @@ def test_chunked_request_body_is_read(server: FakeBedrockServer) -> None:
     payload = json.dumps({"messages": MESSAGES}).encode()
     request = (
         f"POST /model/{HAIKU}/converse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "Transfer-Encoding: chunked\r\nAuthorization: Bearer test-key\r\nConnection: close\r\n\r\n"
     ).encode()
     request += b"%x\r\n%b\r\n0\r\n\r\n" % (len(payload), payload)
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
