@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "safe_bedrock.cli._check",
     "safe_bedrock.cli._invoke",
     "safe_bedrock.cli._chat",
+    "safe_bedrock.cli._catalog_cmd",
 )
 
 

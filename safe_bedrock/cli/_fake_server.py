@@ -10,7 +10,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safe_bedrock._policy import PolicyDocument, PolicyError
 from safe_bedrock.cli import EXIT_OK, Command, CommandError
+from safe_bedrock.cli._args import check_region
+from safe_bedrock.testing._server import FakeBedrockServer
 from safe_bedrock.testing._wire import DEFAULT_PRINCIPAL, DEFAULT_REGION
 
 if TYPE_CHECKING:
@@ -56,6 +59,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help=f"region clients should use; requests' SigV4 scope wins (default {DEFAULT_REGION})",
     )
     parser.add_argument(
+        "--model",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="serve this foundation-model id on demand although the model catalog does not (repeatable)",
+    )
+    parser.add_argument(
+        "--any-model",
+        action="store_true",
+        help="serve every well-formed model id (default: unknown, retired and profile-only models get"
+        " Bedrock's errors, judged by the model catalog)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help='print one JSON line when listening ({"endpoint_url": ...}) and errors as JSON',
@@ -63,8 +79,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_policy(path: Path) -> object:
-    from safe_bedrock._policy import PolicyDocument, PolicyError  # only with --policy
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -96,11 +110,37 @@ def _load_policy(path: Path) -> object:
         ) from None
 
 
-def _run(args: argparse.Namespace) -> int:
-    from safe_bedrock._policy import PolicyError  # keep `--help` fast
-    from safe_bedrock.cli._args import check_region
-    from safe_bedrock.testing._server import FakeBedrockServer
+def _server_for(args: argparse.Namespace) -> FakeBedrockServer:
+    try:
+        # From a file, never an argument: a secret on the command line shows in `ps` and the shell history.
+        keys = None if args.credentials is None else json.loads(args.credentials.read_text(encoding="utf-8"))
+        server = FakeBedrockServer(
+            host=args.host,
+            port=args.port,
+            region=args.region,
+            max_requests=_MAX_REQUESTS,
+            credentials=keys,
+            strict_models=not args.any_model,
+        )
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a map of key ids to secrets
+        raise CommandError(
+            f"--credentials {str(args.credentials)!r}: {getattr(exc, 'strerror', None) or exc}",
+            fix='write {"ACCESS_KEY_ID": "SECRET_ACCESS_KEY", ...} in it; keep it out of version control',
+            argument="--credentials",
+        ) from None
+    try:
+        for model in args.model:
+            server.add_model(model)
+    except ValueError as exc:
+        raise CommandError(
+            f"--model: {str(exc).removeprefix('add_model: ')}",
+            fix="pass a foundation-model id such as anthropic.claude-3-haiku-20240307-v1:0",
+            argument="--model",
+        ) from None
+    return server
 
+
+def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CommandError(
             f"--port {args.port}: port {args.port} is out of range",
@@ -109,18 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     check_region(args.region, where="--region")
     # Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
-    try:
-        # From a file, never an argument: a secret on the command line shows in `ps` and the shell history.
-        keys = None if args.credentials is None else json.loads(args.credentials.read_text(encoding="utf-8"))
-        server = FakeBedrockServer(
-            host=args.host, port=args.port, region=args.region, max_requests=_MAX_REQUESTS, credentials=keys
-        )
-    except (OSError, ValueError) as exc:  # unreadable, not JSON, or not a map of key ids to secrets
-        raise CommandError(
-            f"--credentials {str(args.credentials)!r}: {getattr(exc, 'strerror', None) or exc}",
-            fix='write {"ACCESS_KEY_ID": "SECRET_ACCESS_KEY", ...} in it; keep it out of version control',
-            argument="--credentials",
-        ) from None
+    server = _server_for(args)
     if args.policy is not None:
         document = _load_policy(args.policy)
         try:

@@ -294,12 +294,12 @@ def test_a_real_defect_exits_70_and_says_what_to_report_without_any_address(
 
 
 def test_a_real_defect_in_fake_server_exits_70_without_any_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    from safe_bedrock.cli import _args
+    from safe_bedrock.cli import _fake_server
 
     def defect(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("an invariant broke")
 
-    monkeypatch.setattr(_args, "check_region", defect)
+    monkeypatch.setattr(_fake_server, "check_region", defect)
     for json_flag in ((), ("--json",)):
         result = run("fake-server", "--port", "0", *json_flag)
         assert result.code == 70

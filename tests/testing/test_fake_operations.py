@@ -280,11 +280,14 @@ def test_malformed_stream_bodies_fail_before_the_stream_opens(client: Any) -> No
         client.invoke_model_with_response_stream(modelId="amazon.titan-text-express-v1", body="{}")
 
 
-def test_a_conversation_starting_with_the_assistant_is_refused(client: Any) -> None:
+def test_a_conversation_starting_with_the_assistant_is_refused_except_by_claude(client: Any) -> None:
+    opening = [{"role": "assistant", "content": [{"text": "hi"}]}, {"role": "user", "content": [{"text": "go"}]}]
     with pytest.raises(
         client.exceptions.ValidationException, match="A conversation must start with a user message"
     ):
-        client.converse(modelId=HAIKU, messages=[{"role": "assistant", "content": [{"text": "hi"}]}])
+        client.converse(modelId="amazon.nova-micro-v1:0", messages=opening)
+    # Recorded Bedrock traffic: Claude answers a conversation that opens with its own turn.
+    assert client.converse(modelId=HAIKU, messages=opening)["output"]["message"]["role"] == "assistant"
 
 
 @pytest.mark.parametrize(
