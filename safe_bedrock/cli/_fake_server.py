@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING
 from safe_bedrock._policy import PolicyDocument, PolicyError
 from safe_bedrock.cli import EXIT_OK, Command, CommandError
 from safe_bedrock.cli._args import check_region
+from safe_bedrock.cli._invoke import allowlist_errors
 from safe_bedrock.testing._server import FakeBedrockServer
 from safe_bedrock.testing._wire import DEFAULT_PRINCIPAL, DEFAULT_REGION
 
 if TYPE_CHECKING:
     import argparse
-    from types import FrameType
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4010
-_MAX_REQUESTS = 10_000  # requests kept in the fake's log; the oldest go first
+# Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
+_MAX_REQUESTS = 10_000
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -78,38 +79,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_policy(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise CommandError(
-            f"--policy {str(path)!r}: cannot read it ({reason})",
-            fix="pass a readable IAM policy JSON file to --policy",
-            argument="--policy",
-        ) from None
-    except UnicodeDecodeError:
-        raise CommandError(
-            f"--policy {str(path)!r} is not UTF-8 text",
-            fix="pass an IAM policy JSON document to --policy",
-            argument="--policy",
-        ) from None
-    try:
-        return PolicyDocument.from_json(text, source=str(path))
-    except PolicyError as exc:
-        raise CommandError(
-            f"--policy: {exc}",
-            fix="fix the policy file (Condition blocks are not supported)",
-            argument="--policy",
-        ) from None
-    except ValueError as exc:  # JSON syntax errors, when the parser reports them as such
-        raise CommandError(
-            f"--policy {str(path)!r} is not valid JSON: {exc}",
-            fix="check it with `python -m json.tool FILE`",
-            argument="--policy",
-        ) from None
-
-
 def _server_for(args: argparse.Namespace) -> FakeBedrockServer:
     try:
         # From a file, never an argument: a secret on the command line shows in `ps` and the shell history.
@@ -148,10 +117,10 @@ def _run(args: argparse.Namespace) -> int:
             argument="--port",
         )
     check_region(args.region, where="--region")
-    # Hours of traffic must not grow memory without bound: the request log keeps the newest requests.
     server = _server_for(args)
     if args.policy is not None:
-        document = _load_policy(args.policy)
+        with allowlist_errors("--policy"):
+            document = PolicyDocument.from_json(args.policy.read_bytes(), source=str(args.policy))
         try:
             server.set_policy(document, principal=args.principal)
         except PolicyError as exc:
@@ -181,11 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         ) from None
 
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001 - signal handler signature
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         url = server.endpoint_url
         if args.json:
