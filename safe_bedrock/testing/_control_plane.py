@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from safe_bedrock._catalog import Model, Profile, load
 from safe_bedrock._policy import iam_pattern
-from safe_bedrock._service import route
-from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL
+from safe_bedrock._service import partition_of, route
+from safe_bedrock.testing._wire import DEFAULT_ACCOUNT, DEFAULT_PRINCIPAL, DEFAULT_REGION
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from safe_bedrock.testing._core import FakeBedrockCore
+    from safe_bedrock.testing._models import AddedModel
 
 __all__ = ["ControlPlane", "ControlPlaneCall", "Decision", "ModelAccess"]
 
@@ -124,14 +126,16 @@ class ControlPlane:
         """Answer a control-plane request, or return None when it is not one (bedrock-runtime's)."""
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
         match = _SCOPE.search(lowered.get("authorization", ""))
-        access_key, service = (match.group(1), match.group(3)) if match else (None, "")
+        access_key, region, service = (
+            (match.group(1), match.group(2), match.group(3)) if match else (None, "", "")
+        )
         if service in _QUERY_SERVICES:
             return self._query(service, body, access_key)
         # A bedrock-runtime route always goes to the runtime core, even if the control plane has the path.
         if service == "bedrock" and route(method, path) is None:
             found = route(method, path, "bedrock")
             if found is not None:
-                return self._bedrock(*found, access_key)
+                return self._bedrock(*found, access_key, region or DEFAULT_REGION)
         return None
 
     # --- STS and IAM: the query protocol (the action is a form field, replies are XML) ----------------------
@@ -204,7 +208,9 @@ class ControlPlane:
 
     # --- Bedrock control plane (rest-json) ------------------------------------------------------------------
 
-    def _bedrock(self, operation: str, params: Mapping[str, str], access_key: str | None) -> _Answer:
+    def _bedrock(
+        self, operation: str, params: Mapping[str, str], access_key: str | None, region: str
+    ) -> _Answer:
         self._record("bedrock", operation, params, access_key)
         if self._identity_error is not None:
             return self._json(
@@ -226,10 +232,25 @@ class ControlPlane:
                     "regionAvailability": access.region,
                 },
             )
-        if operation == "GetFoundationModel":
-            return self._json(200, {"modelDetails": _model_summary(model_id)})
+        # The model catalog answers the rest, as Bedrock would from the region asked.
+        added = self.core.models if self.core is not None else {}
         if operation == "ListFoundationModels":
-            return self._json(200, {"modelSummaries": []})
+            summaries = [_model_summary(m, region) for m in _catalog_models(region, added)]
+            return self._json(200, {"modelSummaries": summaries})
+        if operation == "ListInferenceProfiles":
+            found = [_profile_summary(p, region) for p in load().profiles.values() if region in p.regions]
+            return self._json(200, {"inferenceProfileSummaries": found})
+        if operation == "GetFoundationModel":
+            model = next((m for m in _catalog_models(region, added) if m.id == model_id), None)
+            if model is not None:
+                return self._json(200, {"modelDetails": _model_summary(model, region)})
+        if operation == "GetInferenceProfile":
+            profile = load().profile(params.get("inferenceProfileIdentifier", "").rsplit("/", 1)[-1])
+            if profile is not None and region in profile.regions:
+                return self._json(200, _profile_summary(profile, region))
+        if operation in ("GetFoundationModel", "GetInferenceProfile"):
+            message = "The provided model identifier is invalid."
+            return self._json(400, {"message": message}, "ValidationException")
         message = f"safe-bedrock's fake does not implement the Bedrock control-plane operation {operation}"
         return self._json(404, {"message": message}, "UnknownOperationException")
 
@@ -317,15 +338,43 @@ def _context(form: Mapping[str, str]) -> dict[str, str]:
 _wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
 
 
-def _model_summary(model_id: str) -> dict[str, object]:
+def _catalog_models(region: str, added: Mapping[str, AddedModel]) -> list[Model]:
+    """The models offered in `region` (on demand or through a profile), the ones a test added included."""
+    catalog = load()
+    mine = [
+        Model(m.id, m.id.split(".", 1)[0], ("TEXT",), ("TEXT",), m.streaming, ("ON_DEMAND",), m.regions,
+              m.lifecycle, m.family)
+        for m in added.values()
+        if not m.regions or region in m.regions
+    ]  # fmt: skip
+    return mine + [m for m in catalog.models.values() if catalog.offered(m.id, region) and m.id not in added]
+
+
+def _model_summary(model: Model, region: str) -> dict[str, object]:
     return {
-        "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{model_id}",
-        "modelId": model_id,
-        "modelName": model_id,
-        "providerName": model_id.split(".", 1)[0].capitalize(),
-        "inputModalities": ["TEXT"],
-        "outputModalities": ["TEXT"],
-        "responseStreamingSupported": True,
-        "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
-        "modelLifecycle": {"status": "ACTIVE"},
+        "modelArn": f"arn:{partition_of(region)}:bedrock:{region}::foundation-model/{model.id}",
+        "modelId": model.id,
+        "modelName": model.id,
+        "providerName": model.provider,
+        "inputModalities": list(model.input_modalities),
+        "outputModalities": list(model.output_modalities),
+        "responseStreamingSupported": model.streaming,
+        "inferenceTypesSupported": list(model.inference_types),
+        "modelLifecycle": {"status": model.lifecycle},
+    }
+
+
+def _profile_summary(profile: Profile, region: str) -> dict[str, object]:
+    partition = partition_of(region)
+    arns = [f"arn:{partition}:bedrock:{r}::foundation-model/{profile.model_id}" for r in profile.regions]
+    if profile.geography == "global":
+        arns.append(f"arn:{partition}:bedrock:::foundation-model/{profile.model_id}")
+    return {
+        "inferenceProfileName": profile.id,
+        "inferenceProfileArn": f"arn:{partition}:bedrock:{region}:{DEFAULT_ACCOUNT}:"
+        f"inference-profile/{profile.id}",
+        "inferenceProfileId": profile.id,
+        "models": [{"modelArn": arn} for arn in arns],
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED",
     }
