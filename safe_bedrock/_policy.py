@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -37,6 +37,7 @@ __all__ = [
     "iam_match",
     "iam_pattern",
     "least_privilege_policy",
+    "load_json",
     "routed_refusal",
 ]
 
@@ -153,7 +154,7 @@ class PolicyDocument:
         """Parse a policy from JSON text or an already-decoded mapping; `PolicyError` names what is wrong."""
         data: object
         if isinstance(text, (str, bytes, bytearray)):
-            data = _load_json(text, source)
+            data = load_json(text, what="policy", fail=lambda problem: _error(source, problem))
         elif isinstance(text, Mapping):
             data = text
         else:
@@ -304,19 +305,13 @@ def _error(source: str, problem: str, statement: str | None = None) -> PolicyErr
 
 
 class DuplicateKeyError(ValueError):
-    """Raised by `strict_object` for a key written twice in one JSON object."""
-
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"duplicate key {key!r}")
 
 
 def strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """`object_pairs_hook` refusing duplicate keys.
-
-    `json` silently keeps the last of two equal keys, so `{"Effect": "Deny", "Effect": "Allow"}` would be
-    read as an Allow: what a reviewer reads must be what is enforced.
-    """
+    """`object_pairs_hook` refusing duplicate keys."""
     obj: dict[str, object] = {}
     for key, value in pairs:
         if key in obj:
@@ -325,24 +320,27 @@ def strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return obj
 
 
-def _load_json(text: str | bytes | bytearray, source: str) -> object:
+def load_json(text: str | bytes | bytearray, *, what: str, fail: Callable[[str], Exception]) -> object:
+    """JSON text as a reviewer reads it: at most 1 MiB, UTF-8, each key once; ``fail(problem)`` is raised.
+
+    `json` silently keeps the last of two equal keys, so `{"Effect": "Deny", "Effect": "Allow"}` would be
+    read as an Allow: what a reviewer reads must be what is enforced.
+    """
     if len(text) > _MAX_POLICY_CHARS:
-        raise _error(source, f"policy is {len(text)} characters, over the {_MAX_POLICY_CHARS} limit")
+        raise fail(f"{what} is {len(text)} characters, over the {_MAX_POLICY_CHARS} limit")
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _error(source, f"policy is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise fail(f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         return json.loads(text, object_pairs_hook=strict_object)
     except DuplicateKeyError as exc:
-        raise _error(source, f"{exc} in one JSON object (JSON keeps only the last): write it once") from None
+        raise fail(f"{exc} in one JSON object (JSON keeps only the last): write it once") from None
     except RecursionError:
-        raise _error(source, f"policy JSON is nested too deeply (more than {_MAX_DEPTH} levels)") from None
+        raise fail(f"{what} JSON is nested too deeply (more than {_MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as exc:
-        raise _error(
-            source, f"policy is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise fail(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def _check_depth(data: object, source: str) -> None:
@@ -368,14 +366,10 @@ def _parse_document(data: object, source: str) -> PolicyDocument:
         raise _error(source, f"Version {version!r} is not '2012-10-17' (or '2008-10-17')")
     if "Statement" not in data:
         raise _error(source, "policy has no Statement")
-    raw = data["Statement"]
-    items: list[object]
-    if isinstance(raw, Mapping):
-        items = [raw]
-    elif isinstance(raw, list):
-        items = list(raw)
-    else:
-        raise _error(source, f"Statement is an object or a list of objects, not {type(raw).__name__}")
+    items = data["Statement"]
+    items = [items] if isinstance(items, Mapping) else items
+    if not isinstance(items, list):
+        raise _error(source, f"Statement is an object or a list of objects, not {type(items).__name__}")
     if len(items) > _MAX_STATEMENTS:
         raise _error(source, f"{len(items)} statements, over the limit of {_MAX_STATEMENTS}")
     statements = tuple(_parse_statement(item, index, source) for index, item in enumerate(items))
@@ -447,9 +441,8 @@ def _one_of(
 ) -> tuple[tuple[str, ...], bool]:
     if (key in item) == (not_key in item):
         raise _error(source, f"a statement needs exactly one of {key} and {not_key}", label)
-    if key in item:
-        return _strings(item[key], key=key, source=source, label=label), False
-    return _strings(item[not_key], key=not_key, source=source, label=label), True
+    name = key if key in item else not_key
+    return _strings(item[name], key=name, source=source, label=label), name == not_key
 
 
 def _parse_condition(condition: object, source: str, label: str) -> tuple[tuple[str, ...] | None, bool]:

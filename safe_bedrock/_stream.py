@@ -45,24 +45,10 @@ class _Watched:
             yield chunk
 
 
-class _AioChunks:
-    """`content.iter_chunks()` of aiohttp's response, fed to the tracker (a plain async iterator, not an
+class _AioContent:
+    """aiohttp's `response.content`, its `iter_chunks()` fed to the tracker (a plain async iterator, not an
     async generator: nothing is left for the event loop to finalise)."""
 
-    def __init__(self, chunks: Any, tracker: FrameTracker) -> None:
-        self._chunks = chunks
-        self._tracker = tracker
-
-    def __aiter__(self) -> _AioChunks:
-        return self
-
-    async def __anext__(self) -> Any:
-        item = await self._chunks.__anext__()
-        self._tracker.feed(item[0])
-        return item
-
-
-class _AioContent:
     def __init__(self, content: Any, tracker: FrameTracker) -> None:
         self._content = content
         self._tracker = tracker
@@ -70,8 +56,17 @@ class _AioContent:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._content, name)
 
-    def iter_chunks(self) -> _AioChunks:
-        return _AioChunks(aiter(self._content.iter_chunks()), self._tracker)
+    def iter_chunks(self) -> _AioContent:
+        self._chunks = aiter(self._content.iter_chunks())
+        return self
+
+    def __aiter__(self) -> _AioContent:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._chunks.__anext__()
+        self._tracker.feed(item[0])
+        return item
 
 
 class _AioWatched(_Watched):
@@ -89,11 +84,6 @@ def _watch(stream: Any, *, aio: bool) -> None:
         stream._raw_stream = (_AioWatched if aio else _Watched)(raw, FrameTracker())
 
 
-def _tracker_of(stream: Any) -> FrameTracker | None:
-    raw = getattr(stream, "_raw_stream", None)
-    return raw.tracker if isinstance(raw, _Watched) else None
-
-
 def _stream_request_id(stream: Any) -> str | None:
     headers = getattr(getattr(stream, "_raw_stream", None), "headers", None)
     try:
@@ -109,9 +99,9 @@ def _ended(call: Call, stream: Any) -> StreamEnded | None:
     closed = call.meter.closed()
     if closed is True:
         return None
-    tracker = _tracker_of(stream)
-    if tracker is not None and tracker.inside_frame:
-        return StreamEnded(inside_frame=True, leftover=tracker.partial)
+    raw = getattr(stream, "_raw_stream", None)
+    if isinstance(raw, _Watched) and raw.tracker.inside_frame:
+        return StreamEnded(inside_frame=True, leftover=raw.tracker.partial)
     return StreamEnded(inside_frame=False) if closed is False else None
 
 
