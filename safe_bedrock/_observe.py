@@ -74,6 +74,8 @@ class CallDetails:
     Durations are milliseconds; token counts are what Bedrock reported. Streams only: `ttft_ms` (to the
     first event), `events` and `bytes` read, `closed_early` (the caller left before the end) and `complete`
     (the closing event came; False, a cut answer, is logged as a warning).
+
+    Added in version 0.1.0.
     """
 
     operation: str
@@ -111,6 +113,8 @@ class CallHook(Protocol):
 
     A hook that raises does not break the call: its first failure is logged (event "bedrock.hook_failed")
     and the call goes on. Hooks run in the thread (or event loop) that ended the call.
+
+    Added in version 0.1.0.
     """
 
     def __call__(self, details: CallDetails, /) -> None: ...
@@ -211,7 +215,7 @@ def would_log(outcome: str, error_category: str | None = None) -> bool:
 
 
 def _short(value: str | None) -> str | None:
-    return value if value is None or len(value) <= _MAX_FIELD else _clip(value, _MAX_FIELD)
+    return None if value is None else _clip(value, _MAX_FIELD)
 
 
 def event_from(details: CallDetails) -> dict[str, Any]:
@@ -335,6 +339,8 @@ class BodyLogging:
 
     Built-in redaction (`redact_secrets`) runs first; `redact` then sees the result and returns what may be
     logged (to mask emails or customer ids, say). A `redact` that raises withholds the body.
+
+    Added in version 0.1.0.
     """
 
     max_chars: int = 2000

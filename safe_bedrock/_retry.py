@@ -66,6 +66,8 @@ class RetryConfig:
     `min(wait_max, wait_initial * wait_exp_base ** (n - 1) + uniform(0, wait_jitter))`; a `Retry-After`
     sent by the service replaces it (capped at `wait_max`). Durations take seconds or a
     `datetime.timedelta`; they are stored as float seconds.
+
+    Added in version 0.1.0.
     """
 
     attempts: int = 3
@@ -203,8 +205,6 @@ def _policy(
     now: Callable[[], float],
 ) -> dict[str, Any]:
     """tenacity's arguments for one call: our rule says whether, the backoff or Retry-After how long."""
-    if not isinstance(config, RetryConfig):
-        raise TypeError(f"config= takes a RetryConfig, not {type(config).__name__}")
     testing = _testing  # read once: a call keeps the mode it started in
     attempts = max_attempts(config)
     timeout, initial, wait_max, jitter = config._durations

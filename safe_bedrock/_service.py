@@ -35,7 +35,6 @@ def loader() -> Loader:
     """The process's botocore data loader (honours AWS_DATA_PATH, as botocore's own sessions do)."""
     from botocore.loaders import create_loader  # botocore's data loads only when needed
 
-    # What a botocore session would search: AWS_DATA_PATH first, then botocore's own data.
     return create_loader(os.environ.get("AWS_DATA_PATH"))
 
 

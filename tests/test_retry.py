@@ -532,9 +532,11 @@ def test_set_testing_rejects_a_bad_attempt_count(attempts: Any) -> None:
     assert not is_testing()
 
 
-def test_config_must_be_a_retry_config() -> None:
-    with pytest.raises(TypeError, match="RetryConfig"):
-        call_with_retries(Script(), config={"attempts": 3})  # type: ignore[arg-type]
+def test_the_client_takes_only_a_retry_config() -> None:
+    from safe_bedrock import SafeBedrockClient
+
+    with pytest.raises(TypeError, match=r"retry= takes a RetryConfig, not dict"):
+        SafeBedrockClient(allow=["amazon.nova-lite-v1:0"], region_name="us-east-1", retry={"attempts": 3})  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------------

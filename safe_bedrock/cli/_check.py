@@ -116,7 +116,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _credentials(check: _Check) -> bool:
-
     try:
         credentials = check.session.get_credentials()
         if credentials is None:
@@ -264,7 +263,6 @@ def _model_access(check: _Check, ref: ModelRef, region: str) -> None:
 
 
 def _call(check: _Check, model: str, allowlist: ModelAllowlist) -> None:
-
     messages: list[Any] = [{"role": "user", "content": [{"text": "Hi"}]}]
     started = time.monotonic()
     operation = "CountTokens"

@@ -94,7 +94,6 @@ def _service_problem(exc: Any) -> Problem:
 
 
 def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, str, str]:
-
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", "interrupted", ""
     if isinstance(exc, errors.InvalidModelIdError):
@@ -129,14 +128,14 @@ def _kind_summary_fix(exc: BaseException, endpoint: str | None) -> tuple[str, st
     name = type(exc).__name__
     fix = (
         "this is a bug in safe-bedrock; when you report it, include the command you ran (secrets removed), "
-        f"this message and the versions: {_versions()}"
+        f"this message and the versions: safe-bedrock {__version__}, botocore {botocore.__version__}, "
+        f"Python {platform.python_version()}"
     )
     return "internal", f"unexpected error: {name}: {_one_line(str(exc)) or name}", fix
 
 
 def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
     """The `Problem` for any exception a command can meet; never raises."""
-
     name = type(exc).__name__
     if isinstance(exc, CommandError):
         return Problem(
@@ -151,12 +150,6 @@ def describe(exc: BaseException, *, endpoint: str | None = None) -> Problem:
         details = {"code": code, "message": message, "operation": exc.operation_name}
         return Problem(kind, f"{code} on {exc.operation_name}: {message}", "", name, details)
     return Problem(*_kind_summary_fix(exc, endpoint), name)
-
-
-def _versions() -> str:
-    """`safe-bedrock 1.2.0, botocore 1.35.0, Python 3.12.4`, for a bug report."""
-
-    return f"safe-bedrock {__version__}, botocore {botocore.__version__}, Python {platform.python_version()}"
 
 
 @dataclass(kw_only=True)
