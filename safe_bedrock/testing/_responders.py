@@ -1,12 +1,9 @@
-"""Default answers of the fake, in the shape each provider family uses on Bedrock. Deterministic.
+"""Default answers of the fake, in the shape each provider family uses on Bedrock. Deterministic, no I/O.
 
-The answer text is derived from the prompt (`"You said: <last user text>"`), so an app's test can assert on
-what its code did with the answer. Token counts are a cheap, stable estimate (one per word or punctuation
-mark), and `max_tokens`-style limits cut the answer and set the family's "stopped at the limit" reason, as the
-real models do. Request bodies are validated the way Bedrock does, with the same message forms; a `BadRequest`
-carries the ValidationException message.
-
-Nothing here does I/O or knows about transports: functions take parsed JSON and return JSON-ready data.
+The answer is `"You said: <last user text>"`, so an app's test can assert on what its code did with it.
+Tokens are one per word or punctuation mark; a `max_tokens`-style limit cuts the answer with the family's
+"stopped at the limit" reason. Bodies are validated as Bedrock does; a `BadRequest` carries the
+ValidationException message.
 """
 
 from __future__ import annotations
@@ -80,18 +77,18 @@ def _malformed(detail: str) -> BadRequest:
     return BadRequest(f"Malformed input request: {detail}, please reformat your input and try again.")
 
 
+def _invalid(value: str, must: str) -> BadRequest:
+    message = f"1 validation error detected: Value {value} failed to satisfy constraint: Member must {must}"
+    return BadRequest(message)
+
+
+# Bodies are parsed JSON, so each value is exactly one of these types (or None).
+_JSON_TYPES: dict[type[object], str] = {dict: "JSONObject", list: "JSONArray", str: "String", bool: "Boolean"}
+_JSON_TYPES |= dict.fromkeys((int, float), "Number")
+
+
 def _json_type(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "JSONObject"
-    if isinstance(value, list):
-        return "JSONArray"
-    if isinstance(value, str):
-        return "String"
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, (int, float)):
-        return "Number"
-    return "Null"
+    return _JSON_TYPES.get(type(value), "Null")
 
 
 def parse_json_body(body: bytes, *, invoke: bool) -> Mapping[str, object]:
@@ -168,41 +165,30 @@ def family_of(model_id: str, payload: Mapping[str, object], family: str | None =
     )
 
 
-_JSON_NAMES: dict[type[Any], str] = {str: "String", list: "JSONArray"}
-
-
 def _required(payload: Mapping[str, object], key: str, kind: type[Any]) -> Any:
     value = payload.get(key)
     if value is None:
         raise _malformed(f"#: required key [{key}] not found")
     if not isinstance(value, kind):
-        raise _malformed(f"#/{key}: expected type: {_JSON_NAMES[kind]}, found: {_json_type(value)}")
+        raise _malformed(f"#/{key}: expected type: {_JSON_TYPES[kind]}, found: {_json_type(value)}")
     return value
 
 
-def _text_of_content(content: object, *, where: str, text_key: str) -> str:
+def _text_of_content(content: object, *, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Mapping):  # Writer takes one {"text": ...} block as the content
         content = [content]
     if not isinstance(content, list):
         raise _malformed(f"{where}: expected type: JSONArray, found: {_json_type(content)}")
-    texts = []
     for i, block in enumerate(content):
         if not isinstance(block, Mapping):
             raise _malformed(f"{where}/{i}: expected type: JSONObject, found: {_json_type(block)}")
-        text = block.get(text_key)
-        if isinstance(text, str):
-            texts.append(text)
-    return " ".join(texts)
+    return " ".join(block["text"] for block in content if isinstance(block.get("text"), str))
 
 
 def _messages(
-    payload: Mapping[str, object],
-    *,
-    text_key: str,
-    allow_string: bool,
-    roles: Sequence[str] = ("user", "assistant"),
+    payload: Mapping[str, object], *, allow_string: bool, roles: Sequence[str] = ("user", "assistant")
 ) -> str:
     messages = _required(payload, "messages", list)
     if not messages:
@@ -220,7 +206,7 @@ def _messages(
         if isinstance(content, str) and not allow_string:
             raise _malformed(f"#/messages/{i}/content: expected type: JSONArray, found: String")
         if role == "user":
-            last_user = _text_of_content(content, where=f"#/messages/{i}/content", text_key=text_key)
+            last_user = _text_of_content(content, where=f"#/messages/{i}/content")
     return last_user
 
 
@@ -232,9 +218,7 @@ def _all_text(node: object) -> str:
         return " ".join(_all_text(item) for item in node)
     if isinstance(node, Mapping):
         text = node.get("text")
-        if isinstance(text, str):
-            return text
-        return _all_text(node.get("content"))
+        return text if isinstance(text, str) else _all_text(node.get("content"))
     return ""
 
 
@@ -249,9 +233,7 @@ def _limit(payload: Mapping[str, object], *keys: str) -> int | None:
         if not isinstance(node, Mapping):
             return None
         node = node.get(key)
-    if isinstance(node, bool) or not isinstance(node, int):
-        return None
-    return node
+    return node if isinstance(node, int) and not isinstance(node, bool) else None
 
 
 def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, str, int | None]:
@@ -260,17 +242,17 @@ def _prompt_and_limit(family: str, payload: Mapping[str, object]) -> tuple[str, 
         _required(payload, "anthropic_version", str)
         if "max_tokens" not in payload:
             raise _malformed("#: required key [max_tokens] not found")
-        prompt = _messages(payload, text_key="text", allow_string=True)
+        prompt = _messages(payload, allow_string=True)
         system = payload.get("system")
-        system_text = _text_of_content(system, where="#/system", text_key="text") if system else ""
+        system_text = _text_of_content(system, where="#/system") if system else ""
         return prompt, f"{system_text} {_all_text(payload.get('messages'))}", _limit(payload, "max_tokens")
     if family == "nova":
-        prompt = _messages(payload, text_key="text", allow_string=False)
+        prompt = _messages(payload, allow_string=False)
         return prompt, _input_text(payload), _limit(payload, "inferenceConfig", "maxTokens")
     if family in _CHAT:
         limit = _limit(payload, "max_completion_tokens")
         limit = _limit(payload, "max_tokens") if limit is None else limit
-        prompt = _messages(payload, text_key="text", allow_string=True, roles=_CHAT_ROLES)
+        prompt = _messages(payload, allow_string=True, roles=_CHAT_ROLES)
         return prompt, _all_text(payload["messages"]), limit
     if family in ("titan", "titan_embed"):
         text = _required(payload, "inputText", str)
@@ -298,35 +280,19 @@ def _strip_template(prompt: str) -> str:
     return " ".join(_TEMPLATE_MARKS.sub(" ", prompt).split())
 
 
-def make_answer(
-    prompt: str,
-    input_text: str,
-    limit: int | None,
-    *,
-    text: str | None = None,
-    pieces: Sequence[str] | None = None,
+def _answer(
+    prompt: str, input_text: str, limit: int | None, text: str | None, pieces: Sequence[str] | None
 ) -> Answer:
-    if pieces is not None:
-        chosen = tuple(pieces)
-        text = "".join(chosen)
-    else:
-        if text is None:
-            words = prompt.split()
-            echo = " ".join(words[:_MAX_ECHO_WORDS]) + (" ..." if len(words) > _MAX_ECHO_WORDS else "")
-            text = ANSWER_PREFIX + (echo or "(empty prompt)")
-        chosen = split_pieces(text)
-    truncated = False
-    if limit is not None and limit >= 0 and len(chosen) > limit and pieces is None:
+    # Scripted pieces are sent as given; a text (scripted, or the echo of the prompt) is cut at the limit.
+    if text is None:
+        words = prompt.split()
+        echo = " ".join(words[:_MAX_ECHO_WORDS]) + (" ..." if len(words) > _MAX_ECHO_WORDS else "")
+        text = ANSWER_PREFIX + (echo or "(empty prompt)")
+    chosen = tuple(pieces) if pieces is not None else split_pieces(text)
+    truncated = pieces is None and limit is not None and 0 <= limit < len(chosen)
+    if truncated:
         chosen = chosen[:limit]
-        text = "".join(chosen)
-        truncated = True
-    return Answer(
-        text=text,
-        pieces=chosen,
-        input_tokens=max(1, count(input_text)),
-        output_tokens=len(chosen),
-        truncated=truncated,
-    )
+    return Answer("".join(chosen), chosen, max(1, count(input_text)), len(chosen), truncated)
 
 
 def answer_for(
@@ -343,13 +309,13 @@ def answer_for(
     if operation in ("Converse", "ConverseStream"):
         prompt = _converse_prompt(payload, model_id)
         limit = _limit(payload, "inferenceConfig", "maxTokens")
-        answer = make_answer(prompt, _input_text(payload), limit, text=text, pieces=pieces)
+        answer = _answer(prompt, _input_text(payload), limit, text, pieces)
         return "converse", replace(answer, echo=_echoes(model_id, payload, answer))
     family = family_of(model_id, payload, family)
     if operation == "InvokeModelWithResponseStream" and family in _UNSTREAMABLE:
         raise BadRequest("The model is unsupported for streaming.")
     prompt, input_text, limit = _prompt_and_limit(family, payload)
-    return family, make_answer(prompt, input_text, limit, text=text, pieces=pieces)
+    return family, _answer(prompt, input_text, limit, text, pieces)
 
 
 def _echoes(model_id: str, payload: Mapping[str, object], answer: Answer) -> dict[str, object]:
@@ -407,10 +373,7 @@ def _pick(native: Mapping[str, object], paths: Sequence[object]) -> dict[str, ob
 def _converse_prompt(payload: Mapping[str, object], model_id: str) -> str:
     messages = payload.get("messages")
     if messages is None:
-        raise BadRequest(
-            "1 validation error detected: Value null at 'messages' failed to satisfy constraint: "
-            "Member must not be null"
-        )
+        raise _invalid("null at 'messages'", "not be null")
     if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
         raise BadRequest(
             "The value of 'messages' must be a list of messages, each an object with role and content."
@@ -424,17 +387,12 @@ def _converse_prompt(payload: Mapping[str, object], model_id: str) -> str:
     prompt = ""
     for i, message in enumerate(messages):
         role = message.get("role")
+        where = f"at 'messages.{i + 1}.member"
         if role not in ("user", "assistant"):
-            raise BadRequest(
-                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed to"
-                " satisfy constraint: Member must satisfy enum value set: [user, assistant]"
-            )
+            raise _invalid(f"'{role}' {where}.role'", "satisfy enum value set: [user, assistant]")
         content = message.get("content")
         if not isinstance(content, list):
-            raise BadRequest(
-                f"1 validation error detected: Value at 'messages.{i + 1}.member.content' failed to satisfy"
-                " constraint: Member must not be null and must be a list of content blocks"
-            )
+            raise _invalid(f"{where}.content'", "not be null and must be a list of content blocks")
         if role == "user":
             prompt = " ".join(
                 b["text"] for b in content if isinstance(b, Mapping) and isinstance(b.get("text"), str)
@@ -451,25 +409,10 @@ def _model_name(model_id: str) -> str:
     return bare.split(".", 1)[-1].split("-v", 1)[0] if "." in bare else bare
 
 
-def _message_id(answer: Answer, model_id: str) -> str:
-    digest = hashlib.sha256(f"{model_id}\0{answer.text}".encode()).hexdigest()[:24]
-    return f"msg_bdrk_{digest}"
-
-
 def latency_ms(answer: Answer) -> tuple[int, int]:
     """(firstByteLatency, invocationLatency) in ms: fixed numbers that grow with the answer, for realism."""
     first = 120 + answer.input_tokens // 10
     return first, first + 15 * answer.output_tokens
-
-
-def invocation_metrics(answer: Answer) -> dict[str, int]:
-    first, total = latency_ms(answer)
-    return {
-        "inputTokenCount": answer.input_tokens,
-        "outputTokenCount": answer.output_tokens,
-        "invocationLatency": total,
-        "firstByteLatency": first,
-    }
 
 
 def _embedding(text: str, dimensions: int) -> list[float]:
@@ -497,6 +440,29 @@ def _chat_head(family: str, answer: Answer, model_id: str, kind: str) -> dict[st
     return {**head, "model": _bare_id(model_id)}
 
 
+# The families whose stream sends one plain chunk per piece: (text, stop reason, input tokens, output tokens)
+# -> chunk. Llama's, Mistral's and DeepSeek's InvokeModel body is such a chunk holding the whole answer.
+_Envelope = Callable[[str, "str | None", "int | None", int], dict[str, object]]
+_PIECE_CHUNKS: dict[str, _Envelope] = {
+    "llama": lambda text, stop, tokens_in, tokens_out: {
+        "generation": text,
+        "prompt_token_count": tokens_in,
+        "generation_token_count": tokens_out,
+        "stop_reason": stop,
+    },
+    "mistral": lambda text, stop, _in, _out: {"outputs": [{"text": text, "stop_reason": stop}]},
+    "deepseek": lambda text, stop, _in, _out: {"choices": [{"text": text, "stop_reason": stop}]},
+    "titan": lambda text, stop, tokens_in, tokens_out: {
+        "outputText": text,
+        "index": 0,
+        "totalOutputTextTokenCount": tokens_out,
+        "completionReason": stop,
+        **({} if tokens_in is None else {"inputTextTokenCount": tokens_in}),
+    },
+    "anthropic_text": lambda text, stop, _in, _out: {"completion": text, "stop_reason": stop, "stop": None},
+}
+
+
 def invoke_body(
     family: str, answer: Answer, model_id: str, payload: Mapping[str, object]
 ) -> dict[str, object]:
@@ -504,7 +470,7 @@ def invoke_body(
     stop = _stop(family, answer)
     if family == "anthropic":
         return {
-            "id": _message_id(answer, model_id),
+            "id": f"msg_bdrk_{_uid(answer, model_id).replace('-', '')[:24]}",
             "type": "message",
             "role": "assistant",
             "model": _model_name(model_id),
@@ -536,8 +502,6 @@ def invoke_body(
         }
     if family == "nova":
         return _converse_shape(answer, cacheReadInputTokenCount=0, cacheWriteInputTokenCount=0)
-    if family == "mistral":
-        return {"outputs": [{"text": answer.text, "stop_reason": stop}]}
     if family in _CHAT:
         usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens}
         body = _chat_head(family, answer, model_id, "chat.completion")
@@ -548,8 +512,6 @@ def invoke_body(
         if family == "jamba":
             body["meta"] = {"requestDurationMillis": latency_ms(answer)[1]}
         return body
-    if family == "deepseek":
-        return {"choices": [{"text": answer.text, "stop_reason": stop}]}
     if family == "cohere_command":
         history = payload.get("chat_history")
         user = {"role": "USER", "message": payload.get("message", "")}
@@ -575,44 +537,21 @@ def invoke_body(
     if family == "stability":
         seed = _limit(payload, "seed") or int(_uid(answer, model_id)[:8], 16)
         return {"seeds": [seed], "finish_reasons": [None], "images": [_PNG]}
-    return {  # llama
-        "generation": answer.text,
-        "prompt_token_count": answer.input_tokens,
-        "generation_token_count": answer.output_tokens,
-        "stop_reason": stop,
-    }
-
-
-# One stream chunk per piece: (piece, index, stop reason on the last piece else None, answer) -> chunk.
-_PieceChunk = Callable[[str, int, "str | None", Answer], dict[str, object]]
-_PIECE_CHUNKS: dict[str, _PieceChunk] = {
-    "titan": lambda piece, i, stop, answer: {
-        "outputText": piece,
-        "index": 0,
-        "totalOutputTextTokenCount": i + 1,
-        "completionReason": stop,
-        **({"inputTextTokenCount": answer.input_tokens} if i == 0 else {}),
-    },
-    "mistral": lambda piece, _i, stop, _answer: {"outputs": [{"text": piece, "stop_reason": stop}]},
-    "anthropic_text": lambda piece, _i, stop, _answer: {
-        "completion": piece,
-        "stop_reason": stop,
-        "stop": None,
-    },
-    "deepseek": lambda piece, _i, stop, _answer: {"choices": [{"text": piece, "stop_reason": stop}]},
-    "llama": lambda piece, i, stop, answer: {
-        "generation": piece,
-        "prompt_token_count": answer.input_tokens if i == 0 else None,
-        "generation_token_count": i + 1,
-        "stop_reason": stop,
-    },
-}
+    return _PIECE_CHUNKS[family](answer.text, stop, answer.input_tokens, answer.output_tokens)
 
 
 def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dict[str, object] | bytes]:
     """The chunks of InvokeModelWithResponseStream (dicts, or JSON bytes for text deltas); the last one
     carries amazon-bedrock-invocationMetrics."""
-    metrics = {"amazon-bedrock-invocationMetrics": invocation_metrics(answer)}
+    first_byte, total = latency_ms(answer)
+    metrics = {
+        "amazon-bedrock-invocationMetrics": {
+            "inputTokenCount": answer.input_tokens,
+            "outputTokenCount": answer.output_tokens,
+            "invocationLatency": total,
+            "firstByteLatency": first_byte,
+        }
+    }
     stop = _stop(family, answer)
     if family == "anthropic":
         message = invoke_body(family, answer, model_id, {})
@@ -647,7 +586,6 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
         end = {"is_finished": True, "event_type": "stream-end", "response": response, "finish_reason": stop}
         return [start, *texts, {**end, **metrics}]
     pieces = answer.pieces or ("",)
-    last = len(pieces) - 1
     plain: list[dict[str, object]]
     if family in _CHAT:
         head = _chat_head(family, answer, model_id, "chat.completion.chunk")
@@ -656,8 +594,12 @@ def invoke_stream_chunks(family: str, answer: Answer, model_id: str) -> list[dic
         choices[-1]["finish_reason"] = stop
         plain = [{**head, "choices": [choice]} for choice in choices]
     else:
-        chunk = _PIECE_CHUNKS[family]
-        plain = [chunk(piece, i, stop if i == last else None, answer) for i, piece in enumerate(pieces)]
+        # The stop reason comes with the last piece, the input tokens with the first.
+        chunk, last = _PIECE_CHUNKS[family], len(pieces) - 1
+        plain = [
+            chunk(piece, stop if i == last else None, None if i else answer.input_tokens, i + 1)
+            for i, piece in enumerate(pieces)
+        ]
     plain[-1].update(metrics)
     return list(plain)
 
@@ -720,10 +662,7 @@ def count_tokens_body(model_id: str, payload: Mapping[str, object]) -> dict[str,
     """CountTokens: {"inputTokens": n}, counted the way the other answers count input."""
     source = payload.get("input")
     if not isinstance(source, Mapping) or not ({"invokeModel", "converse"} & set(source)):
-        raise BadRequest(
-            "1 validation error detected: Value null at 'input' failed to satisfy constraint: "
-            "Member must not be null and must contain one of invokeModel, converse"
-        )
+        raise _invalid("null at 'input'", "not be null and must contain one of invokeModel, converse")
     invoke = source.get("invokeModel")
     if isinstance(invoke, Mapping):
         raw = invoke.get("body")
@@ -741,15 +680,9 @@ def count_tokens_body(model_id: str, payload: Mapping[str, object]) -> dict[str,
 def apply_guardrail_body(payload: Mapping[str, object]) -> dict[str, object]:
     content = payload.get("content")
     if not isinstance(content, list):
-        raise BadRequest(
-            "1 validation error detected: Value null at 'content' failed to satisfy constraint: "
-            "Member must not be null"
-        )
+        raise _invalid("null at 'content'", "not be null")
     if payload.get("source") not in ("INPUT", "OUTPUT"):
-        raise BadRequest(
-            "1 validation error detected: Value at 'source' failed to satisfy constraint: "
-            "Member must satisfy enum value set: [INPUT, OUTPUT]"
-        )
+        raise _invalid("at 'source'", "satisfy enum value set: [INPUT, OUTPUT]")
     units = max(1, sum(len(json.dumps(block)) for block in content) // 1000 + 1)
     return {"usage": _guardrail_usage(units), "action": "NONE", "outputs": [], "assessments": []}
 
