@@ -155,8 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         url = server.endpoint_url
         if args.json:
             policy = None if args.policy is None else str(args.policy)
-            document = {"ok": True, "endpoint_url": url, "region": args.region, "policy": policy}
-            print(json.dumps(document), flush=True)
+            listening = {"ok": True, "endpoint_url": url, "region": args.region, "policy": policy}
+            print(json.dumps(listening), flush=True)
         else:
             print(f"Fake Bedrock listening on {url}", flush=True)
             print(
