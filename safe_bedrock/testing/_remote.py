@@ -5,25 +5,11 @@
 the same code and with the same messages as in-process. A `route(handler=...)` callable cannot cross a
 process: TypeError there (give each model a fixed answer with `text=`, `body=` or `error=`).
 
-The control API (JSON over HTTP, served by the fake server only, under a path Bedrock never uses; its
-requests need no signature and are never recorded as Bedrock requests):
-
-- `POST /__safe_bedrock/{method}`, `method` one of `add_response`, `add_stream`, `add_stream_error`,
-  `add_truncated_stream`, `add_connection_drop`, `add_client_error`, `route`, `set_policy`, `reset`,
-  `assert_no_pending_responses`. Body: a JSON object of the method's keyword arguments, named as in Python
-  (`{"text": "Paris", "model": "anthropic.*"}`, `{"code": "ThrottlingException", "times": 2}`,
-  `{"model_pattern": "amazon.*", "error": "AccessDeniedException"}`). Optional header
-  `X-Safe-Bedrock-Origin: <file:line>` names where the script was written, for failure messages.
-- `GET /__safe_bedrock/requests`: `{"result": [request, ...]}`, oldest first; a request has `operation`,
-  `model_id`, `path_params`, `method`, `path`, `headers` (lower-case names), `body`, `json`, `access_key`
-  and `region`.
-- `GET /__safe_bedrock/pending_responses`: `{"result": ["add_response() at test.py:12", ...]}`.
-- Values JSON cannot carry are objects with one key: bytes as `{"$bytes": "<base64>"}` (a request's
-  `body`, a raw `add_response` body, ready-made stream frames), botocore's `ANY` as `{"$any": true}`.
-- Answers: 200 `{"result": ...}` (null for methods); 400 `{"error": "ValueError" | "TypeError",
-  "message": ...}` for a bad script (the message names the fix); 409 `{"error": "AssertionError",
-  "message": ...}` when `assert_no_pending_responses` fails; 404 for an unknown method, 405 for the
-  wrong HTTP method, both with the same `error` and `message` fields.
+The control API (JSON over HTTP under PREFIX, documented in docs/how-to/other-languages.md): `POST {method}`
+with the keyword arguments, `GET requests` and `GET pending_responses`; bytes travel as `{"$bytes": base64}`,
+`ANY` as `{"$any": true}`. An optional `X-Safe-Bedrock-Origin: <file:line>` header names where the script
+was written. Answers: 200 `{"result": ...}`; 400 (a bad script), 409 (`assert_no_pending_responses`
+failed), 404 (unknown method) and 405 (wrong HTTP method) with `{"error": ..., "message": ...}`.
 """
 
 from __future__ import annotations
