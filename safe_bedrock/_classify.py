@@ -229,8 +229,7 @@ def _clean(value: str | None) -> str | None:
     return (value or "").rstrip(_TRAILING) or None
 
 
-def _policy_type(phrase: str) -> str:
-    """ "service control policy" -> "service control", "vpc endpoint policy" -> "VPC endpoint"."""
+def _policy_type(phrase: str) -> str:  # "vpc endpoint policy" -> "VPC endpoint"
     return phrase.lower().removesuffix(" policy").replace("vpc", "VPC")
 
 

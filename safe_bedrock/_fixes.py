@@ -184,11 +184,6 @@ def profile_required(call: CallContext, why: Diagnosis) -> str:
     )
 
 
-def _retry_with_backoff(call: CallContext) -> str:
-    # A client already retried under its RetryConfig, and says so in front of the fix (`retry_fix` below).
-    return "" if call.attempts else "retry with backoff; "
-
-
 def throttling(call: CallContext, why: Diagnosis) -> str:
     advice = "Lower" if call.attempts else "Retry with backoff or lower"
     return (
@@ -213,7 +208,8 @@ def _facts(call: CallContext, why: Diagnosis) -> dict[str, object]:
         "resources": _resources(call, why),
         "access_page": _access_page(call),
         "partition": _partition(call),
-        "retry": _retry_with_backoff(call),
+        # A client already retried under its RetryConfig, and says so in front of the fix (`retry_fix`).
+        "retry": "" if call.attempts else "retry with backoff; ",
         "events": call.events_received,
     }
 

@@ -134,15 +134,13 @@ class Statement:
         return any(iam_match(pattern, inference_profile_arn) for pattern in self.profile_arns)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyDocument:
     """A parsed and validated IAM identity policy. Build it with `from_json`."""
 
-    __slots__ = ("source", "statements", "version")
-
-    def __init__(self, *, statements: tuple[Statement, ...], version: str, source: str) -> None:
-        self.statements = statements
-        self.version = version
-        self.source = source
+    statements: tuple[Statement, ...]
+    version: str
+    source: str
 
     def __repr__(self) -> str:
         return f"<PolicyDocument {self.source} with {len(self.statements)} statements>"
@@ -243,8 +241,7 @@ def any_account_denies(document: PolicyDocument) -> PolicyDocument:
             profile_exact=False,
         )
 
-    statements = tuple(map(widen, document.statements))
-    return PolicyDocument(statements=statements, version=document.version, source=document.source)
+    return replace(document, statements=tuple(map(widen, document.statements)))
 
 
 # Stands for the caller's account in a system profile's ARN when the id does not name it: only a wildcard

@@ -107,19 +107,11 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
         mid_stream=mid_stream,
         ref=_with_account(context, why),
     )
-    kwargs: dict[str, Any] = {
-        "code": code,
-        "message": message,
-        "operation": call.operation,
-        "model_id": context.model_id,
-        "model_arn": context.model_arn,
-        "region": context.region or None,
+    kwargs = _fields(call, code=code, message=message, fix=why.cause.fix(call, why))
+    kwargs |= {
         "request_id": request_id_of(response) or context.request_id,
         "http_status": http_status,
         "retryable": why.cause.retryable,
-        "fix": why.cause.fix(call, why),
-        "mid_stream": mid_stream,
-        "events_received": context.events_received,
         # The same dict, for drop-in code reading e.response; a malformed one (which botocore itself
         # cannot build an error from) is replaced by a fresh response in botocore's shape.
         "response": response if _well_formed(response) else None,
@@ -136,6 +128,20 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
         kwargs.update(attempts=context.attempts, elapsed_s=context.elapsed_s)
     modeled = _modeled(exceptions, code, raised=type(exc))
     return _class_for(klass, modeled, stream=stream, counted=counted)(**kwargs)
+
+
+def _fields(call: CallContext, **given: Any) -> dict[str, Any]:
+    """The typed error's fields that come from the call as it is known (mid-stream or not)."""
+    return {
+        **given,
+        "operation": call.operation,
+        "model_id": call.model_id,
+        "model_arn": call.model_arn,
+        "region": call.region or None,
+        "request_id": call.request_id,
+        "mid_stream": call.mid_stream,
+        "events_received": call.events_received,
+    }
 
 
 # -- no credentials --------------------------------------------------------------------------------------
@@ -398,11 +404,7 @@ def _class_for(
     built = typed
     if len(bases) > 1:
         # Named like the public class so tracebacks and logs read naturally; pickles as the public class.
-        namespace = {
-            "__module__": typed.__module__,
-            "__qualname__": typed.__qualname__,
-            "__doc__": typed.__doc__,
-        }
+        namespace = {name: getattr(typed, name) for name in ("__module__", "__qualname__", "__doc__")}
         built = type(typed.__name__, bases, {**namespace, errors.DYNAMIC_MARK: True})
     if len(_classes) >= _MAX_CLASSES:
         _classes.clear()
@@ -486,19 +488,7 @@ def stream_fault(exc: Exception, *, context: CallContext) -> BaseException:
     if fault is None:
         return exc
     klass, code, message, fix = fault
-    kwargs: dict[str, Any] = {
-        "code": code,
-        "message": message,
-        "operation": context.operation,
-        "model_id": context.model_id,
-        "model_arn": context.model_arn,
-        "region": context.region or None,
-        "request_id": context.request_id,
-        "retryable": True,
-        "fix": fix,
-        "mid_stream": True,
-        "events_received": context.events_received,
-    }
+    kwargs = {**_fields(context, code=code, message=message, fix=fix), "retryable": True, "mid_stream": True}
     kept = None if isinstance(exc, StreamEnded) else _transport_class(exc)
     try:
         typed: BaseException = _class_for(klass, cast("type[ClientError] | None", kept))(**kwargs)
