@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PRINCIPAL", "Denial", "decide", "validate_principal"]
 
 # Principals are IAM or STS identities: arn:<partition>:iam|sts::<account>:<name>.
-_PRINCIPAL = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?:iam|sts)::(?P<account>\d{12}):\S+$")
+_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:\S+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +54,9 @@ def _checks(
     *, principal: str, model_id: str | None, path_params: Mapping[str, str], region: str
 ) -> tuple[tuple[str, str | None], ...]:
     """(resource ARN, bedrock:InferenceProfileArn context) pairs IAM evaluates for the request."""
-    # The principal's partition and account are where account-scoped resources (profiles, guardrails) live.
-    scope = _PRINCIPAL.match(principal)
-    if scope is None:
-        raise PolicyError(f"principal {principal!r} is not an IAM/STS principal ARN")
-    partition, account = scope["partition"], scope["account"]
+    # The principal (checked by validate_principal) names the partition and account where account-scoped
+    # resources (profiles, guardrails) live.
+    _, partition, _, _, account, _ = principal.split(":", 5)
     if model_id is not None:
         try:
             ref = parse_model_id(model_id, region=region, partition=partition, account=account)
