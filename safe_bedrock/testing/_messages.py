@@ -11,7 +11,6 @@ Templates use `str.format` fields, filled from the request when the fake answers
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 
 from safe_bedrock._service import modeled_statuses, stream_exceptions
@@ -211,4 +210,4 @@ class _Defaults(dict[str, str]):
 
 def render(template: str, **fields: str) -> str:
     """Fill a template; unknown or missing fields stay as written rather than failing."""
-    return string.Formatter().vformat(template, (), _Defaults(fields))
+    return template.format_map(_Defaults(fields))

@@ -107,9 +107,15 @@ def answer(core: FakeBedrockCore, method: str, path: str, origin: str | None, bo
         if not isinstance(arguments, dict):
             raise TypeError(f"the body must be a JSON object of {name}'s keyword arguments")
         entries = _run(name, arguments)  # the checks, and what the method adds to the script
-        if entries:
-            _script(core, entries, origin or "a control-API client")
-        else:
+        where = origin or "a control-API client"
+        for entry, times in entries:
+            # The entry names where the caller wrote it, not this server's thread.
+            told = replace(entry, origin=f"{entry.origin.rsplit(' at ', 1)[0]} at {where}")
+            if times is None:
+                core.script.add_route(told)
+            else:
+                core.script.queue(told, times=times)
+        if not entries:
             getattr(api, name)(**arguments)
     except AssertionError as exc:
         return _reply(409, error="AssertionError", message=str(exc))
@@ -117,16 +123,6 @@ def answer(core: FakeBedrockCore, method: str, path: str, origin: str | None, bo
         kind = "TypeError" if isinstance(exc, TypeError) else "ValueError"
         return _reply(400, error=kind, message=str(exc))
     return _reply(200, result=None)
-
-
-def _script(core: FakeBedrockCore, entries: list[tuple[Scripted, int | None]], origin: str) -> None:
-    for entry, times in entries:
-        # The entry names where the caller wrote it, not this server's thread.
-        told = replace(entry, origin=f"{entry.origin.rsplit(' at ', 1)[0]} at {origin}")
-        if times is None:
-            core.script.add_route(told)
-        else:
-            core.script.queue(told, times=times)
 
 
 def _reply(status: int, **payload: object) -> Reply:

@@ -60,10 +60,6 @@ class Answer:
     echo: Mapping[str, object] = field(default_factory=dict)  # request-dependent Converse reply fields
 
 
-def count(text: str) -> int:
-    return len(_TOKEN.findall(text))
-
-
 def split_pieces(text: str) -> tuple[str, ...]:
     # Each piece is a word with the whitespace before it, the way model streams usually cut text.
     pieces = tuple(_PIECE.findall(text))
@@ -292,7 +288,7 @@ def _answer(
     truncated = pieces is None and limit is not None and 0 <= limit < len(chosen)
     if truncated:
         chosen = chosen[:limit]
-    return Answer("".join(chosen), chosen, max(1, count(input_text)), len(chosen), truncated)
+    return Answer("".join(chosen), chosen, max(1, len(_TOKEN.findall(input_text))), len(chosen), truncated)
 
 
 def answer_for(
@@ -636,7 +632,6 @@ def converse_stream_events(answer: Answer) -> list[tuple[str, dict[str, object] 
     def padded(body: Mapping[str, object]) -> dict[str, object]:
         return dict(sorted({**body, "p": next(pad)}.items()))
 
-    head, tail = _CONVERSE_DELTA
     echo = dict(answer.echo)
     extra = echo.pop("additionalModelResponseFields", None)
     stop: dict[str, object] = {"stopReason": _stop("nova", answer)}
@@ -646,11 +641,8 @@ def converse_stream_events(answer: Answer) -> list[tuple[str, dict[str, object] 
     return [
         ("messageStart", padded({"role": "assistant"})),
         *(
-            (
-                "contentBlockDelta",
-                head + encode_basestring_ascii(piece).encode() + tail + next(pad).encode() + b'"}',
-            )
-            for piece in answer.pieces
+            ("contentBlockDelta", d + next(pad).encode() + b'"}')
+            for d in _deltas(_CONVERSE_DELTA, answer.pieces)
         ),
         ("contentBlockStop", padded({"contentBlockIndex": 0})),
         ("messageStop", padded(stop)),
