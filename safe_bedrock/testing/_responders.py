@@ -25,7 +25,9 @@ from safe_bedrock._catalog import load
 from safe_bedrock._ids import geographies
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_PIECE = re.compile(r"\s*\S+")
+# A stream piece: a word with the whitespace before it, the way model streams usually cut text; the last
+# piece also takes the trailing whitespace.
+_PIECE = re.compile(r"\s*\S+(?:\s+\Z)?|\s+\Z")
 ANSWER_PREFIX = "You said: "
 _MAX_ECHO_WORDS = 60
 
@@ -58,15 +60,6 @@ class Answer:
     output_tokens: int
     truncated: bool  # stopped at the request's token limit
     echo: Mapping[str, object] = field(default_factory=dict)  # request-dependent Converse reply fields
-
-
-def split_pieces(text: str) -> tuple[str, ...]:
-    # Each piece is a word with the whitespace before it, the way model streams usually cut text.
-    pieces = tuple(_PIECE.findall(text))
-    rest = text[len("".join(pieces)) :]
-    if rest:
-        pieces = (*pieces[:-1], pieces[-1] + rest) if pieces else (rest,)
-    return pieces
 
 
 def _malformed(detail: str) -> BadRequest:
@@ -284,7 +277,7 @@ def _answer(
         words = prompt.split()
         echo = " ".join(words[:_MAX_ECHO_WORDS]) + (" ..." if len(words) > _MAX_ECHO_WORDS else "")
         text = ANSWER_PREFIX + (echo or "(empty prompt)")
-    chosen = tuple(pieces) if pieces is not None else split_pieces(text)
+    chosen = tuple(pieces) if pieces is not None else tuple(_PIECE.findall(text))
     truncated = pieces is None and limit is not None and 0 <= limit < len(chosen)
     if truncated:
         chosen = chosen[:limit]
