@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from safe_bedrock._catalog import load
 from safe_bedrock._entries import PLACEHOLDER_REGION, PROFILES_PREFIX, Rule, is_wild, resource_part, rules
 from safe_bedrock._ids import (
     ModelKind,
@@ -39,12 +40,19 @@ from safe_bedrock._policy import (
     DuplicateKeyError,
     PolicyDocument,
     any_account_denies,
+    iam_match,
     iam_pattern,
     routed_refusal,
     strict_object,
 )
 from safe_bedrock._service import partition_of
-from safe_bedrock.errors import AllowlistError, EmptyAllowlistWarning, InvalidModelIdError, PolicyError
+from safe_bedrock.errors import (
+    AllowlistError,
+    EmptyAllowlistWarning,
+    InvalidModelIdError,
+    PolicyError,
+    UnknownModelWarning,
+)
 
 __all__ = [
     "ENV_VAR",
@@ -133,6 +141,7 @@ class ModelAllowlist:
         "_policy",
         "_rules",
         "_tables",
+        "_unknown",
         "allow_any",
         "entries",
         "invoke_entries",
@@ -189,6 +198,7 @@ class ModelAllowlist:
                 EmptyAllowlistWarning,
                 stacklevel=_caller_stacklevel(),
             )
+        self._unknown = _warn_unknown([*invoke, *self._rules[2]], source=source)
         if region is not None:
             self._tables = self._resolve(region, self.partition or partition_of(region))
 
@@ -389,7 +399,8 @@ class ModelAllowlist:
     def _closest(self, ref: ModelRef, *, stream: bool) -> tuple[str, ...]:
         by_name: dict[str, str] = {}
         for entry in self.stream_entries if stream else self.invoke_entries:
-            by_name.setdefault(resource_part(entry), entry)
+            if entry not in self._unknown:  # suggest only ids that exist
+                by_name.setdefault(resource_part(entry), entry)
         found: dict[str, None] = {}
         for query in dict.fromkeys((ref.resource_id, base_model_id(ref) or ref.resource_id)):
             for name in difflib.get_close_matches(query, by_name, n=3, cutoff=0.6):
@@ -405,6 +416,38 @@ class ModelAllowlist:
             only = f", invoke={len(self.invoke_entries)}, stream={len(self.stream_entries)}"
         any_ = ", allow_any=True" if self.allow_any else ""
         return f"ModelAllowlist({shown!r}{more}, source={self.source!r}{region}{only}{any_})"
+
+
+_CATALOGUED: Final = (ModelKind.FOUNDATION_MODEL, ModelKind.INFERENCE_PROFILE)
+
+
+def _warn_unknown(rules: Iterable[Rule], *, source: str) -> frozenset[str]:
+    """Warn once per entry that names no model or system profile the catalog knows (a typo, most likely)
+    and return those entries, which are never suggested. Never a refusal: the catalog is a dated snapshot,
+    and a model newer than it is still callable."""
+    catalog = load()
+    # A profile of a known model counts even if the snapshot lists no such profile (a retired model's).
+    known = {
+        *catalog.models,
+        *catalog.profiles,
+        *(f"{g}.{m}" for g in catalog.geographies for m in catalog.models),
+    }
+    unknown = []
+    for entry in dict.fromkeys(r.entry for r in rules if r.kind in _CATALOGUED):
+        name = resource_part(entry)
+        if any(iam_match(name, k) for k in known) if is_wild(name) else name in known:
+            continue
+        unknown.append(entry)
+        closest = catalog.closest(name)
+        hint = f"closest: {', '.join(closest)}" if closest else "no known id is close"
+        warnings.warn(
+            f"allowlist entry {entry!r} (from {source}) names no model or inference profile in the model"
+            f" catalog of {catalog.date} ({hint}). A typo? If the model is newer, refresh the catalog with"
+            " `safe-bedrock catalog update`; the entry applies either way.",
+            UnknownModelWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    return frozenset(unknown)
 
 
 def _read_structured(file: Path, source: str) -> Mapping[str, object]:

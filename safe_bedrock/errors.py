@@ -36,6 +36,7 @@ SafeBedrockError
             └── StreamReadTimeoutError         no byte within read_timeout (also urllib3 ReadTimeoutError)
 
 EmptyAllowlistWarning (a UserWarning)          an allowlist with no entries: every call will be refused
+UnknownModelWarning (a UserWarning)            an entry that names no model the model catalog knows (typo?)
 ```
 
 The class names the cause, read from Bedrock's error code *and* message (one code, such as
@@ -107,6 +108,7 @@ __all__ = [
     "StreamTruncatedError",
     "ThrottlingError",
     "TransientError",
+    "UnknownModelWarning",
 ]
 
 
@@ -206,7 +208,16 @@ class PolicyError(SafeBedrockError, ValueError):
 
 
 class EmptyAllowlistWarning(UserWarning):
-    """An allowlist with no entries: every model-addressed call will be refused."""
+    """An allowlist with no entries: every model-addressed call will be refused.
+
+    Added in version 0.1.0."""
+
+
+class UnknownModelWarning(UserWarning):
+    """An allowlist entry that names no model or inference profile in the model catalog: a typo, or a model
+    newer than the catalog (refresh it with ``safe-bedrock catalog update``). The entry still applies.
+
+    Added in version 0.2.0."""
 
 
 class BedrockServiceError(SafeBedrockError, ClientError):

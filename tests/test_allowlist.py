@@ -21,6 +21,9 @@ from safe_bedrock.errors import (
     SafeBedrockError,
 )
 
+# Synthetic ids test matching semantics; UnknownModelWarning has its own tests (test_allowlist_catalog.py).
+pytestmark = pytest.mark.filterwarnings("ignore::safe_bedrock.errors.UnknownModelWarning")
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path

@@ -23,6 +23,9 @@ from safe_bedrock.errors import AllowlistError, EmptyAllowlistWarning, PolicyErr
 from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import NO_BOTOCORE_RETRIES
 
+# Synthetic ids test matching semantics; UnknownModelWarning has its own tests (test_allowlist_catalog.py).
+pytestmark = pytest.mark.filterwarnings("ignore::safe_bedrock.errors.UnknownModelWarning")
+
 if TYPE_CHECKING:
     import warnings
     from collections.abc import Callable

@@ -26,6 +26,9 @@ from safe_bedrock._policy import INVOKE, INVOKE_STREAM, PROFILE_ARN_KEY, least_p
 from safe_bedrock.errors import AllowlistError, PolicyError
 from safe_bedrock.testing import FakeBedrock
 
+# Synthetic ids test matching semantics; UnknownModelWarning has its own tests (test_allowlist_catalog.py).
+pytestmark = pytest.mark.filterwarnings("ignore::safe_bedrock.errors.UnknownModelWarning")
+
 LLAMA = "meta.llama3-1-70b-instruct-v1:0"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET4 = "anthropic.claude-sonnet-4-20250514-v1:0"

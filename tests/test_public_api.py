@@ -52,6 +52,7 @@ PUBLIC = [
     "StreamTruncatedError",
     "ThrottlingError",
     "TransientError",
+    "UnknownModelWarning",
     "guard",
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from safe_bedrock._catalog import Lifecycle, family_of, load
+from safe_bedrock._catalog import FAMILIES, Lifecycle, family_of, load
 from safe_bedrock._ids import ModelKind, base_model_id, parse_model_id
 from safe_bedrock.errors import InvalidModelIdError
 
@@ -52,6 +52,8 @@ def added_model(
             f"add_model: {model_id!r} is not a foundation-model id (provider.model[:version]); profiles, "
             "provisioned and custom models are served without adding them"
         )
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"add_model: family must be one of {', '.join(FAMILIES)}, got {family!r}")
     if lifecycle not in _LIFECYCLES:
         raise ValueError(f"add_model: lifecycle must be one of {', '.join(_LIFECYCLES)}, got {lifecycle!r}")
     regions = (regions,) if isinstance(regions, str) else tuple(regions)

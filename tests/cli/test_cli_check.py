@@ -9,6 +9,7 @@ import pytest
 
 from safe_bedrock._allowlist import ENV_VAR
 from safe_bedrock._ids import geographies
+from safe_bedrock.errors import UnknownModelWarning
 from tests.cli.clihelpers import Result, run
 from tests.cli.conftest import Aws
 
@@ -186,11 +187,12 @@ def test_model_access_not_granted_shows_in_the_real_call_with_the_typed_fix(aws:
 
 
 def test_the_allowlist_in_the_environment_is_checked_and_a_refusal_skips_the_call(aws: Aws) -> None:
-    env = {"SAFE_BEDROCK_ALLOWED_MODELS": "anthropic.claude-3-haiku-20240307-v2:0"}
-    result, steps = check(aws, HAIKU, env=env)
+    env = {"SAFE_BEDROCK_ALLOWED_MODELS": "anthropic.claude-3-haiku-20240307-v1:0-typo"}
+    with pytest.warns(UnknownModelWarning, match="closest: anthropic.claude-3-haiku-20240307-v1:0"):
+        result, steps = check(aws, HAIKU, env=env)
     assert result.code == 1
     assert steps["allowlist"]["verdict"] == "denied"
-    assert "closest: anthropic.claude-3-haiku-20240307-v2:0" in steps["allowlist"]["detail"]
+    assert "closest" not in steps["allowlist"]["detail"]  # an entry naming no model is never suggested
     assert steps["allowlist"]["fix"] == f"add {HAIKU!r} to env SAFE_BEDROCK_ALLOWED_MODELS"
     assert steps["call"]["verdict"] == "skip"
     assert aws.server.requests == []

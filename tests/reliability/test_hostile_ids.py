@@ -25,6 +25,9 @@ from safe_bedrock.testing import FakeBedrock
 from tests.clienthelpers import HAIKU, NO_BOTOCORE_RETRIES, messages, safe_client
 from tests.reliability.relhelpers import scaled
 
+# Synthetic ids test matching semantics; UnknownModelWarning has its own tests (test_allowlist_catalog.py).
+pytestmark = pytest.mark.filterwarnings("ignore::safe_bedrock.errors.UnknownModelWarning")
+
 PROFILE = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
 ALLOWED_EXACT = {
     HAIKU,

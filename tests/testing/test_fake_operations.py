@@ -281,7 +281,10 @@ def test_malformed_stream_bodies_fail_before_the_stream_opens(client: Any) -> No
 
 
 def test_a_conversation_starting_with_the_assistant_is_refused_except_by_claude(client: Any) -> None:
-    opening = [{"role": "assistant", "content": [{"text": "hi"}]}, {"role": "user", "content": [{"text": "go"}]}]
+    opening = [
+        {"role": "assistant", "content": [{"text": "hi"}]},
+        {"role": "user", "content": [{"text": "go"}]},
+    ]
     with pytest.raises(
         client.exceptions.ValidationException, match="A conversation must start with a user message"
     ):
