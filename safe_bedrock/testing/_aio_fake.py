@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock.testing._wire import Reply
 
-__all__ = ["answerer", "isolated_aio_session"]
 
 _T = TypeVar("_T")
 # aiobotocore depends on aiohttp; its errors are what the async client meets mid-body over a real connection.

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from safe_bedrock.testing._core import FakeBedrockCore
     from safe_bedrock.testing._models import AddedModel
 
-__all__ = ["ControlPlane", "ControlPlaneCall", "Decision", "ModelAccess"]
 
 _STS_NS: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 _IAM_NS: Final = "https://iam.amazonaws.com/doc/2010-05-08/"

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock._policy import PolicyDocument
 
-__all__ = ["FakeBedrockCore", "error_reply", "request_from_http"]
 
 JSON = "application/json"
 EVENT_STREAM = "application/vnd.amazon.eventstream"

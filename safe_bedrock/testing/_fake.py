@@ -19,7 +19,7 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 from safe_bedrock._service import RUNTIME
 from safe_bedrock.testing._core import FakeBedrockCore, new_core, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
-from safe_bedrock.testing._session import FAKE_ACCESS_KEY, isolated_client, isolated_session
+from safe_bedrock.testing._session import isolated_client, isolated_session
 from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, ReadTimeout, Reply, close_chunks, start
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
 
-__all__ = ["FAKE_ACCESS_KEY", "FakeBedrock"]
 # Requests never leave the process; should a client outlive its fake, this host cannot resolve either.
 _UNUSED_ENDPOINT = f"https://{RUNTIME}.{{region}}.fake-bedrock.invalid"
 _CREATING = f"creating-client-class.{RUNTIME}"

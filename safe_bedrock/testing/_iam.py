@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock._policy import PolicyDocument
 
-__all__ = ["DEFAULT_PRINCIPAL", "Denial", "decide", "validate_principal"]
 
 # Principals are IAM or STS identities: arn:<partition>:iam|sts::<account>:<name>.
 _PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:\S+$")

@@ -12,7 +12,6 @@ from safe_bedrock.testing._fake import FakeBedrock
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
-__all__ = ["fake_bedrock"]
 
 _CALL_FAILED = pytest.StashKey[bool]()
 

@@ -26,8 +26,6 @@ from safe_bedrock.testing._core import FakeBedrockCore
 from safe_bedrock.testing._script import ANY, Script, Scripted, ScriptingAPI
 from safe_bedrock.testing._wire import FakeRequest, Reply
 
-__all__ = ["PREFIX", "RemoteFakeBedrock", "answer", "connect"]
-
 PREFIX = "/__safe_bedrock/"
 _READS = ["requests", "pending_responses"]
 # Every public method of ScriptingAPI, so the handle keeps up with FakeBedrock's scripting.

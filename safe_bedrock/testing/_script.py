@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from safe_bedrock.testing._core import FakeBedrockCore
     from safe_bedrock.testing._wire import FakeRequest
 
-__all__ = ["ANY", "Script", "Scripted", "ScriptingAPI"]
-
 
 class _Any:
     """Equal to everything: use inside `expected=` to ignore a value (like botocore.stub.ANY)."""

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from typing_extensions import Self
 
-__all__ = ["FakeBedrockServer"]
 
 # Bedrock's own limits are far below this; anything bigger is a broken or hostile client.
 _MAX_BODY = 64 * 1024 * 1024

@@ -20,14 +20,6 @@ if TYPE_CHECKING:
     import botocore.session
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
 
-__all__ = [
-    "FAKE_ACCESS_KEY",
-    "FAKE_SECRET_KEY",
-    "ISOLATED_SESSION_VARS",
-    "isolate",
-    "isolated_client",
-    "isolated_session",
-]
 
 FAKE_ACCESS_KEY = "AKIAFAKEBEDROCK00000"
 FAKE_SECRET_KEY = "fake-secret-access-key-for-safe-bedrock"  # noqa: S105 - a placeholder, never a secret

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from botocore.awsrequest import AWSRequest
 
-__all__ = ["MISSING_TOKEN", "check"]
 
 MISSING_TOKEN = ("MissingAuthenticationTokenException", "Missing Authentication Token")
 _HEADER = re.compile(

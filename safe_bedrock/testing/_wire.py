@@ -14,17 +14,6 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = [
-    "DEFAULT_ACCOUNT",
-    "DEFAULT_PRINCIPAL",
-    "DEFAULT_REGION",
-    "ConnectionDrop",
-    "FakeRequest",
-    "ReadTimeout",
-    "Reply",
-    "close_chunks",
-    "start",
-]
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_PRINCIPAL = f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/app/session"
