@@ -98,16 +98,13 @@ class Scripted:
         return self.origin + (f" (for {', '.join(where)})" if where else "")
 
 
-_wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
-
-
 def _model_matches(pattern: str, request: FakeRequest) -> bool:
     model_id = request.model_id or ""
-    if _wildcard(pattern).match(model_id):
+    if iam_pattern(pattern).match(model_id):
         return True
     # A pattern written for the bare id also matches the id inside an ARN or a profile id (us.<id>).
     tail = model_id.rsplit("/", 1)[-1]
-    return bool(_wildcard(pattern).match(tail)) or bool(_wildcard("*." + pattern).match(tail))
+    return bool(iam_pattern(pattern).match(tail)) or bool(iam_pattern("*." + pattern).match(tail))
 
 
 def _caller() -> str:
@@ -167,10 +164,7 @@ class Script:
 
 
 def _operation(operation: str | None, *, streaming: str | None = None) -> str | None:
-    """The botocore name of an operation given as InvokeModel or invoke_model; ValueError if none.
-
-    `streaming`: the scripting method's name, when the operation must be a streaming one.
-    """
+    """InvokeModel for InvokeModel or invoke_model; `streaming`: the method's name when it must stream."""
     if operation is None:
         return None
     specs = operation_specs(service_model()).values()
@@ -203,33 +197,29 @@ def _model(model: str | None) -> str | None:
     return model
 
 
-def _pieces(chunks: Sequence[str] | None) -> tuple[str, ...] | None:
-    if chunks is None:
-        return None
-    if isinstance(chunks, str) or not all(isinstance(c, str) for c in chunks):
+def _one_of(**given: object) -> None:
+    named = [name for name, value in given.items() if value is not None]
+    if len(named) > 1:
+        raise TypeError(f"give at most one of {', '.join(given)}; got {', '.join(named)}")
+
+
+def _content(
+    events: Iterable[object] | None, text: str | None, chunks: Sequence[str] | None
+) -> dict[str, Any]:
+    """A scripted stream's content: raw `events`, `text` or `chunks`, the Scripted fields."""
+    _one_of(events=events, text=text, chunks=chunks)
+    if chunks is not None and (isinstance(chunks, str) or not all(isinstance(c, str) for c in chunks)):
         raise TypeError("chunks must be a list of strings, the text pieces the stream sends one by one")
-    return tuple(chunks)
-
-
-def _events(events: Iterable[object] | None) -> tuple[object, ...] | None:
-    if events is None:
-        return None
     if isinstance(events, (str, bytes, Mapping)):
         raise TypeError(
             "events must be a list: for invoke_model_with_response_stream, the chunk dicts (or bytes) the"
             " model sends; for converse_stream, single-key dicts like {'contentBlockDelta': {...}}"
         )
-    out = tuple(events)
-    for event in out:
+    listed = None if events is None else tuple(events)
+    for event in listed or ():
         if not isinstance(event, (Mapping, bytes)):
             raise TypeError(f"each stream event must be a dict or bytes, got {event!r}")
-    return out
-
-
-def _one_of(**given: object) -> None:
-    named = [name for name, value in given.items() if value is not None]
-    if len(named) > 1:
-        raise TypeError(f"give at most one of {', '.join(given)}; got {', '.join(named)}")
+    return {"text": text, "pieces": None if chunks is None else tuple(chunks), "events": listed}
 
 
 def _error_code(code: str, message: str | None, variant: str | None) -> str:
@@ -325,7 +315,7 @@ class ScriptingAPI:
     ) -> None:
         """Queue one streamed answer: `text` (split into words), `chunks` (one per delta event) or raw
         `events` (chunk dicts, or {"eventName": {...}} for converse_stream); `delay`: between events."""
-        _one_of(events=events, text=text, chunks=chunks)
+        content = _content(events, text, chunks)
         op = _operation(operation, streaming="add_stream")
         _seconds("delay", delay)
         _seconds("first_byte_delay", first_byte_delay)
@@ -336,9 +326,7 @@ class ScriptingAPI:
             model=_model(model),
             operation=op,
             expected=expected,
-            text=text,
-            pieces=_pieces(chunks),
-            events=_events(events),
+            **content,
             delay=first_byte_delay,
             event_delay=delay,
         )
@@ -366,7 +354,7 @@ class ScriptingAPI:
             valid = ", ".join(stream_exceptions(op))
             raise ValueError(f"{op} cannot send {member} mid-stream; its mid-stream errors are: {valid}")
         code_name = _error_code(stream_exceptions()[member], message, variant)
-        _one_of(events=events, text=text, chunks=chunks)
+        content = _content(events, text, chunks)
         _seconds("delay", delay)
         self._queue(
             "add_stream_error()",
@@ -374,9 +362,7 @@ class ScriptingAPI:
             kind="stream",
             model=_model(model),
             operation=op,
-            text=text,
-            pieces=_pieces(chunks),
-            events=_events(events),
+            **content,
             event_delay=delay,
             ending="exception",
             after=_count("after", after, 0, "a number of events"),
@@ -489,8 +475,8 @@ class ScriptingAPI:
         fields: dict[str, Any]
         if error is not None:
             code = _error_code(error, message, variant)
-            fields = {"kind": "error", "code": code, "message": message, "variant": variant}
-            fields["status"] = _messages.http_status(code)
+            status = _messages.http_status(code)
+            fields = {"kind": "error", "code": code, "message": message, "variant": variant, "status": status}
         elif body is not None:
             fields = {"kind": "body", "body": body}
         elif handler is not None or text is not None:
