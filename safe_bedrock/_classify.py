@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock._translate import CallContext
 
-__all__ = ["Cause", "Diagnosis", "classify", "normalize_code"]
 
 # AWS messages are short; anything past this is not needed to find the cause and only costs time.
 MAX_MESSAGE_SCAN = 4096

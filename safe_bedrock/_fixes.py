@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from safe_bedrock._retry import RetryConfig
     from safe_bedrock._translate import CallContext
 
-__all__ = ["needed_action", "suggested_model_id", "suggested_profile_id"]
 
 # Of a model's profiles that serve the calling region, the one suggested: the narrowest geography first.
 _PREFERENCE = ("us-gov", "us", "eu", "apac", "jp", "au", "global")

@@ -20,7 +20,7 @@ from safe_bedrock._ids import ModelRef, parse_model_id
 from safe_bedrock._measure import StreamMeter, request_id_of, restate_retry_metadata, tokens_of
 from safe_bedrock._observe import CallDetails, emit, error_fields, outcome_of, would_log
 from safe_bedrock._retry import RetryConfig, max_attempts
-from safe_bedrock._translate import CallContext, Counted, refused, translate
+from safe_bedrock._translate import CallContext, refused, translate
 from safe_bedrock.errors import BedrockServiceError, InvalidModelIdError, ModelNotAllowedError
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class Guard:
     def failed(self, call: Call, exc: BaseException) -> None:
         """The retries are over and `exc` is what the caller gets: it says how many attempts over how long,
         and, when retrying could have helped, which `RetryConfig` setting to change; then it is recorded."""
-        if isinstance(exc, BedrockServiceError) and isinstance(exc, Counted):
+        if isinstance(exc, BedrockServiceError):
             exc.attempts = call.attempts
             exc.elapsed_s = round(time.monotonic() - call.started, 3)
             if exc.retryable:

@@ -48,19 +48,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T", bound=Exception)
 
-__all__ = [
-    "CREDENTIALS_ERRORS",
-    "CallContext",
-    "Counted",
-    "StreamEnded",
-    "credentials_error",
-    "is_local_endpoint",
-    "refused",
-    "refused_request",
-    "stream_fault",
-    "translate",
-]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallContext:
@@ -123,11 +110,8 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
         kwargs["suggested_policy"] = _suggested_policy(call.ref, needed_action(call, why))
     if klass is errors.InferenceProfileRequiredError:
         kwargs["suggested_model_id"] = suggested_model_id(call, why)
-    counted = context.attempts > 0
-    if counted:
-        kwargs.update(attempts=context.attempts, elapsed_s=context.elapsed_s)
-    modeled = _modeled(exceptions, code, raised=type(exc))
-    return _class_for(klass, modeled, stream=stream, counted=counted)(**kwargs)
+    kwargs.update(attempts=max(context.attempts, 1), elapsed_s=context.elapsed_s)
+    return _class_for(klass, _modeled(exceptions, code, raised=type(exc)), stream=stream)(**kwargs)
 
 
 def _fields(call: CallContext, **given: Any) -> dict[str, Any]:
@@ -197,42 +181,6 @@ def credentials_error(
         endpoint_url=endpoint_url,
         local_endpoint=local,
     )
-
-
-_COUNTED_FIELDS = ("attempts", "elapsed_s")
-
-
-class Counted:
-    """Mixed into the typed error a client raises: after more than one attempt, `str(error)` says "after 3
-    attempts over 2.1 s" and `fields()` has both (a pickled copy, the public class, keeps them as attributes).
-    """
-
-    attempts: int = 1
-    elapsed_s: float | None = None
-
-    def __init__(self, *, attempts: int = 1, elapsed_s: float | None = None, **kwargs: Any) -> None:
-        self.attempts = attempts
-        self.elapsed_s = elapsed_s
-        super().__init__(**kwargs)
-
-    def _field_names(self) -> dict[str, None]:
-        names: dict[str, None] = super()._field_names()  # type: ignore[misc]
-        return {**names, **dict.fromkeys(_COUNTED_FIELDS)} if self.attempts > 1 else names
-
-    @property
-    def summary(self) -> str:
-        text: str = super().summary  # type: ignore[misc]
-        if self.attempts <= 1:
-            return text
-        spent = f" over {self.elapsed_s:.1f} s" if self.elapsed_s is not None else ""
-        code, sep, rest = text.partition(": ")
-        return f"{code} after {self.attempts} attempts{spent}{sep}{rest}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        reduced: Any = super().__reduce__()
-        rebuild, (public, kwargs) = reduced
-        kept = {name: kwargs.pop(name, getattr(self, name)) for name in _COUNTED_FIELDS}
-        return (rebuild, (public, kwargs), kept)
 
 
 def _allowlist_home(source: str) -> str:
@@ -384,19 +332,16 @@ def _modeled(
 # Bounded: each boto3 session has its own modeled classes, so a process making many sessions would
 # otherwise keep one class per session forever. Clearing only costs rebuilding a class on next use.
 _MAX_CLASSES = 512
-_classes: dict[tuple[type[Any], type[Any] | None, bool, bool], type[Any]] = {}
+_classes: dict[tuple[type[Any], type[Any] | None, bool], type[Any]] = {}
 
 
-def _class_for(
-    typed: type[_T], modeled: type[Exception] | None, *, stream: bool = False, counted: bool = False
-) -> type[_T]:
-    """`typed`, or a cached subclass that is also `modeled` (and `EventStreamError` for a stream error,
-    and `Counted` for an error a client raises)."""
-    key = (typed, modeled, stream, counted)
+def _class_for(typed: type[_T], modeled: type[Exception] | None, *, stream: bool = False) -> type[_T]:
+    """`typed`, or a cached subclass that is also `modeled` (and `EventStreamError` for a stream error)."""
+    key = (typed, modeled, stream)
     built = _classes.get(key)
     if built is not None:
         return cast("type[_T]", built)
-    bases: tuple[type[Any], ...] = (Counted, typed) if counted else (typed,)
+    bases: tuple[type[Any], ...] = (typed,)
     if modeled is not None and not issubclass(typed, modeled):
         bases += (modeled,)
     if stream and not any(issubclass(base, EventStreamError) for base in bases):

@@ -221,7 +221,11 @@ class UnknownModelWarning(UserWarning):
 
 
 class BedrockServiceError(SafeBedrockError, ClientError):
-    """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix."""
+    """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix.
+
+    Raised by a client after more than one attempt, it also says how many (`attempts`) over how long
+    (`elapsed_s`), in `str(error)` and `fields()`.
+    """
 
     # Each class names the fields it adds; `fields()`, cleaning and pickling read them along the MRO.
     _FIELDS: tuple[str, ...] = (
@@ -244,9 +248,13 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         fix: str = "",
         mid_stream: bool = False,
         events_received: int = 0,
+        attempts: int = 1,
+        elapsed_s: float | None = None,
         response: dict[str, Any] | None = None,
         **fields: Any,
     ) -> None:
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
         self.code = code
         self.message = message
         self.operation = operation
@@ -289,6 +297,9 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         where = self.model_arn or self.model_id
         subject = f" for {where}" if where else ""
         stream = f" mid-stream after {self.events_received} events" if self.mid_stream else ""
+        if self.attempts > 1:
+            spent = f" over {self.elapsed_s:.1f} s" if self.elapsed_s is not None else ""
+            stream += f" after {self.attempts} attempts{spent}"
         message = _clip(self.message, _MAX_MESSAGE)
         return " ".join(f"{self.code} on {self.operation}{subject}{stream}: {message}".split())
 
@@ -300,7 +311,9 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         return {name: getattr(self, name) for name in self._field_names()}
 
     def _field_names(self) -> dict[str, None]:
-        return dict.fromkeys(name for klass in type(self).__mro__ for name in vars(klass).get("_FIELDS", ()))
+        names = dict.fromkeys(name for klass in type(self).__mro__ for name in vars(klass).get("_FIELDS", ()))
+        # A first attempt has no retry story to tell.
+        return names | dict.fromkeys(("attempts", "elapsed_s")) if self.attempts > 1 else names
 
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {name: getattr(self, name) for name in (*self._field_names(), "response")}
