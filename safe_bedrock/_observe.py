@@ -31,25 +31,6 @@ from safe_bedrock.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = [
-    "EVENT",
-    "LOGGER_NAME",
-    "BodyLogging",
-    "CallDetails",
-    "CallHook",
-    "Outcome",
-    "cause_of",
-    "emit",
-    "error_fields",
-    "escape_controls",
-    "event_from",
-    "level_of",
-    "outcome_of",
-    "redact_secrets",
-    "safe_text",
-    "summarize_body",
-]
-
 EVENT = "bedrock.call"
 LOGGER_NAME = "safe_bedrock"
 

@@ -77,11 +77,12 @@ class _AioWatched(_Watched):
         return _AioContent(self._raw.content, self.tracker)
 
 
-def _watch(stream: Any, *, aio: bool) -> None:
-    """Follow the frames of `stream` before its first read (botocore opens the body lazily)."""
+def _watch(stream: Any, *, aio: bool) -> Any:
+    """`stream`, its frames followed from before its first read (botocore opens the body lazily)."""
     raw = getattr(stream, "_raw_stream", None)
     if not isinstance(raw, _Watched) and hasattr(raw, "content" if aio else "stream"):
         stream._raw_stream = (_AioWatched if aio else _Watched)(raw, FrameTracker())
+    return stream
 
 
 def _stream_request_id(stream: Any) -> str | None:
@@ -127,34 +128,22 @@ def _first_failed(guard: Guard, call: Call, stream: Any, exc: BaseException) -> 
     return guard.translate(call, exc, mid_stream=True, events=0, request_id=_stream_request_id(stream))
 
 
-def _first_read(guard: Guard, call: Call, stream: Any, first: object) -> None:
-    """A stream that ended before its first event is an error (retried: nothing reached the caller)."""
-    if first is _DONE and (ended := _ended(call, stream)) is not None:
-        raise _first_failed(guard, call, stream, ended)
-    call.first_event_at = time.monotonic()
-
-
 def wrap_stream(guard: Guard, call: Call, response: dict[str, Any], member: str) -> dict[str, Any]:
     """`response` with its event stream wrapped, once the first event is read inside the retried attempt
     (so a failure before anything reached the caller retries; the stream is closed when that read fails)."""
-    stream = response[member]
-    _watch(stream, aio=False)
+    stream = _watch(response[member], aio=False)
     iterator = iter(stream)
     try:
         first: object = next(iterator, _DONE)
     except Exception as exc:
         raise _first_failed(guard, call, stream, exc) from exc
-    _first_read(guard, call, stream, first)
-    response[member] = SafeEventStream(
-        guard, call, stream, iterator, first, request_id=request_id_of(response)
-    )
+    response[member] = SafeEventStream(guard, call, response, member, iterator, first=first)
     return response
 
 
 async def awrap_stream(guard: Guard, call: Call, response: dict[str, Any], member: str) -> dict[str, Any]:
     """`wrap_stream` for aiobotocore; cancellation while awaiting the first event closes the stream too."""
-    stream = response[member]
-    _watch(stream, aio=True)
+    stream = _watch(response[member], aio=True)
     iterator = aiter(stream)
     try:
         first: object = await anext(iterator, _DONE)
@@ -163,10 +152,7 @@ async def awrap_stream(guard: Guard, call: Call, response: dict[str, Any], membe
         if error is exc:
             raise
         raise error from exc
-    _first_read(guard, call, stream, first)
-    response[member] = AsyncSafeEventStream(
-        guard, call, stream, iterator, first, request_id=request_id_of(response)
-    )
+    response[member] = AsyncSafeEventStream(guard, call, response, member, iterator, first=first)
     return response
 
 
@@ -179,18 +165,23 @@ class _StreamBase:
         self,
         guard: Guard,
         call: Call,
-        stream: Any,
-        iterator: Any,  # the face's (async) iterator over `stream`
-        first: object,
+        response: dict[str, Any],
+        member: str,
+        iterator: Any,  # the face's (async) iterator over the stream
         *,
-        request_id: str | None,
+        first: object,  # its first event, read inside the retried attempt, or _DONE
     ) -> None:
+        stream = response[member]
+        # A stream that ended before its first event is an error (retried: nothing reached the caller).
+        if first is _DONE and (ended := _ended(call, stream)) is not None:
+            raise _first_failed(guard, call, stream, ended)
+        call.first_event_at = time.monotonic()
         self._guard = guard
         self._call = call
         self._stream = stream
         self._iterator = iterator
         self._pending = first
-        self._request_id = request_id
+        self._request_id = request_id_of(response)
         self._done = False
 
     def _take_pending(self) -> object:
