@@ -257,7 +257,7 @@ class ControlPlane:
         with self._lock:
             rules = list(self._access.items())
         for pattern, access in reversed(rules):  # the latest matching rule wins
-            if _wildcard(pattern).fullmatch(model_id):
+            if iam_pattern(pattern).fullmatch(model_id):
                 return access
         return ModelAccess()
 
@@ -332,9 +332,6 @@ def _context(form: Mapping[str, str]) -> dict[str, str]:
         entries[key.lower()] = form.get(f"ContextEntries.member.{index}.ContextKeyValues.member.1", "")
         index += 1
     return entries
-
-
-_wildcard = iam_pattern  # IAM wildcard semantics (the package's one translation), anchored at both ends
 
 
 def _catalog_models(region: str, added: Mapping[str, AddedModel]) -> list[Model]:

@@ -216,10 +216,7 @@ class FakeBedrockCore:
             raise ValueError(f"max_requests must be an int >= 1 or None (no bound), got {bound!r}")
 
     def set_policy(self, policy: object | None, *, principal: str | None = None) -> None:
-        """Enforce an IAM identity policy (None turns enforcement off); `principal` names the caller.
-
-        The policy is parsed here, so a broken one (or one with Condition blocks) fails at this line.
-        """
+        # Parsed here, so a broken policy (or one with Condition blocks) fails at the set_policy() line.
         principal = DEFAULT_PRINCIPAL if principal is None else principal
         if policy is not None:
             from safe_bedrock._policy import PolicyDocument  # IAM machinery loads only when used
@@ -327,7 +324,7 @@ class FakeBedrockCore:
         key = (request.operation, request.model_id, request.body)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._answer(request, None, request_id)
+            cached = self._answer(request, None, request_id, read_timeout=None)
             if cached.status != 200:
                 return cached
             if cached.chunks is not None:
@@ -339,12 +336,7 @@ class FakeBedrockCore:
         return replace(cached, headers={**cached.headers, "x-amzn-RequestId": request_id})
 
     def _answer(
-        self,
-        request: FakeRequest,
-        scripted: Scripted | None,
-        request_id: str,
-        *,
-        read_timeout: float | None = None,
+        self, request: FakeRequest, scripted: Scripted | None, request_id: str, *, read_timeout: float | None
     ) -> Reply:
         if scripted is not None and scripted.delay > 0:
             try:

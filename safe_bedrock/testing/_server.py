@@ -73,7 +73,6 @@ class _HTTPServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
-        self.closing = threading.Event()
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -84,7 +83,7 @@ class _HTTPServer(ThreadingHTTPServer):
             daemon=True,
         )
         with self.lock:
-            if self.closing.is_set():
+            if self.core.closing.is_set():
                 self.shutdown_request(request)
                 return
             self.connections.add(request)
@@ -104,7 +103,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def wake_all(self) -> None:
         """Shut every open connection down so that blocked reads and writes return at once."""
-        self.closing.set()
+        self.core.closing.set()
         with self.lock:
             connections = list(self.connections)
         for conn in connections:
@@ -259,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             write(self._head(reply, "Transfer-Encoding: chunked\r\n"))
             try:
                 for chunk in itertools.chain((first,), iterator):
-                    if self.server.closing.is_set():
+                    if self.server.core.closing.is_set():
                         raise ConnectionDrop  # stop() in progress: end the stream now
                     if chunk:
                         write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -394,9 +393,8 @@ class FakeBedrockServer(ScriptingAPI):
         if httpd is None or thread is None:
             return
         deadline = time.monotonic() + _JOIN_TIMEOUT
-        # Scripted delays wait on the core's event: setting it ends them now, so no thread sleeps on.
+        # Scripted delays and streams watch the core's event: setting it ends them now; no thread sleeps on.
         self._core.closing.set()
-        httpd.closing.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(max(0.0, deadline - time.monotonic()))
