@@ -64,32 +64,6 @@ def check_wrapped_client(client: Any, *, building: object, kind: str, stacklevel
     return client
 
 
-def build_client(
-    *,
-    client: Any,
-    session: boto3.session.Session | None,
-    region_name: str | None,
-    config: Config | None,
-    endpoint_url: str | None,
-    stacklevel: int,
-) -> Any:
-    """The boto3 client to wrap: the caller's, or one built with botocore's own retries off."""
-    if client is not None:
-        return check_wrapped_client(
-            client,
-            building=session is not None or region_name is not None or config is not None or endpoint_url,
-            kind="boto3",
-            stacklevel=stacklevel,
-        )
-    session = session or boto3.session.Session()
-    try:
-        return session.client(
-            SERVICE, region_name=region_name, config=no_retry_config(config), endpoint_url=endpoint_url
-        )
-    except CREDENTIALS_ERRORS as exc:  # partial credentials in the environment fail here already
-        raise credentials_error(exc, operation=None, endpoint_url=endpoint_url) from exc
-
-
 class GuardedShell:
     """What the sync and the async shell share: the wrapped client, its guard, and method lookup.
 
@@ -194,14 +168,20 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
         body_logging: BodyLogging | None = None,
     ) -> None:
         allowlist = coerce_allowlist(allow)
-        inner = build_client(
-            client=client,
-            session=session,
-            region_name=region_name,
-            config=config,
-            endpoint_url=endpoint_url,
-            stacklevel=3,
-        )
+        if client is not None:
+            building = session is not None or region_name is not None or config is not None or endpoint_url
+            inner = check_wrapped_client(client, building=building, kind="boto3", stacklevel=2)
+        else:
+            session = session or boto3.session.Session()
+            try:
+                inner = session.client(
+                    SERVICE,
+                    region_name=region_name,
+                    config=no_retry_config(config),
+                    endpoint_url=endpoint_url,
+                )
+            except CREDENTIALS_ERRORS as exc:  # partial credentials in the environment fail here already
+                raise credentials_error(exc, operation=None, endpoint_url=endpoint_url) from exc
         self._wrap(inner, allowlist=allowlist, retry=retry, hooks=hooks, body_logging=body_logging)
 
     def __repr__(self) -> str:
