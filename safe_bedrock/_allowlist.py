@@ -14,7 +14,6 @@ computed only for a refusal.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import sys
@@ -22,46 +21,31 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from safe_bedrock._catalog import load
-from safe_bedrock._entries import PLACEHOLDER_REGION, PROFILES_PREFIX, Rule, is_wild, resource_part, rules
-from safe_bedrock._ids import (
-    ModelKind,
-    ModelRef,
-    base_model_id,
-    match_key,
-    parse_model_id,
-)
+from safe_bedrock._entries import PLACEHOLDER_REGION, Rule, is_wild, resource_part, rules
+from safe_bedrock._ids import ModelKind, ModelRef, base_model_id, match_key, parse_model_id
 from safe_bedrock._policy import (
     INVOKE,
     INVOKE_BIDI_STREAM,
     INVOKE_STREAM,
-    DuplicateKeyError,
     PolicyDocument,
     any_account_denies,
     iam_match,
     iam_pattern,
+    load_json,
     routed_refusal,
-    strict_object,
 )
 from safe_bedrock._service import partition_of
-from safe_bedrock.errors import (
-    AllowlistError,
-    EmptyAllowlistWarning,
-    InvalidModelIdError,
-    PolicyError,
-    UnknownModelWarning,
-)
+from safe_bedrock.errors import AllowlistError as AllowlistError  # noqa: PLC0414 - the CLI imports it from here
+from safe_bedrock.errors import EmptyAllowlistWarning as EmptyAllowlistWarning  # noqa: PLC0414 - as above
+from safe_bedrock.errors import InvalidModelIdError, PolicyError, UnknownModelWarning
 
-__all__ = [
-    "ENV_VAR",
-    "PROFILES_PREFIX",
-    "AllowlistError",
-    "Decision",
-    "EmptyAllowlistWarning",
-    "ModelAllowlist",
-]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the backport, same API
+    import tomli as tomllib  # type: ignore[import-not-found]
 
 ENV_VAR: Final = "SAFE_BEDROCK_ALLOWED_MODELS"
 _STREAM_ACTIONS: Final = frozenset(a.lower() for a in (INVOKE_STREAM, INVOKE_BIDI_STREAM))
@@ -116,11 +100,7 @@ class _Table:
 
 
 def _caller_stacklevel() -> int:
-    """The `warnings.warn` stacklevel, for the function calling this, of the first frame outside the package.
-
-    So a warning points at the user's line however many of our frames (a client, `guard`, `from_env`) lie
-    between it and the warning.
-    """
+    """The stacklevel of the first frame outside the package, so a warning points at the user's line."""
     level, frame = 1, sys._getframe(1)
     while (
         frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "safe_bedrock"
@@ -467,18 +447,12 @@ def _read_structured(file: Path, source: str) -> Mapping[str, object]:
     suffix = file.suffix.lower()
     data: object
     if suffix == ".json":
-        try:
-            data = json.loads(text, object_pairs_hook=strict_object)
-        except DuplicateKeyError as exc:
-            problem = f"{exc} in one JSON object (JSON keeps only the last)"
-            raise fail(problem, "write each key once, with every entry in its one list") from None
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise fail(f"invalid JSON ({exc})", "fix the JSON syntax") from None
+        json_fix = "fix the JSON syntax, with each key written once"
+        data = load_json(text, what="allowlist", fail=lambda problem: fail(problem, json_fix))
     elif suffix == ".toml":
-        toml = _toml_module()
         try:
-            data = toml.loads(text)
-        except (toml.TOMLDecodeError, RecursionError) as exc:
+            data = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
             raise fail(f"invalid TOML ({exc})", "fix the TOML syntax") from None
     else:
         raise fail(f"unknown file type {suffix or '(none)'!r}", "use a .toml or .json file")
@@ -506,13 +480,3 @@ def _load_policy(
         message = f"{where}: cannot read it ({exc.strerror})"
         raise PolicyError(message, source=where, problem="unreadable") from None
     return PolicyDocument.from_json(raw, source=where), where
-
-
-def _toml_module() -> Any:  # tomllib on 3.11+, the tomli backport on 3.10: the same API
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        return tomllib
-    import tomli  # type: ignore[import-not-found]  # the 3.10 backport
-
-    return tomli  # pragma: no cover

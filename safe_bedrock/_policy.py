@@ -22,24 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from safe_bedrock._ids import ModelKind, ModelRef, profile_routes
-from safe_bedrock.errors import PolicyError
-
-__all__ = [
-    "INVOKE",
-    "INVOKE_BIDI_STREAM",
-    "INVOKE_STREAM",
-    "PROFILE_ARN_KEY",
-    "PolicyDocument",
-    "PolicyError",
-    "PolicyVerdict",
-    "Statement",
-    "any_account_denies",
-    "iam_match",
-    "iam_pattern",
-    "least_privilege_policy",
-    "load_json",
-    "routed_refusal",
-]
+from safe_bedrock.errors import PolicyError as PolicyError  # noqa: PLC0414 - the CLI and the fake import it here
 
 INVOKE: Final = "bedrock:InvokeModel"
 INVOKE_STREAM: Final = "bedrock:InvokeModelWithResponseStream"
@@ -301,18 +284,15 @@ def _error(source: str, problem: str, statement: str | None = None) -> PolicyErr
     return PolicyError(where + problem, source=source, problem=problem, statement=statement)
 
 
-class DuplicateKeyError(ValueError):
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(f"duplicate key {key!r}")
+class _DuplicateKeyError(ValueError):
+    pass
 
 
-def strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """`object_pairs_hook` refusing duplicate keys."""
+def _strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     obj: dict[str, object] = {}
     for key, value in pairs:
         if key in obj:
-            raise DuplicateKeyError(key)
+            raise _DuplicateKeyError(f"duplicate key {key!r}")
         obj[key] = value
     return obj
 
@@ -331,8 +311,8 @@ def load_json(text: str | bytes | bytearray, *, what: str, fail: Callable[[str],
         except UnicodeDecodeError as exc:
             raise fail(f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=strict_object)
-    except DuplicateKeyError as exc:
+        return json.loads(text, object_pairs_hook=_strict_object)
+    except _DuplicateKeyError as exc:
         raise fail(f"{exc} in one JSON object (JSON keeps only the last): write it once") from None
     except RecursionError:
         raise fail(f"{what} JSON is nested too deeply (more than {_MAX_DEPTH} levels)") from None

@@ -325,7 +325,7 @@ def test_from_file_reads_json_and_a_tool_table(tmp_path: Path) -> None:
     ("name", "content", "problem"),
     [
         ("m.toml", "allow = [", "invalid TOML"),
-        ("m.json", "{", "invalid JSON"),
+        ("m.json", "{", "not valid JSON"),
         ("m.json", "[]", "top level"),
         ("m.toml", 'allowed = ["x.y"]', "unknown key"),
         ("m.toml", 'allow = "anthropic.claude-v2"', "list of strings"),
