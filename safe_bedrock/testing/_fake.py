@@ -108,11 +108,7 @@ class FakeBedrock(ScriptingAPI):
     _core: FakeBedrockCore
 
     def __init__(
-        self,
-        *,
-        max_requests: int | None = None,
-        models: Iterable[str] = (),
-        strict_models: bool = True,
+        self, *, max_requests: int | None = None, models: Iterable[str] = (), strict_models: bool = True
     ) -> None:
         """`max_requests`: keep only the newest N requests in `.requests` (default: all of them).
 

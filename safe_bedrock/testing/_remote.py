@@ -1,15 +1,8 @@
 """Scripting a fake server that runs in another process: `connect(endpoint_url)` and the control API under it.
 
-`connect(url)` returns a handle with FakeBedrock's scripting and inspection methods for a server started by
-`safe-bedrock fake-server` or `FakeBedrockServer`. Each call is checked in the caller's process first, by
-the same code and with the same messages as in-process. A `route(handler=...)` callable cannot cross a
-process: TypeError there (give each model a fixed answer with `text=`, `body=` or `error=`).
-
-The control API (JSON over HTTP under PREFIX, documented in docs/how-to/other-languages.md): `POST {method}`
-with the keyword arguments, `GET requests` and `GET pending_responses`; bytes travel as `{"$bytes": base64}`,
-`ANY` as `{"$any": true}`. An optional `X-Safe-Bedrock-Origin: <file:line>` header names where the script
-was written. Answers: 200 `{"result": ...}`; 400 (a bad script), 409 (`assert_no_pending_responses`
-failed), 404 (unknown method) and 405 (wrong HTTP method) with `{"error": ..., "message": ...}`.
+Each call is checked in the caller's process first, by the same code and with the same messages as
+in-process. The control API (JSON over HTTP under PREFIX) is documented in docs/how-to/other-languages.md;
+an optional `X-Safe-Bedrock-Origin: <file:line>` header names where the script was written.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """FakeBedrockServer: the fake Bedrock as a real HTTP/1.1 server on the loopback interface.
 
-A thin transport over `FakeBedrockCore`: read the request, build a `FakeRequest`, call `handle`, write the
-`Reply` back (a Content-Length body, or a chunked event stream written as its chunks are produced).
-Everything Bedrock-specific (routing, answers, scripting, IAM) is the core's; this module only speaks HTTP.
-
-Design notes:
-- stdlib `ThreadingHTTPServer`, one thread per connection, HTTP/1.1 keep-alive, so boto3's connection pool
-  reuses sockets exactly as it does against the real endpoint.
-- Replies are written with one `sendall` for plain responses; headers are assembled without
-  `BaseHTTPRequestHandler.send_header` (which buffers line by line and formats a Date every time).
-- Nothing internal ever reaches the client as a traceback: a failure while handling becomes a 500
-  InternalServerException, a failure after a stream started becomes an `internalServerException` frame.
-- `stop()` is prompt: the listening loop polls often, and every open connection (idle keep-alive or
-  mid-stream) is shut down so that its thread wakes and exits.
+A thin transport over `FakeBedrockCore`, which owns everything Bedrock-specific; this module only speaks HTTP.
+One thread per connection with HTTP/1.1 keep-alive, so boto3's connection pool reuses sockets as it does
+against the real endpoint. Headers are assembled without `BaseHTTPRequestHandler.send_header`, which buffers
+line by line and formats a Date every time. Nothing internal reaches the client as a traceback.
 """
 
 from __future__ import annotations
@@ -101,18 +92,13 @@ class _HTTPServer(ThreadingHTTPServer):
                 self.connections.discard(request)
                 self.threads.discard(threading.current_thread())
 
-    def wake_all(self) -> None:
-        """Shut every open connection down so that blocked reads and writes return at once."""
-        self.core.closing.set()
+    def end_connections(self, deadline: float) -> None:
+        """Shut every open connection down (blocked reads and writes return at once); join the threads."""
         with self.lock:
-            connections = list(self.connections)
+            connections, threads = list(self.connections), list(self.threads)
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-
-    def join_all(self, deadline: float) -> None:
-        with self.lock:
-            threads = list(self.threads)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -398,17 +384,13 @@ class FakeBedrockServer(ScriptingAPI):
         httpd.shutdown()
         httpd.server_close()
         thread.join(max(0.0, deadline - time.monotonic()))
-        httpd.wake_all()
-        httpd.join_all(deadline)
+        httpd.end_connections(deadline)
 
     def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
 

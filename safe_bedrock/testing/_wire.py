@@ -25,10 +25,7 @@ class ConnectionDrop(Exception):  # noqa: N818 - names what happens on the wire,
 
 
 class ReadTimeout(ConnectionDrop):
-    """A scripted delay outlasts the client's read timeout (known in-process only): the client gives up.
-
-    A transport that does not know it treats it as the drop it subclasses.
-    """
+    """A scripted delay outlasts the client's read timeout (known in-process only; elsewhere, a drop)."""
 
 
 @dataclass(frozen=True, slots=True)
