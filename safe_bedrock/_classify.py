@@ -31,10 +31,6 @@ class Cause(enum.Enum):
     """Each reason a call fails: the typed error, the log category (`error_category` in the call's event),
     the fix builder (`_fixes`); retryable is what the class says (a TransientError)."""
 
-    error_class: type[errors.BedrockServiceError]
-    category: str
-    fix: Callable[[CallContext, Diagnosis], str]
-
     def __init__(
         self,
         error_class: type[errors.BedrockServiceError],

@@ -69,12 +69,13 @@ class Guard:
 
     def begin(self, spec: OperationSpec, kwargs: Mapping[str, Any]) -> Call:
         """Identify and decide; raises before anything is sent when the call is not allowed."""
-        started, limit = time.monotonic(), max_attempts(self.retry)
-        if spec.model_member is None:
-            return Call(spec=spec, ref=None, model_id=None, started=started, limit=limit)
-        raw = kwargs.get(spec.model_member)
+        raw = kwargs.get(spec.model_member) if spec.model_member else None
         model_id = raw if isinstance(raw, str) else None
-        call = Call(spec=spec, ref=None, model_id=model_id, started=started, limit=limit)
+        call = Call(
+            spec=spec, ref=None, model_id=model_id, started=time.monotonic(), limit=max_attempts(self.retry)
+        )
+        if spec.model_member is None:
+            return call
         if self.body_logging is not None:
             call.request_body = kwargs.get("body", kwargs.get("messages"))
         self.admit(call, raw)
@@ -154,8 +155,7 @@ class Guard:
         return response
 
     def failed(self, call: Call, exc: BaseException) -> None:
-        """The retries are over and `exc` is what the caller gets: it says how many attempts over how long,
-        and, when retrying could have helped, which `RetryConfig` setting to change; then it is recorded."""
+        """`exc` is what the caller gets: it names the `RetryConfig` setting to change when retrying helps."""
         if isinstance(exc, BedrockServiceError):
             exc.attempts = call.attempts
             exc.elapsed_s = round(time.monotonic() - call.started, 3)
@@ -185,17 +185,10 @@ class Guard:
         )
 
     def record_stream_end(
-        self,
-        call: Call,
-        *,
-        request_id: str | None,
-        error: BaseException | None,
-        closed_early: bool,
+        self, call: Call, *, request_id: str | None, error: BaseException | None, closed_early: bool
     ) -> None:
         meter = call.meter
-        ttft = None
-        if call.first_event_at is not None:
-            ttft = (call.first_event_at - call.started) * 1000.0
+        ttft = None if call.first_event_at is None else (call.first_event_at - call.started) * 1000.0
         self._emit(
             call,
             outcome="ok" if error is None else "error",

@@ -115,7 +115,6 @@ def translate(exc: Exception, *, context: CallContext, exceptions: object | None
 
 
 def _fields(call: CallContext, **given: Any) -> dict[str, Any]:
-    """The typed error's fields that come from the call as it is known (mid-stream or not)."""
     return {
         **given,
         "operation": call.operation,
@@ -162,7 +161,6 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
 def credentials_error(
     exc: Exception, *, operation: str | None, endpoint_url: str | None
 ) -> errors.CredentialsNotFoundError:
-    """The typed error for botocore's missing, partial or unrefreshable credentials (also its class)."""
     if isinstance(exc, PartialCredentialsError):
         problem, kind = f"only part of the credentials was found ({exc})", "partial"
     elif isinstance(exc, (UnauthorizedSSOTokenError, SSOTokenLoadError)):
@@ -195,12 +193,7 @@ def _allowlist_home(source: str) -> str:
 
 
 def refused(
-    ref: ModelRef,
-    *,
-    operation: str,
-    decision: Decision,
-    source: str,
-    exceptions: object | None = None,
+    ref: ModelRef, *, operation: str, decision: Decision, source: str, exceptions: object | None = None
 ) -> errors.ModelNotAllowedError:
     """The error for a call the allowlist refused; nothing was sent, so it is built in Bedrock's terms."""
     closest = tuple(decision.closest)
@@ -382,7 +375,6 @@ _KEPT_MODULES = frozenset(
 
 
 def _transport_class(exc: BaseException) -> type[Exception] | None:
-    """The class of `exc` an app may catch, to keep as a base of the typed error (None: keep none)."""
     # urllib3's IncompleteRead and friends also derive from http.client's classes (other constructors):
     # the class an app catches is ProtocolError or ReadTimeoutError.
     for public in (Urllib3ReadTimeoutError, ProtocolError):

@@ -141,9 +141,8 @@ def _clip(text: str, limit: int) -> str:
 _MAX_MESSAGE = 1000
 
 
-def _rebuild(klass: type[Any], kwargs: dict[str, Any]) -> BaseException:
-    error: BaseException = klass(**kwargs)
-    return error
+def _rebuild(klass: type[BaseException], kwargs: dict[str, Any]) -> BaseException:
+    return klass(**kwargs)
 
 
 class SafeBedrockError(Exception):
@@ -221,11 +220,8 @@ class UnknownModelWarning(UserWarning):
 
 
 class BedrockServiceError(SafeBedrockError, ClientError):
-    """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix.
-
-    Raised by a client after more than one attempt, it also says how many (`attempts`) over how long
-    (`elapsed_s`), in `str(error)` and `fields()`.
-    """
+    """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix; raised after
+    more than one attempt, it says how many (`attempts`) over how long (`elapsed_s`)."""
 
     # Each class names the fields it adds; `fields()`, cleaning and pickling read them along the MRO.
     _FIELDS: tuple[str, ...] = (
@@ -274,10 +270,7 @@ class BedrockServiceError(SafeBedrockError, ClientError):
         if response is None:
             response = {
                 "Error": {"Code": code, "Message": message},
-                "ResponseMetadata": {
-                    "RequestId": request_id or "",
-                    "HTTPStatusCode": http_status or 0,
-                },
+                "ResponseMetadata": {"RequestId": request_id or "", "HTTPStatusCode": http_status or 0},
             }
         # Every text field once, here: the message and the fields parsed from it come off the wire, and the
         # fix names what they named.
