@@ -13,25 +13,13 @@ import difflib
 import functools
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-
-__all__ = [
-    "ENV_VAR",
-    "FAMILIES",
-    "Catalog",
-    "CatalogError",
-    "Model",
-    "Profile",
-    "family_of",
-    "from_control_plane",
-]
-__all__ += ["load", "save"]
 
 ENV_VAR: Final = "SAFE_BEDROCK_CATALOG"
 PACKAGED: Final = Path(__file__).with_name("catalog.json")
@@ -52,6 +40,11 @@ _FAMILY_PREFIXES: Final = (
     ("mistral.", "mistral"), ("ai21.jamba", "jamba"), ("deepseek.", "deepseek"), ("qwen.", "qwen"),
     ("writer.", "writer"), ("stability.", "stability"),
 )  # fmt: skip
+# The JSON keys of a model's and a profile's row, in the order of the dataclass fields.
+_MODEL_KEYS: Final = (
+    "id", "provider", "input", "output", "streaming", "inference", "regions", "lifecycle", "family",
+)  # fmt: skip
+_PROFILE_KEYS: Final = ("id", "geography", "model", "regions")
 
 
 class CatalogError(ValueError):
@@ -137,20 +130,6 @@ class Catalog:
         model = self.model(model_id)
         return model.family if model is not None else None
 
-    def routes(self, geography: str) -> tuple[str, ...]:
-        """The regions a geography prefix's profiles route between (``global``: ``()``, the region-less ARN).
-
-        An unknown prefix raises ``LookupError``: guessing destinations would under- or over-grant."""
-        try:
-            return self.geographies[geography]
-        except KeyError:
-            known = ", ".join(self.geographies)
-            raise LookupError(f"unknown inference-profile geography {geography!r}; known: {known}") from None
-
-    @property
-    def geography_prefixes(self) -> tuple[str, ...]:
-        return tuple(self.geographies)
-
 
 def load(path: str | os.PathLike[str] | None = None) -> Catalog:
     """The catalog at `path`, else at ``$SAFE_BEDROCK_CATALOG``, else the packaged snapshot (read once)."""
@@ -170,9 +149,7 @@ def _read(path: str, stamp: int) -> Catalog:  # noqa: ARG001 - the cache key: a 
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         models = [_model(row) for row in raw["models"]]
-        profiles = [
-            Profile(p["id"], p["geography"], p["model"], tuple(p["regions"])) for p in raw["profiles"]
-        ]
+        profiles = [Profile(*_fields(row, _PROFILE_KEYS)) for row in raw["profiles"]]
         geographies = {geo: tuple(regions) for geo, regions in raw["geographies"].items()}
         return _catalog(raw["meta"], models, profiles, geographies)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -186,13 +163,14 @@ def _error(path: Path, problem: str) -> CatalogError:
     )
 
 
+def _fields(row: Mapping[str, Any], keys: Sequence[str]) -> list[Any]:
+    return [tuple(row[k]) if isinstance(row[k], list) else row[k] for k in keys]
+
+
 def _model(row: Mapping[str, Any]) -> Model:
     if row["lifecycle"] not in ("ACTIVE", "LEGACY", "END_OF_LIFE") or row["family"] not in (*FAMILIES, None):
         raise ValueError(f"model {row['id']!r}: lifecycle {row['lifecycle']!r} or family {row['family']!r}")
-    return Model(
-        row["id"], row["provider"], tuple(row["input"]), tuple(row["output"]), bool(row["streaming"]),
-        tuple(row["inference"]), tuple(row["regions"]), row["lifecycle"], row["family"],
-    )  # fmt: skip
+    return Model(*_fields(row, _MODEL_KEYS))
 
 
 def _catalog(
@@ -209,24 +187,18 @@ def _catalog(
 
 def save(catalog: Catalog, path: str | os.PathLike[str]) -> None:
     """Write `catalog` as JSON in the packaged snapshot's format (one model or profile per line)."""
-    models = [
-        {"id": m.id, "provider": m.provider, "input": m.input_modalities, "output": m.output_modalities,
-         "streaming": m.streaming, "inference": m.inference_types, "regions": m.regions,
-         "lifecycle": m.lifecycle, "family": m.family}
-        for m in catalog.models.values()
-    ]  # fmt: skip
-    profiles = [
-        {"id": p.id, "geography": p.geography, "model": p.model_id, "regions": p.regions}
-        for p in catalog.profiles.values()
-    ]
+
+    def rows(items: Iterable[Model | Profile], keys: Sequence[str]) -> str:
+        return ",\n".join(json.dumps(dict(zip(keys, astuple(item), strict=True))) for item in items)
+
     lines = [
         "{",
         f'"meta": {json.dumps({**catalog.meta, "date": catalog.date})},',
         f'"geographies": {json.dumps(dict(catalog.geographies))},',
         '"models": [',
-        ",\n".join(json.dumps(row) for row in models),
+        rows(catalog.models.values(), _MODEL_KEYS),
         '],\n"profiles": [',
-        ",\n".join(json.dumps(row) for row in profiles),
+        rows(catalog.profiles.values(), _PROFILE_KEYS),
         "]\n}\n",
     ]
     Path(path).write_text("\n".join(lines), encoding="utf-8")

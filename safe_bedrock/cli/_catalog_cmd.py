@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from safe_bedrock._catalog import Catalog
 
-__all__ = ["COMMAND", "DEFAULT_OUTPUT", "update"]
-
 DEFAULT_OUTPUT: Final = "safe-bedrock-catalog.json"
 _ACTIONS: Final = "bedrock:ListFoundationModels and bedrock:ListInferenceProfiles"
 
