@@ -46,14 +46,8 @@ def tokens_of(response: dict[str, Any]) -> tuple[int | None, int | None]:
 # DeepSeek), and Nova's Converse-shaped chunks.
 _FAMILY_KEYS = frozenset(
     {"type", "completion", "outputText", "generation", "outputs", "choices"}
-    | {
-        "messageStart",
-        "contentBlockStart",
-        "contentBlockDelta",
-        "contentBlockStop",
-        "messageStop",
-        "metadata",
-    }
+    | {"messageStart", "contentBlockStart", "contentBlockDelta"}
+    | {"contentBlockStop", "messageStop", "metadata"}
 )
 
 

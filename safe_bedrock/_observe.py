@@ -101,7 +101,6 @@ class CallHook(Protocol):
     def __call__(self, details: CallDetails, /) -> None: ...
 
 
-# ---------------------------------------------------------------------------------------------------------
 # From an error to the event's error fields
 
 
@@ -169,7 +168,6 @@ def error_fields(exc: BaseException) -> dict[str, str | None]:
     }
 
 
-# ---------------------------------------------------------------------------------------------------------
 # The event (sans-I/O)
 
 _QUIET_CATEGORIES = frozenset({"transient", "connection"})
@@ -228,7 +226,6 @@ def event_from(details: CallDetails) -> dict[str, Any]:
     return event
 
 
-# ---------------------------------------------------------------------------------------------------------
 # Redaction and opt-in body logging
 
 _REDACTED = "[REDACTED]"
@@ -381,7 +378,6 @@ def summarize_body(body: object, *, config: BodyLogging) -> str | None:
     return escape_controls(text)
 
 
-# ---------------------------------------------------------------------------------------------------------
 # Emitting (the only I/O here: handing the event to a logger, calling hooks)
 
 _METHODS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}

@@ -51,7 +51,6 @@ def data(name: str) -> Any:
     return loader().load_data(name)
 
 
-# ---------------------------------------------------------------------------------------------------------
 # Partitions and the modelId rule
 
 
@@ -91,7 +90,6 @@ def max_model_id_length() -> int:
     return model_id_rule()[1]
 
 
-# ---------------------------------------------------------------------------------------------------------
 # Errors
 
 
@@ -127,7 +125,6 @@ def stream_exceptions(operation: str | None = None) -> Mapping[str, str]:
     return dict(sorted(found.items()))
 
 
-# ---------------------------------------------------------------------------------------------------------
 # Operations and their routes
 
 

@@ -1,9 +1,6 @@
 """The stream wrapper: boto3's iteration shape, typed mid-stream errors, measurement, release on exit.
 
-Two faces over one state: `SafeEventStream` iterates botocore's `EventStream` (sync client),
-`AsyncSafeEventStream` iterates aiobotocore's `AioEventStream` (async client). What an event, an error,
-the end or an early exit means (measure, translate, close, record) lives once, in `_StreamBase`; the faces
-only differ in how they read the next event.
+The sync and the async face differ only in how they read the next event; the rest is `_StreamBase`.
 """
 
 from __future__ import annotations
@@ -25,11 +22,8 @@ _DONE = object()
 
 
 class _Watched:
-    """botocore's raw HTTP response, with the bytes botocore reads from it followed frame by frame.
-
-    botocore ends an event stream quietly when the body ends, even inside a frame; the tracker tells.
-    Everything but reading goes to the response itself.
-    """
+    """botocore's raw HTTP response, its bytes followed frame by frame: botocore ends an event stream
+    quietly when the body ends, even inside a frame; the tracker tells."""
 
     def __init__(self, raw: Any, tracker: FrameTracker) -> None:
         self._raw = raw
@@ -162,15 +156,10 @@ class _StreamBase:
     __slots__ = ("_call", "_done", "_guard", "_iterator", "_pending", "_request_id", "_stream")
 
     def __init__(
-        self,
-        guard: Guard,
-        call: Call,
-        response: dict[str, Any],
-        member: str,
-        iterator: Any,  # the face's (async) iterator over the stream
-        *,
-        first: object,  # its first event, read inside the retried attempt, or _DONE
+        self, guard: Guard, call: Call, response: dict[str, Any], member: str, iterator: Any, *, first: object
     ) -> None:
+        # `iterator`: the face's (async) iterator over the stream; `first`: its first event (or _DONE), read
+        # inside the retried attempt.
         stream = response[member]
         # A stream that ended before its first event is an error (retried: nothing reached the caller).
         if first is _DONE and (ended := _ended(call, stream)) is not None:
@@ -195,10 +184,8 @@ class _StreamBase:
         return self._call.meter.complete
 
     def _accept(self, event: object) -> dict[str, Any] | None:
-        """The event to hand to the caller, or None at the end of the stream (which is then recorded).
-
-        A stream that ended without its closing events raises its `StreamIncompleteError` here instead.
-        """
+        """The event for the caller, or None at the stream's end (then recorded); a stream that ended
+        without its closing events raises its `StreamIncompleteError` instead."""
         if event is _DONE:
             ended = _ended(self._call, self._stream)
             if ended is not None:

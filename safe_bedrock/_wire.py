@@ -48,13 +48,7 @@ _INSTALLED = "_safe_bedrock_wire_checks"  # on the endpoint: its `_Checks`
 
 
 def check_request(
-    guard: Guard,
-    method: str | None,
-    url: str,
-    body: object,
-    *,
-    host: str | None = None,
-    record: bool = False,
+    guard: Guard, method: str | None, url: str, body: object, *, host: str | None = None, record: bool = False
 ) -> None:
     """Decide again on a request as it will leave; raises (nothing is sent) when it must not.
 
