@@ -144,7 +144,6 @@ class _Raw:
 
 
 async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
-    """Run a blocking call on a daemon thread and await its result without blocking the event loop."""
     future: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
     def run() -> None:

@@ -125,9 +125,7 @@ class ControlPlane:
         """Answer a control-plane request, or return None when it is not one (bedrock-runtime's)."""
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
         match = _SCOPE.search(lowered.get("authorization", ""))
-        access_key, region, service = (
-            (match.group(1), match.group(2), match.group(3)) if match else (None, "", "")
-        )
+        access_key, region, service = match.groups() if match else (None, "", "")
         if service in _QUERY_SERVICES:
             return self._query(service, body, access_key)
         # A bedrock-runtime route always goes to the runtime core, even if the control plane has the path.

@@ -314,7 +314,6 @@ class FakeBedrockCore:
             return reply
 
     def _family(self, model_id: str) -> str | None:
-        """The body family of a model a test added, which the catalog does not know."""
         added = self.models.get(model_id.rsplit("/", 1)[-1])
         return added.family if added is not None else None
 
@@ -449,8 +448,8 @@ class FakeBedrockCore:
         operation, model_id = request.operation, request.model_id or ""
         invoke = operation == "InvokeModelWithResponseStream"
         frames: list[bytes]
+        pad = _responders.pads(request.body)  # lazy: seeded only when an invoke stream takes a pad
         if scripted is not None and scripted.events is not None:
-            pad = _responders.pads(request.body)
             frames = [
                 _invoke_chunk(event, next(pad)) if invoke else _custom_frame(event)
                 for event in scripted.events
@@ -463,7 +462,6 @@ class FakeBedrockCore:
                 operation, model_id, payload, text=text, pieces=pieces, family=self._family(model_id)
             )
             if invoke:
-                pad = _responders.pads(request.body)
                 bodies = _responders.invoke_stream_chunks(family, answer, model_id)
                 frames = [_invoke_chunk(c, next(pad)) for c in bodies]
             else:

@@ -54,13 +54,10 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    credentials: Mapping[str, str] | None = None  # the keys whose signatures are verified (None: any key)
-
-    def __init__(
-        self, address: tuple[str, int], core: FakeBedrockCore, control_plane: ControlPlane | None
-    ) -> None:
-        self.core = core
-        self.control_plane = control_plane
+    def __init__(self, address: tuple[str, int], owner: FakeBedrockServer) -> None:
+        self.core = owner._core
+        self.control_plane = owner.control_plane
+        self.credentials = owner.credentials  # the keys whose signatures are verified (None: any key)
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
@@ -358,8 +355,7 @@ class FakeBedrockServer(ScriptingAPI):
         with self._lock:
             if self._httpd is not None:
                 return self
-            httpd = _HTTPServer(self._address, self._core, self.control_plane)
-            httpd.credentials = self.credentials
+            httpd = _HTTPServer(self._address, self)
             self._core.closing.clear()
             thread = threading.Thread(
                 target=httpd.serve_forever,

@@ -65,12 +65,8 @@ class Reply:
 
 
 def start(reply: Reply, url: str) -> tuple[Iterator[bytes], Iterator[bytes]]:
-    """(the reply's bytes, what closing them closes), its first chunk already pulled, as over HTTP, where the
-    response head waits for it.
-
-    A drop or a timeout before the first chunk is an error of the call itself, raised as botocore's connection
-    errors (which botocore retries, as against the real endpoint). May block through scripted delays.
-    """
+    """(the reply's bytes, what closing them closes), the first chunk pulled already, as the HTTP head waits
+    for it: a drop or timeout before it is the call's own error, raised as botocore's (which retries it)."""
     source = iter(reply.chunks if reply.chunks is not None else (reply.body or b"",))
     try:
         first = list(itertools.islice(source, 1))
