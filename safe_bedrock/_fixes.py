@@ -78,7 +78,6 @@ def _partition(call: CallContext) -> str:
 
 
 def _routed(call: CallContext) -> tuple[str, ...]:
-    """For an inference profile, the foundation-model ARNs it routes to; () otherwise or when unknown."""
     if call.ref is None or not _is_profile(call):
         return ()
     try:
@@ -214,7 +213,6 @@ def _facts(call: CallContext, why: Diagnosis) -> dict[str, object]:
 
 
 def _say(template: str) -> Callable[[CallContext, Diagnosis], str]:
-    """A fix builder: `template` filled with the call's facts (`_facts`)."""
     return lambda call, why: template.format(**_facts(call, why))
 
 
