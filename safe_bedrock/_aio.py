@@ -41,13 +41,6 @@ else:
     _ClientBase = object
 
 
-_NOT_ENTERED = (
-    "AsyncSafeBedrockClient builds its aiobotocore client when entered: use "
-    "`async with AsyncSafeBedrockClient(allow=[...], region_name=...) as client:`, "
-    "or pass client= an aiobotocore bedrock-runtime client"
-)
-
-
 class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
     """The async twin of `SafeBedrockClient`, on aiobotocore: the same methods with `await`/`async for`.
 
@@ -104,7 +97,11 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
 
     def _inner(self) -> Any:
         if self._client is None:
-            raise RuntimeError(_NOT_ENTERED)
+            raise RuntimeError(
+                "AsyncSafeBedrockClient builds its aiobotocore client when entered: use "
+                "`async with AsyncSafeBedrockClient(allow=[...], region_name=...) as client:`, "
+                "or pass client= an aiobotocore bedrock-runtime client"
+            )
         return self._client
 
     async def __aenter__(self) -> AsyncSafeBedrockClient:

@@ -173,11 +173,6 @@ class _StreamBase:
         self._request_id = request_id_of(response)
         self._done = False
 
-    def _take_pending(self) -> object:
-        event = self._pending
-        self._pending = None
-        return event
-
     @property
     def complete(self) -> bool:
         """Whether the stream's closing events arrived (so far): its answer is whole."""
@@ -246,7 +241,7 @@ class SafeEventStream(_StreamBase):
         if self._done:
             return
         observe = self._call.meter.observe
-        first = self._take_pending()
+        first, self._pending = self._pending, None
         if first is not None:
             accepted = self._accept(first)
             if accepted is None:
@@ -287,7 +282,7 @@ class AsyncSafeEventStream(_StreamBase):
     async def __anext__(self) -> dict[str, Any]:
         if self._done:
             raise StopAsyncIteration
-        event = self._take_pending()
+        event, self._pending = self._pending, None
         if event is None:
             try:
                 event = await anext(self._iterator, _DONE)
