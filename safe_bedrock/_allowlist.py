@@ -162,12 +162,8 @@ class ModelAllowlist:
         self.entries = tuple(dict.fromkeys([*self.invoke_entries, *self.stream_entries]))
         # (allow, deny) for invoking, then for streaming; denies come only from `from_policy`.
         invoke = rules(self.invoke_entries, source=source, broad_ok=allow_any)
-        self._rules: tuple[tuple[Rule, ...], ...] = (
-            invoke,
-            (),
-            rules(self.stream_entries, source=source, broad_ok=allow_any),
-            (),
-        )
+        stream_rules = rules(self.stream_entries, source=source, broad_ok=allow_any)
+        self._rules: tuple[tuple[Rule, ...], ...] = (invoke, (), stream_rules, ())
         self._policy: PolicyDocument | None = None
         self._by_region: dict[tuple[str, str], ModelAllowlist] = {}
         self._tables: tuple[tuple[_Table, _Table], ...] | None = None
@@ -178,7 +174,7 @@ class ModelAllowlist:
                 EmptyAllowlistWarning,
                 stacklevel=_caller_stacklevel(),
             )
-        self._unknown = _warn_unknown([*invoke, *self._rules[2]], source=source)
+        self._unknown = _warn_unknown([*invoke, *stream_rules], source=source)
         if region is not None:
             self._tables = self._resolve(region, self.partition or partition_of(region))
 

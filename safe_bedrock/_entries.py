@@ -40,7 +40,6 @@ class Rule:
     profiles: bool = False  # a profiles+ rule: key names the model, bound to the region's profiles of it
 
     def keys(self, region: str, partition: str) -> tuple[str, ...]:
-        """The keys (exact or IAM patterns) this rule stands for in ``region``."""
         if not self.bare:
             return (self.key,)
         key = self.key.replace("{partition}", partition, 1).replace("{region}", region, 1)
@@ -51,7 +50,6 @@ class Rule:
 
 
 def is_wild(text: str) -> bool:
-    """Whether ``text`` has an IAM wildcard (``*`` or ``?``)."""
     return "*" in text or "?" in text
 
 
@@ -199,8 +197,7 @@ def _arn_rule(entry: str, *, source: str, broad_ok: bool) -> Rule:
 
 
 def rules(entries: Iterable[str], *, source: str, broad_ok: bool) -> tuple[Rule, ...]:
-    """The rules ``entries`` stand for; `AllowlistError` for the first bad (or, unless ``broad_ok``, too
-    broad) one."""
+    """The rules ``entries`` stand for; `AllowlistError` names the first bad (or too broad) one."""
     return tuple(rule for entry in entries for rule in _rules_for(entry, source=source, broad_ok=broad_ok))
 
 

@@ -33,19 +33,10 @@ _MAX_POLICY_CHARS: Final = 1 << 20  # IAM's own limits are far lower (6,144 for 
 _MAX_DEPTH: Final = 16
 _MAX_STATEMENTS: Final = 5000
 _VERSIONS: Final = frozenset({"2012-10-17", "2008-10-17"})
-_STATEMENT_KEYS: Final = frozenset(
-    {
-        "Sid",
-        "Effect",
-        "Action",
-        "NotAction",
-        "Resource",
-        "NotResource",
-        "Condition",
-        "Principal",
-        "NotPrincipal",
-    }
-)
+_STATEMENT_KEYS: Final = frozenset((
+    "Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition",
+    "Principal", "NotPrincipal",
+))  # fmt: skip
 _CONDITION_OPERATORS: Final = frozenset({"StringEquals", "StringLike", "ArnEquals", "ArnLike"})
 _ACTION_RE: Final = re.compile(r"\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+")
 
@@ -67,8 +58,7 @@ def iam_pattern(pattern: str, *, fold: bool = False) -> re.Pattern[str]:
 
 
 def iam_match(pattern: str, value: str, *, fold: bool = False) -> bool:
-    """Whether ``value`` matches the IAM wildcard ``pattern`` (see `iam_pattern`), case-sensitively unless
-    ``fold`` (IAM compares actions ignoring case)."""
+    """Whether ``value`` matches the IAM wildcard ``pattern`` (see `iam_pattern`)."""
     if "*" not in pattern and "?" not in pattern:
         return pattern.lower() == value.lower() if fold else pattern == value
     return iam_pattern(pattern, fold=fold).match(value) is not None

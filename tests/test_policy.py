@@ -98,8 +98,7 @@ def test_iam_patterns_join_into_one_alternation_that_names_the_branch() -> None:
 def test_the_fake_matches_wildcards_with_the_one_translation() -> None:
     from safe_bedrock.testing import _control_plane, _script
 
-    assert _script._wildcard is iam_pattern
-    assert _control_plane._wildcard("anthropic.*") == iam_pattern("anthropic.*")
+    assert _script.iam_pattern is _control_plane.iam_pattern is iam_pattern
 
 
 @pytest.mark.parametrize(
