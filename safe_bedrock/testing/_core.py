@@ -103,13 +103,8 @@ def request_from_http(
 
 def error_reply(code: str, message: str, *, request_id: str, status: int | None = None) -> Reply:
     """An AWS rest-json error: status from the service model, x-amzn-ErrorType, {"message": ...} body."""
-    headers = {
-        "Content-Type": JSON,
-        "x-amzn-RequestId": request_id,
-        "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
-    }
-    body = json.dumps({"message": message}).encode()
-    return Reply(status=status or _messages.http_status(code), headers=headers, body=body)
+    error_type = {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+    return _json({"message": message}, request_id, error_type, status=status or _messages.http_status(code))
 
 
 def _json(

@@ -61,10 +61,7 @@ def added_model(
 
 
 def refusal(model_id: str, *, region: str, operation: str, added: Mapping[str, AddedModel]) -> Refusal | None:
-    """(code, variant) of Bedrock's error for calling `model_id` from `region`, or None when it is served.
-
-    CountTokens runs no inference, so a model served only through a profile answers it by its bare id
-    (as recorded Bedrock traffic shows)."""
+    """(code, variant) of Bedrock's error for calling `model_id` from `region`, or None when it is served."""
     try:
         ref = parse_model_id(model_id, region=region)
     except InvalidModelIdError:
@@ -85,6 +82,7 @@ def refusal(model_id: str, *, region: str, operation: str, added: Mapping[str, A
     offered = catalog.offered(ref.resource_id, region)
     if offered is None:
         return _INVALID
+    # CountTokens runs no inference: a profile-only model answers it by its bare id (per recorded traffic).
     on_demand = ref.kind is ModelKind.FOUNDATION_MODEL and operation != "CountTokens"
     if offered == "INFERENCE_PROFILE" and on_demand:
         return ("ValidationException", "inference_profile_required")
