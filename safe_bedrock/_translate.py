@@ -234,15 +234,13 @@ def _refusal(message: str, *, exceptions: object | None, **fields: Any) -> error
     # Built by us, so its response (unlike Bedrock's) can be safe too: the source names a file or variable.
     code, message = "AccessDeniedException", safe_text(message)
     status = modeled_status(code)
-    response: dict[str, Any] = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {
-            "RequestId": "",
-            "HTTPStatusCode": status,
-            "HTTPHeaders": {},
-            "RetryAttempts": 0,
-        },
+    metadata: dict[str, Any] = {
+        "RequestId": "",
+        "HTTPStatusCode": status,
+        "HTTPHeaders": {},
+        "RetryAttempts": 0,
     }
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
     klass = _class_for(errors.ModelNotAllowedError, _modeled(exceptions, code))
     return klass(code=code, message=message, http_status=status, response=response, **fields)
 
