@@ -164,6 +164,19 @@ def test_str_says_mid_stream_and_how_many_events_arrived() -> None:
     assert "mid-stream after 4 events" in str(error)
 
 
+def test_a_retried_error_says_how_many_attempts_over_how_long_and_pickles_them() -> None:
+    once = errors.ThrottlingError(code="ThrottlingException", message="slow down", operation="Converse")
+    assert str(once) == "ThrottlingException on Converse: slow down"
+    assert "attempts" not in once.fields()
+    error = errors.ThrottlingError(
+        code="ThrottlingException", message="slow down", operation="Converse", attempts=3, elapsed_s=2.14
+    )
+    assert str(error) == "ThrottlingException on Converse after 3 attempts over 2.1 s: slow down"
+    assert (error.fields()["attempts"], error.fields()["elapsed_s"]) == (3, 2.14)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.attempts, copy.elapsed_s, str(copy)) == (type(error), 3, 2.14, str(error))
+
+
 # -- refused by the allowlist -------------------------------------------------------------------------------
 
 
