@@ -143,10 +143,8 @@ class ControlPlane:
         form = {key: values[0] for key, values in parsed.items()}
         action = form.get("Action", "")
         self._record(service, action, form, access_key)
-        if self._identity_error is not None:
-            return self._xml_error(
-                namespace, self._identity_error, _IDENTITY_ERRORS[self._identity_error], 403
-            )
+        if (code := self._identity_error) is not None:
+            return self._xml_error(namespace, code, _IDENTITY_ERRORS[code], 403)
         if action != known:
             return self._xml_error(namespace, "InvalidAction", f"Could not find operation {action}", 400)
         if service == "sts":
@@ -209,10 +207,8 @@ class ControlPlane:
         self, operation: str, params: Mapping[str, str], access_key: str | None, region: str
     ) -> _Answer:
         self._record("bedrock", operation, params, access_key)
-        if self._identity_error is not None:
-            return self._json(
-                403, {"message": _IDENTITY_ERRORS[self._identity_error]}, "UnrecognizedClientException"
-            )
+        if (code := self._identity_error) is not None:
+            return self._json(403, {"message": _IDENTITY_ERRORS[code]}, "UnrecognizedClientException")
         model_id = params.get("modelId") or params.get("modelIdentifier") or ""
         if operation == "GetFoundationModelAvailability":
             access = self._access_for(model_id)

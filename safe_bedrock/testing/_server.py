@@ -25,7 +25,7 @@ from safe_bedrock.testing._control_plane import ControlPlane
 from safe_bedrock.testing._core import FakeBedrockCore, error_reply, new_core, request_from_http
 from safe_bedrock.testing._script import ScriptingAPI
 from safe_bedrock.testing._session import isolated_client, isolated_session
-from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, Reply
+from safe_bedrock.testing._wire import DEFAULT_REGION, ConnectionDrop, Reply, close_chunks
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -152,8 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
                 # Asked only now, so bedrock-runtime calls never pay for the control plane's routing.
                 answer = self.server.control_plane.handle(self.command, self.path, headers, body)
                 if answer is not None:
-                    status, answer_headers, payload = answer
-                    reply = Reply(status=status, headers=answer_headers, body=payload)
+                    reply = Reply(*answer)  # (status, headers, body)
             if reply is None:
                 reply = core.handle(request)
         except Exception:  # noqa: BLE001 - any bug in the fake becomes a 500, never a traceback on the wire
@@ -258,10 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
             # The client went away (or stop() shut the socket): nothing more to say on this connection.
             self.close_connection = True
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
+            with contextlib.suppress(Exception):
+                close_chunks(chunks)
 
     def _cut(self) -> None:
         """Abort the connection the way a crashed peer does: an RST, no chunked terminator."""
