@@ -63,8 +63,7 @@ class ModelRef:
         return self.arn
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Shapes
+# --- Shapes ------------------------------------------------------------------------------------------------
 
 # provider.model[:version]. A dot inside the model name only ever starts a version number (deepseek.v3.2,
 # zai.glm-4.7-flash), which keeps profile ids apart: in us.anthropic.claude the dot precedes a letter.
@@ -123,8 +122,7 @@ def profiles_from(model: str, region: str) -> tuple[str, ...]:
     return tuple(f"{geo}.{model}" for geo, to in geographies().items() if region in to or geo == "global")
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Parsing
+# --- Parsing -----------------------------------------------------------------------------------------------
 
 
 def parse_model_id(
@@ -356,8 +354,7 @@ def _check_outer_bound(model_id: str, ref: ModelRef) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Derived facts
+# --- Derived facts -----------------------------------------------------------------------------------------
 
 
 def match_key(ref: ModelRef) -> str:

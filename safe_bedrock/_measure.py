@@ -74,7 +74,6 @@ class StreamMeter:
     payload_bytes: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
-    service_latency_ms: int | None = None
     complete: bool = False  # the closing event arrived (the metrics chunk, or Converse's metadata)
     last_chunk: bytes | None = None  # InvokeModelWithResponseStream: the latest chunk's bytes
 
@@ -98,21 +97,17 @@ class StreamMeter:
         metadata = event.get("metadata")
         if metadata is not None:
             usage = metadata.get("usage") or {}
-            latency = (metadata.get("metrics") or {}).get("latencyMs")
-            self._totals(usage.get("inputTokens"), usage.get("outputTokens"), latency)
+            self._totals(usage.get("inputTokens"), usage.get("outputTokens"))
 
     def _read_invocation_metrics(self, data: bytes) -> None:
         try:
             metrics = json.loads(data).get(_METRICS_KEY) or {}
         except (ValueError, AttributeError):
             return
-        self._totals(
-            metrics.get("inputTokenCount"), metrics.get("outputTokenCount"), metrics.get("invocationLatency")
-        )
+        self._totals(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
 
-    def _totals(self, input_tokens: object, output_tokens: object, latency_ms: object) -> None:
+    def _totals(self, input_tokens: object, output_tokens: object) -> None:
         self.input_tokens, self.output_tokens = _int_or_none(input_tokens), _int_or_none(output_tokens)
-        self.service_latency_ms = _int_or_none(latency_ms)
         self.complete = True
 
     def closed(self) -> bool | None:

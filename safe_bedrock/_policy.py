@@ -186,8 +186,7 @@ class PolicyDocument:
         return tuple(found)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Allowlists read from a policy (`ModelAllowlist.from_policy`): denies for any account, routed profiles
+# --- Allowlists read from a policy (`ModelAllowlist.from_policy`): denies for any account, routed profiles
 
 
 def _any_account(pattern: str) -> str:
@@ -265,8 +264,7 @@ def routed_refusal(document: PolicyDocument, ref: ModelRef, *, action: str) -> s
     return ""
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Parsing
+# --- Parsing -----------------------------------------------------------------------------------------------
 
 
 def _error(source: str, problem: str, statement: str | None = None) -> PolicyError:
@@ -433,8 +431,7 @@ def _parse_condition(condition: object, source: str, label: str) -> tuple[tuple[
     return values, operator.endswith("Equals")
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Writing least-privilege policies
+# --- Writing least-privilege policies ----------------------------------------------------------------------
 
 _SIDS: Final[Mapping[ModelKind, str]] = {
     ModelKind.FOUNDATION_MODEL: "InvokeFoundationModels",

@@ -23,8 +23,6 @@ from safe_bedrock.errors import InvalidModelIdError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["check_endpoint", "check_model", "check_region", "resolve_region"]
-
 # A region's shape: letters, one or two more dash-separated words, a number (us-east-1, us-gov-west-1).
 _REGION_SHAPE: Final = re.compile(r"[a-z]{2,4}(?:-[a-z]+){1,2}-[0-9]{1,2}")
 _LOCAL_HOSTS: Final = ("localhost", "127.", "[::1]", "0.0.0.0")  # noqa: S104 - matched as text, not bound

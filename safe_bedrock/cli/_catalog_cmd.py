@@ -11,8 +11,12 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from safe_bedrock._catalog import ENV_VAR
+from botocore.exceptions import ClientError, NoCredentialsError
+
+from safe_bedrock._catalog import ENV_VAR, from_control_plane, load, save
 from safe_bedrock.cli import EXIT_CODES_HELP, EXIT_OK, Command, CommandError
+from safe_bedrock.cli._args import check_region
+from safe_bedrock.cli._invoke import aws_session
 from safe_bedrock.cli._output import Output, run_command
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_OUTPUT: Final = "safe-bedrock-catalog.json"
 _ACTIONS: Final = "bedrock:ListFoundationModels and bedrock:ListInferenceProfiles"
+_REFUSED_CREDENTIALS: Final = ("UnrecognizedClientException", "ExpiredTokenException")
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +49,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def update(regions: Sequence[str], output: str, client_for: Callable[[str], Any]) -> Catalog:
     """Ask each region's control plane (`client_for(region)`: a boto3 ``bedrock`` client), write `output`."""
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    from safe_bedrock._catalog import from_control_plane, load, save
-
     replies = {}
     for region in regions:
         client = client_for(region)
@@ -62,10 +63,7 @@ def update(regions: Sequence[str], output: str, client_for: Callable[[str], Any]
             ) from None
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if "AccessDenied" not in code and code not in {
-                "UnrecognizedClientException",
-                "ExpiredTokenException",
-            }:
+            if "AccessDenied" not in code and code not in _REFUSED_CREDENTIALS:
                 raise
             raise CommandError(
                 f"{code} in {region}: the Bedrock control plane refused to list models",
@@ -81,9 +79,6 @@ def update(regions: Sequence[str], output: str, client_for: Callable[[str], Any]
 
 def _run(args: argparse.Namespace) -> int:
     def body(out: Output) -> int:
-        from safe_bedrock.cli._args import check_region
-        from safe_bedrock.cli._invoke import aws_session
-
         regions = [check_region(r) for r in args.region or ()]
         session = aws_session(region=regions[0] if regions else None, endpoint_url=args.endpoint_url)
         regions = regions or [str(session.region_name)]

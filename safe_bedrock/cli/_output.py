@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Mapping
 
-__all__ = ["Output", "Problem", "describe", "run_command"]
-
 _EXIT_CODES: Final = {
     "usage": EXIT_USAGE,
     "denied": EXIT_DENIED,

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from safe_bedrock.testing._core import FakeBedrockCore
-    from safe_bedrock.testing._models import AddedModel
 
 
 _STS_NS: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -328,15 +327,10 @@ def _context(form: Mapping[str, str]) -> dict[str, str]:
     return entries
 
 
-def _catalog_models(region: str, added: Mapping[str, AddedModel]) -> list[Model]:
+def _catalog_models(region: str, added: Mapping[str, Model]) -> list[Model]:
     """The models offered in `region` (on demand or through a profile), the ones a test added included."""
     catalog = load()
-    mine = [
-        Model(m.id, m.id.split(".", 1)[0], ("TEXT",), ("TEXT",), m.streaming, ("ON_DEMAND",), m.regions,
-              m.lifecycle, m.family)
-        for m in added.values()
-        if not m.regions or region in m.regions
-    ]  # fmt: skip
+    mine = [m for m in added.values() if not m.regions or region in m.regions]
     return mine + [m for m in catalog.models.values() if catalog.offered(m.id, region) and m.id not in added]
 
 

@@ -32,6 +32,7 @@ from safe_bedrock.testing._wire import (
 if TYPE_CHECKING:
     from botocore.awsrequest import HTTPHeaders
 
+    from safe_bedrock._catalog import Model
     from safe_bedrock._policy import PolicyDocument
 
 
@@ -198,7 +199,7 @@ class FakeBedrockCore:
     # Answer calls to models Bedrock would not serve (unknown, profile-only, not in the region, retired)
     # with its errors, from the model catalog; `models`: those a test added (`_models.added_model`).
     strict_models: bool = True
-    models: dict[str, _models.AddedModel] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
     closing: threading.Event = field(default_factory=threading.Event, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _failures: list[str] = field(default_factory=list, repr=False)

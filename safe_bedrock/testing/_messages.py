@@ -15,16 +15,6 @@ from dataclasses import dataclass
 
 from safe_bedrock._service import modeled_statuses, stream_exceptions
 
-__all__ = [
-    "ERRORS",
-    "ErrorMessage",
-    "codes",
-    "find",
-    "http_status",
-    "render",
-    "stream_exception_name",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class ErrorMessage:

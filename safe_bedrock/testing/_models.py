@@ -7,10 +7,9 @@ account resources no snapshot knows, so the fake serves them as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from safe_bedrock._catalog import FAMILIES, Lifecycle, family_of, load
+from safe_bedrock._catalog import FAMILIES, Lifecycle, Model, family_of, load
 from safe_bedrock._ids import ModelKind, base_model_id, parse_model_id
 from safe_bedrock.errors import InvalidModelIdError
 
@@ -23,17 +22,6 @@ _INVALID: Refusal = ("ValidationException", "invalid_model_id")
 _RETIRED: Refusal = ("ResourceNotFoundException", "end_of_life")
 
 
-@dataclass(frozen=True, slots=True)
-class AddedModel:
-    """A model a test adds: served on demand in `regions` (empty: every region)."""
-
-    id: str
-    family: str | None
-    regions: tuple[str, ...] = ()
-    streaming: bool = True
-    lifecycle: Lifecycle = "ACTIVE"
-
-
 def added_model(
     model_id: str,
     *,
@@ -41,8 +29,9 @@ def added_model(
     regions: Iterable[str] = (),
     streaming: bool = True,
     lifecycle: Lifecycle = "ACTIVE",
-) -> AddedModel:
-    """Check what a test passed to `models=` / `add_model()`; the error names the argument and the fix."""
+) -> Model:
+    """The model a test passes to `models=` / `add_model()`, served on demand in `regions` (empty: every
+    region); a bad argument raises ValueError naming it and the fix."""
     try:
         ref = parse_model_id(model_id, region="us-east-1")
     except InvalidModelIdError as exc:
@@ -57,10 +46,14 @@ def added_model(
     if lifecycle not in _LIFECYCLES:
         raise ValueError(f"add_model: lifecycle must be one of {', '.join(_LIFECYCLES)}, got {lifecycle!r}")
     regions = (regions,) if isinstance(regions, str) else tuple(regions)
-    return AddedModel(ref.resource_id, family or family_of(ref.resource_id), regions, streaming, lifecycle)
+    model_id, family = ref.resource_id, family or family_of(ref.resource_id)
+    text = ("TEXT",)
+    return Model(
+        model_id, model_id.split(".")[0], text, text, streaming, ("ON_DEMAND",), regions, lifecycle, family
+    )
 
 
-def refusal(model_id: str, *, region: str, operation: str, added: Mapping[str, AddedModel]) -> Refusal | None:
+def refusal(model_id: str, *, region: str, operation: str, added: Mapping[str, Model]) -> Refusal | None:
     """(code, variant) of Bedrock's error for calling `model_id` from `region`, or None when it is served."""
     try:
         ref = parse_model_id(model_id, region=region)
