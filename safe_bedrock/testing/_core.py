@@ -238,7 +238,7 @@ class FakeBedrockCore:
             self.requests.clear()
             self._failures.clear()
             self.policy = None
-            self.principal = DEFAULT_PRINCIPAL
+            self.principal, self.account = DEFAULT_PRINCIPAL, DEFAULT_ACCOUNT
 
     def failures(self) -> list[str]:
         """Scripting failures seen while answering (expectations not met, route handlers that raised)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from safe_bedrock.testing import FakeBedrock
 from safe_bedrock.testing._core import FakeBedrockCore, request_from_http
@@ -378,3 +379,15 @@ def test_attach_refuses_other_clients() -> None:
     s3 = isolated_session(region_name="us-east-1").client("s3")
     with pytest.raises(TypeError, match="bedrock-runtime client"):
         FakeBedrock().attach(s3)
+
+
+def test_reset_forgets_the_policys_account_in_messages() -> None:
+    fake = FakeBedrock()
+    principal = "arn:aws:sts::111122223333:assumed-role/app/session"
+    fake.set_policy({"Version": "2012-10-17", "Statement": []}, principal=principal)
+    fake.reset()
+    fake.add_client_error("AccessDeniedException")
+    with pytest.raises(ClientError) as caught:
+        fake.client().converse(modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    assert "111122223333" not in caught.value.response["Error"]["Message"]
+    assert "123456789012" in caught.value.response["Error"]["Message"]
