@@ -388,6 +388,6 @@ def test_reset_forgets_the_policys_account_in_messages() -> None:
     fake.reset()
     fake.add_client_error("AccessDeniedException")
     with pytest.raises(ClientError) as caught:
-        fake.client().converse(modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        fake.client().converse(modelId=f"us.{HAIKU}", messages=[{"role": "user", "content": [{"text": "x"}]}])
     assert "111122223333" not in caught.value.response["Error"]["Message"]
     assert "123456789012" in caught.value.response["Error"]["Message"]
