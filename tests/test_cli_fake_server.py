@@ -185,6 +185,13 @@ def test_credentials_file_makes_only_its_keys_sign(tmp_path: Path) -> None:
     assert code == 0
 
 
+def failing_server(*args: str) -> subprocess.CompletedProcess[str]:
+    """`fake-server` with arguments it must refuse, as a subprocess with a deadline: one wrongly accepted
+    would otherwise serve until the suite times out."""
+    command = [*COMMAND, "fake-server", "--port", "0", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [(None, "No such file"), ("{not json", "Expecting property name"), ('{"AKIA": 7}', "must map")],
@@ -195,14 +202,7 @@ def test_a_bad_credentials_file_is_exit_2_naming_the_fix(
     keys = tmp_path / "keys.json"
     if content is not None:
         keys.write_text(content)
-    # A subprocess with a deadline: a file wrongly accepted would otherwise serve until the suite times out.
-    result = subprocess.run(
-        [*COMMAND, "fake-server", "--port", "0", "--credentials", str(keys)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = failing_server("--credentials", str(keys))
     assert result.returncode == 2
     problem_line, fix = result.stderr.strip().splitlines()
     assert f"--credentials {str(keys)!r}" in problem_line
@@ -213,13 +213,7 @@ def test_a_bad_credentials_file_is_exit_2_naming_the_fix(
 def test_bad_policy_file_is_one_line_exit_2_without_traceback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    result = subprocess.run(
-        [*COMMAND, "fake-server", "--port", "0", "--policy", str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = failing_server("--policy", str(broken))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     problem, fix = result.stderr.strip().splitlines()
