@@ -56,7 +56,7 @@ class AsyncSafeBedrockClient(GuardedShell, _ClientBase):
     Built this way it creates (and on exit closes) its own aiobotocore client, with botocore's retries
     off. Or wrap one you built: `AsyncSafeBedrockClient(allow=[...], client=aio_client)`, usable at once;
     `close()` then closes that client too, as the sync client does. The same allowlist, typed errors
-    (mid-stream included), retry policy, log event and hooks as the sync client.
+    (mid-stream included), retry policy, log event and hooks as the sync client. Added in version 0.1.0.
     """
 
     def __init__(

@@ -113,7 +113,8 @@ def _caller_stacklevel() -> int:
 
 
 class ModelAllowlist:
-    """The models a client may call; see the module documentation for the entry syntax."""
+    """The models a client may call; see the module documentation for the entry syntax.
+    Added in version 0.1.0."""
 
     __slots__ = (
         "_by_region",

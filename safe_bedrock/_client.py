@@ -151,7 +151,7 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
     Every operation of the service is here with boto3's arguments and return values. Calls that address
     a model are checked against the allowlist before anything is sent; errors are raised as the typed
     errors of `safe_bedrock.errors` (still botocore `ClientError`s); transient failures are retried by one
-    policy; every call leaves one log event.
+    policy; every call leaves one log event. Added in version 0.1.0.
     """
 
     def __init__(
@@ -194,6 +194,7 @@ class SafeBedrockClient(GuardedShell, _ClientBase):
         self.close()
 
     def close(self) -> None:
+        """Close the boto3 client's connections, as boto3's `close()` does."""
         self._client.close()
 
     def _guarded(self, spec: OperationSpec) -> Callable[..., Any]:

@@ -137,6 +137,7 @@ def set_testing(enabled: bool, *, attempts: int | None = None) -> contextlib.Abs
 
     `set_testing(True)` takes effect at once; `with set_testing(True): ...` restores the previous mode on
     exit. `attempts=1` turns retries off entirely; `None` keeps each client's configured attempts.
+    Added in version 0.1.0.
     """
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
         raise ValueError(f"set_testing(attempts=...) takes an int >= 1 or None, got {attempts!r}")

@@ -275,7 +275,7 @@ def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
     client created from it afterwards). A request for a model outside `allow` raises `ModelNotAllowedError`
     and sends nothing; everything else stays boto3's. `SafeBedrockClient` adds typed errors, retries, logs.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.2.0 Added in version 0.1.0.
     """
     allowlist = coerce_allowlist(allow)
     meta = getattr(target, "meta", None)

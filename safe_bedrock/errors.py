@@ -39,32 +39,7 @@ EmptyAllowlistWarning (a UserWarning)          an allowlist with no entries: eve
 UnknownModelWarning (a UserWarning)            an entry that names no model the model catalog knows (typo?)
 ```
 
-The class names the cause, read from Bedrock's error code *and* message (one code, such as
-`AccessDeniedException`, covers many causes); a code or message not seen before becomes the nearest base
-with the original `code` kept. Every `BedrockServiceError` has `fix`: what to change, in plain words, for
-this very call (the IAM action, the ARNs, the region), and `str(error)` is one line of cause and fix.
-
-Configuration mistakes (`AllowlistError`, `PolicyError`) are raised when the client or allowlist is built;
-an empty allowlist only warns (`EmptyAllowlistWarning`, pointing at the line that built it).
-
-Every `BedrockServiceError` is a botocore `ClientError` with the original `.response`, `.operation_name` and
-`__cause__`; raised by a `SafeBedrockClient`, also the client's modeled class (`client.exceptions.X`), and
-mid-stream also an `EventStreamError`. Errors pickle as their public class.
-
-A stream that fails after it began raises a `ModelStreamError` (`mid_stream=True`, `events_received`,
-`request_id`); a fault of the transport or the framing is also what boto3 raised for it (`ChecksumMismatch`,
-urllib3's `ProtocolError`, aiohttp's `ClientPayloadError`, ...), so existing handlers keep catching it. A
-stream whose closing events never came (boto3 ends it quietly) raises `StreamIncompleteError` at its end;
-a stream the caller leaves early (break, `close()`) never raises.
-
-Safe to log: Bedrock's message can quote the request (a signature mismatch echoes the canonical request with
-its `X-Amz-Security-Token`; a validation message can quote the prompt) and can hold control characters. So
-every text an error shows (`str`, `repr`, `.message`, `fields()` and the other fields) has access key ids,
-secret keys, session tokens, signatures, Authorization values and named secrets masked as `[REDACTED]`, and
-control characters escaped as `repr` shows them (`\\n`, `\\x1b`): one line, that no input can split or
-forge. `str(error)` keeps at most the first 1000 characters of the message. `.response` is left exactly as
-botocore built it, for drop-in code: `e.response["Error"]["Message"]` is Bedrock's text, unmasked; log it
-only if you would log the request. `InvalidModelIdError.model_id` is the very object that was passed.
+How errors are classified, stay drop-in for boto3 code and are safe to log: docs/reference/errors.md.
 """
 
 from __future__ import annotations
@@ -146,11 +121,12 @@ def _rebuild(klass: type[BaseException], kwargs: dict[str, Any]) -> BaseExceptio
 
 
 class SafeBedrockError(Exception):
-    """Base of every error safe-bedrock raises."""
+    """Base of every error safe-bedrock raises. Added in version 0.1.0."""
 
 
 class InvalidModelIdError(SafeBedrockError, ValueError):
-    """A modelId that Bedrock would not accept, or that is unsafe to send; refused before any request."""
+    """A modelId that Bedrock would not accept, or that is unsafe to send; refused before any request.
+    Added in version 0.1.0."""
 
     def __init__(self, *, model_id: object, problem: str, fix: str) -> None:
         self.model_id = model_id
@@ -175,7 +151,8 @@ class InvalidModelIdError(SafeBedrockError, ValueError):
 
 
 class AllowlistError(SafeBedrockError, ValueError):
-    """An allowlist entry or source that is malformed or too broad; names the entry, source and fix."""
+    """An allowlist entry or source that is malformed or too broad; names the entry, source and fix.
+    Added in version 0.1.0."""
 
     def __init__(self, *, source: str, problem: str, fix: str, entry: str | None = None) -> None:
         self.source = source
@@ -191,7 +168,8 @@ class AllowlistError(SafeBedrockError, ValueError):
 
 
 class PolicyError(SafeBedrockError, ValueError):
-    """A policy document that is malformed, or uses a construct this library will not guess about."""
+    """A policy document that is malformed, or uses a construct this library will not guess about.
+    Added in version 0.1.0."""
 
     def __init__(
         self, message: str, *, source: str = "", problem: str = "", statement: str | None = None
@@ -221,7 +199,8 @@ class UnknownModelWarning(UserWarning):
 
 class BedrockServiceError(SafeBedrockError, ClientError):
     """An error from Bedrock (or refused locally in Bedrock's terms), with its cause and the fix; raised after
-    more than one attempt, it says how many (`attempts`) over how long (`elapsed_s`)."""
+    more than one attempt, it says how many (`attempts`) over how long (`elapsed_s`).
+    Added in version 0.1.0."""
 
     # Each class names the fields it adds; `fields()`, cleaning and pickling read them along the MRO.
     _FIELDS: tuple[str, ...] = (
@@ -314,7 +293,8 @@ class BedrockServiceError(SafeBedrockError, ClientError):
 
 
 class AccessDeniedError(BedrockServiceError):
-    """Bedrock (or the allowlist) refused the call; the fields say who, what and which policy."""
+    """Bedrock (or the allowlist) refused the call; the fields say who, what and which policy.
+    Added in version 0.1.0."""
 
     _FIELDS: tuple[str, ...] = ("principal", "action", "resource", "policy_type", "policy_arn")
     principal: str | None = None
@@ -325,7 +305,8 @@ class AccessDeniedError(BedrockServiceError):
 
 
 class ModelNotAllowedError(AccessDeniedError):
-    """Refused locally: the model is not on the client's allowlist. Nothing was sent."""
+    """Refused locally: the model is not on the client's allowlist. Nothing was sent.
+    Added in version 0.1.0."""
 
     _FIELDS: tuple[str, ...] = ("allowlist_source", "closest", "entry_to_add")
     allowlist_source: str = ""
@@ -334,81 +315,86 @@ class ModelNotAllowedError(AccessDeniedError):
 
 
 class MissingPermissionError(AccessDeniedError):
-    """Implicit deny: no policy of the named type allows the action on the resource."""
+    """Implicit deny: no policy of the named type allows the action on the resource.
+    Added in version 0.1.0."""
 
     _FIELDS: tuple[str, ...] = ("suggested_policy",)
     suggested_policy: dict[str, Any] | None = None
 
 
 class ExplicitDenyError(AccessDeniedError):
-    """A Deny statement in some policy (identity, SCP, session, boundary, resource) matched the call."""
+    """A Deny statement in some policy (identity, SCP, session, boundary, resource) matched the call.
+    Added in version 0.1.0."""
 
 
 class ModelAccessNotEnabledError(AccessDeniedError):
-    """Model access was never granted for this account in this region."""
+    """Model access was never granted for this account in this region. Added in version 0.1.0."""
 
 
 class MarketplaceSubscriptionError(AccessDeniedError):
-    """The model is sold through AWS Marketplace and the subscription or its permissions are missing."""
+    """The model is sold through AWS Marketplace and the subscription or its permissions are missing.
+    Added in version 0.1.0."""
 
 
 class InvalidCredentialsError(AccessDeniedError):
-    """The credentials were not recognised (wrong key, wrong partition, revoked)."""
+    """The credentials were not recognised (wrong key, wrong partition, revoked). Added in version 0.1.0."""
 
 
 class ExpiredCredentialsError(InvalidCredentialsError):
-    """The credentials were valid once and have expired; refresh them."""
+    """The credentials were valid once and have expired; refresh them. Added in version 0.1.0."""
 
 
 class ModelNotFoundError(BedrockServiceError):
-    """Bedrock does not know this model id in this region."""
+    """Bedrock does not know this model id in this region. Added in version 0.1.0."""
 
 
 class ModelRetiredError(ModelNotFoundError):
-    """The model reached end of life (legacy) and can no longer be invoked."""
+    """The model reached end of life (legacy) and can no longer be invoked. Added in version 0.1.0."""
 
 
 class InferenceProfileRequiredError(BedrockServiceError):
-    """The model cannot be invoked on demand by its id; call it through `suggested_model_id`."""
+    """The model cannot be invoked on demand by its id; call it through `suggested_model_id`.
+    Added in version 0.1.0."""
 
     _FIELDS: tuple[str, ...] = ("suggested_model_id",)
     suggested_model_id: str | None = None  # the cross-Region profile that fits the region, e.g. us.<id>
 
 
 class InvalidRequestError(BedrockServiceError):
-    """Bedrock rejected the request as invalid (any other ValidationException)."""
+    """Bedrock rejected the request as invalid (any other ValidationException). Added in version 0.1.0."""
 
 
 class QuotaExceededError(BedrockServiceError):
-    """A service quota was exceeded; raising the quota, not retrying, is the fix."""
+    """A service quota was exceeded; raising the quota, not retrying, is the fix. Added in version 0.1.0."""
 
 
 class ModelError(BedrockServiceError):
-    """The model itself failed while processing the request (HTTP 424)."""
+    """The model itself failed while processing the request (HTTP 424). Added in version 0.1.0."""
 
 
 class TransientError(BedrockServiceError):
-    """A failure worth retrying: the same call may succeed later."""
+    """A failure worth retrying: the same call may succeed later. Added in version 0.1.0."""
 
 
 class ThrottlingError(TransientError):
-    """Too many requests or tokens for the account's quota right now."""
+    """Too many requests or tokens for the account's quota right now. Added in version 0.1.0."""
 
 
 class ModelNotReadyError(TransientError):
-    """The model is not ready to serve yet (for example an imported model being loaded)."""
+    """The model is not ready to serve yet (for example an imported model being loaded).
+    Added in version 0.1.0."""
 
 
 class ModelTimeoutError(TransientError):
-    """The model took too long to answer."""
+    """The model took too long to answer. Added in version 0.1.0."""
 
 
 class ServiceUnavailableError(TransientError):
-    """Bedrock is temporarily unavailable."""
+    """Bedrock is temporarily unavailable. Added in version 0.1.0."""
 
 
 class InternalServerError(TransientError):
-    """Bedrock had an internal error."""
+    """Bedrock had an internal error. Added in version 0.1.0."""
 
 
 class _EndOfInit(Exception):  # noqa: N818 - a mixin, never raised
@@ -421,15 +407,18 @@ class _EndOfInit(Exception):  # noqa: N818 - a mixin, never raised
 
 
 class ModelStreamError(TransientError, _EndOfInit):
-    """The stream failed after it began (`events_received` were handed out and are not replayed on retry)."""
+    """The stream failed after it began (`events_received` were handed out and are not replayed on retry).
+    Added in version 0.1.0."""
 
 
 class StreamFrameError(ModelStreamError):
-    """A frame of the event stream does not parse: damaged in transit (also botocore's `ParserError`)."""
+    """A frame of the event stream does not parse: damaged in transit (also botocore's `ParserError`).
+    Added in version 0.2.0."""
 
 
 class StreamChecksumError(StreamFrameError):
-    """A frame failed its CRC32 check: damaged in transit (also botocore's `ChecksumMismatch`)."""
+    """A frame failed its CRC32 check: damaged in transit (also botocore's `ChecksumMismatch`).
+    Added in version 0.2.0."""
 
 
 class StreamIncompleteError(ModelStreamError):
@@ -437,28 +426,29 @@ class StreamIncompleteError(ModelStreamError):
 
     Closing means: ConverseStream's `metadata` event (after `messageStop`); for InvokeModelWithResponseStream
     the chunk carrying `amazon-bedrock-invocationMetrics` (Anthropic's `message_stop`, the last chunk of
-    Titan, Nova, Llama and Mistral) or the family's own stop marker.
+    Titan, Nova, Llama and Mistral) or the family's own stop marker. Added in version 0.2.0.
     """
 
 
 class StreamTruncatedError(StreamIncompleteError):
-    """The stream ended in the middle of a frame."""
+    """The stream ended in the middle of a frame. Added in version 0.2.0."""
 
 
 class StreamConnectionError(ModelStreamError):
     """The connection broke while the stream was read (also urllib3's `ProtocolError` or aiohttp's
-    `ClientPayloadError`, whichever the transport raised)."""
+    `ClientPayloadError`, whichever the transport raised). Added in version 0.2.0."""
 
 
 class StreamReadTimeoutError(ModelStreamError):
     """No byte arrived within the client's read_timeout while the stream was read (also urllib3's
-    `ReadTimeoutError`, or the async transport's timeout error)."""
+    `ReadTimeoutError`, or the async transport's timeout error). Added in version 0.2.0."""
 
 
 class CredentialsNotFoundError(SafeBedrockError, NoCredentialsError):
     """No usable AWS credentials (none, partial, or a failed refresh); nothing was sent.
 
     Also the botocore class it replaces (`PartialCredentialsError`, `TokenRetrievalError`, ...).
+    Added in version 0.2.0.
     """
 
     def __init__(

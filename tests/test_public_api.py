@@ -107,3 +107,13 @@ def test_the_testing_names_are_exactly_all() -> None:
 
 def test_the_version_is_the_installed_distributions() -> None:
     assert safe_bedrock.__version__ == importlib.metadata.version("safe-bedrock")
+
+
+def test_every_public_class_and_function_says_what_it_is_and_since_when() -> None:
+    # The API reference is built from these docstrings (docs/reference); a name without one is undocumented.
+    public = [(safe_bedrock, name) for name in safe_bedrock.__all__ if name != "AsyncSafeBedrockClient"]
+    public += [(safe_bedrock.testing, name) for name in safe_bedrock.testing.__all__ if name != "ANY"]
+    undocumented = [
+        name for module, name in public if "Added in version" not in (getattr(module, name).__doc__ or "")
+    ]
+    assert undocumented == []

@@ -102,7 +102,7 @@ class FakeBedrock(ScriptingAPI):
     # aiobotocore clients too (the `aio` extra), answered without blocking the event loop:
     AsyncSafeBedrockClient(allow=[...], session=fake.aio_session(), region_name="us-east-1")
     fake.attach(aio_client)                            # or an aiobotocore client you built
-    ```
+    ``` Added in version 0.1.0.
     """
 
     _core: FakeBedrockCore

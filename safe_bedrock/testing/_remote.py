@@ -208,6 +208,7 @@ def connect(endpoint_url: str, *, timeout: float = 10.0) -> RemoteFakeBedrock:
 
     `fake = connect("http://127.0.0.1:4010"); fake.add_response(text="Paris")`. ConnectionError at once
     when no fake server answers there; `route(handler=...)` needs the server in this process.
+    Added in version 0.2.0.
     """
     fake = RemoteFakeBedrock(endpoint_url, timeout=timeout)
     fake.pending_responses()

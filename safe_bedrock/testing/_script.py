@@ -40,6 +40,7 @@ class _Any:
 
 
 ANY: Final = _Any()
+"""Equal to every value: `expected={"messages": ANY}` checks that the key is there. Added in version 0.1.0."""
 
 
 Kind = Literal["body", "text", "stream", "error", "drop"]
@@ -230,7 +231,8 @@ def _error_code(code: str, message: str | None, variant: str | None) -> str:
 
 
 class ScriptingAPI:
-    """The scripting methods shared by FakeBedrock and FakeBedrockServer. Subclasses set `self._core`."""
+    """The scripting methods shared by FakeBedrock and FakeBedrockServer. Subclasses set `self._core`.
+    Added in version 0.1.0."""
 
     _core: FakeBedrockCore
 

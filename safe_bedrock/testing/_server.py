@@ -309,7 +309,7 @@ class FakeBedrockServer(ScriptingAPI):
     with FakeBedrockServer() as server:
         client = boto3.client("bedrock-runtime", endpoint_url=server.endpoint_url, region_name="us-east-1")
         client.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=[...])
-    ```
+    ``` Added in version 0.1.0.
     """
 
     _core: FakeBedrockCore

@@ -21,7 +21,8 @@ DEFAULT_REGION = "us-east-1"
 
 
 class ConnectionDrop(Exception):  # noqa: N818 - names what happens on the wire, not an error of the caller
-    """Raised from `Reply.chunks`: the transport must cut the connection without finishing the response."""
+    """Raised from `Reply.chunks`: the transport must cut the connection without finishing the response.
+    Added in version 0.1.0."""
 
 
 class ReadTimeout(ConnectionDrop):
@@ -35,6 +36,7 @@ class FakeRequest:
     `headers` has lower-cased names. `json` is the parsed body (for InvokeModel: the model's own payload), or
     None when the body is empty or not JSON. `access_key` is the SigV4 access key id (or the bearer token) the
     caller signed with; `region` comes from the SigV4 credential scope (default us-east-1).
+    Added in version 0.1.0.
     """
 
     operation: str
