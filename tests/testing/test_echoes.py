@@ -42,6 +42,8 @@ def stream_events(client: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def test_performance_config_and_service_tier_are_echoed(client: Any) -> None:
+    if "serviceTier" not in client.meta.service_model.operation_model("Converse").input_shape.members:
+        pytest.skip("this botocore predates serviceTier")
     asked = {"performanceConfig": {"latency": "optimized"}, "serviceTier": {"type": "priority"}}
     reply = client.converse(modelId=HAIKU, messages=MESSAGES, **asked)
     assert reply["performanceConfig"] == {"latency": "optimized"}
