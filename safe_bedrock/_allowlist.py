@@ -337,8 +337,7 @@ class ModelAllowlist:
 
         A malformed or unsafe id is not allowed (False, no exception: untrusted input needs no ``try``); a
         ``region`` that is not one raises `ValueError`. `decide` gives the reason and the fix.
-
-        .. versionadded:: 0.2.0
+        Added in version 0.2.0.
         """
         try:
             ref = parse_model_id(model_id, region=region)

@@ -3,8 +3,8 @@
 The facts ship as a dated snapshot (``catalog.json`` in the package; its ``meta`` names the sources and
 what is left out). ``SAFE_BEDROCK_CATALOG=/path/to/local.json`` points at a copy refreshed from the real
 control plane by ``safe-bedrock catalog update`` (`from_control_plane` + `save`). Lookups are plain functions
-of frozen data; only `load` and `save` touch files. The catalog informs warnings and suggestions: a model it
-does not know may be newer than the snapshot, so nothing here refuses a call.
+of frozen data; only `load` and `save` touch files. Its geographies say where profiles route (`profiles+`,
+policies); otherwise it informs warnings and suggestions only, never refusing an id it does not know.
 """
 
 from __future__ import annotations
@@ -201,7 +201,9 @@ def save(catalog: Catalog, path: str | os.PathLike[str]) -> None:
         rows(catalog.profiles.values(), _PROFILE_KEYS),
         "]\n}\n",
     ]
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    partial = Path(f"{path}.partial")  # then renamed: a process reading the file never sees half of it
+    partial.write_text("\n".join(lines), encoding="utf-8")
+    partial.replace(path)
 
 
 def family_of(model_id: str) -> str | None:

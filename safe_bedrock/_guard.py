@@ -240,7 +240,8 @@ def mark_refusal(exc: BaseException, operation: str) -> None:
     attributes = {"safe_bedrock.operation": operation, "safe_bedrock.error": type(exc).__name__}
     if isinstance(exc, ModelNotAllowedError) and exc.model_arn:
         attributes["safe_bedrock.model_arn"] = exc.model_arn  # parsed, so it is a well-formed ARN
-    trace.get_current_span().add_event("safe_bedrock.refused", attributes)
+    with contextlib.suppress(Exception):  # a tracer's failure must not replace the refusal (or its log)
+        trace.get_current_span().add_event("safe_bedrock.refused", attributes)
 
 
 def coerce_allowlist(allow: ModelAllowlist | Iterable[str]) -> ModelAllowlist:

@@ -177,7 +177,8 @@ def _wrap(client: Any, checks: _Checks) -> None:
     # client.generate_presigned_url, the class's, and botocore.signers' all presign through the signer.
     endpoint, signer = client._endpoint, client._request_signer
     call, send, presign = (
-        _weak(m) for m in (client._make_api_call, endpoint._send, signer.generate_presigned_url)
+        _weak(o, n)
+        for o, n in ((client, "_make_api_call"), (endpoint, "_send"), (signer, "generate_presigned_url"))
     )
 
     def checked(request: Any) -> Any:
@@ -236,18 +237,18 @@ def _scoped() -> Iterator[None]:
         CURRENT.reset(current)
 
 
-def _weak(method: Any) -> Any:
-    """A bound method that does not keep its object alive: stored back on that object, a strong one
-    would make a cycle, and the client's connection pool would wait for the garbage collector.
-    The method is looked up on the class at each call, so what instruments the class (OpenTelemetry
-    wraps `BaseClient._make_api_call`), before or after the guard, still runs."""
-    if not inspect.ismethod(method):
+def _weak(obj: Any, name: str) -> Any:
+    """`obj.name`, not keeping `obj` alive (stored back on it, a strong one would make a cycle). A method of
+    the class is looked up there at each call, so what instruments the class (OpenTelemetry wraps
+    `BaseClient._make_api_call`), before or after the guard, still runs; one set on `obj` itself is kept."""
+    method = getattr(obj, name)
+    if not inspect.ismethod(method) or method.__self__ is not obj:
         return method
-    owner, name = weakref.ref(method.__self__), method.__name__
+    owner, own = weakref.ref(obj), method.__func__ if name in vars(obj) else None
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        obj = owner()
-        return inspect.getattr_static(type(obj), name).__get__(obj, type(obj))(*args, **kwargs)
+        me = owner()
+        return (own or inspect.getattr_static(type(me), name)).__get__(me, type(me))(*args, **kwargs)
 
     return call
 
@@ -275,7 +276,7 @@ def guard(target: _T, *, allow: ModelAllowlist | Iterable[str]) -> _T:
     client created from it afterwards). A request for a model outside `allow` raises `ModelNotAllowedError`
     and sends nothing; everything else stays boto3's. `SafeBedrockClient` adds typed errors, retries, logs.
 
-    .. versionadded:: 0.2.0 Added in version 0.1.0.
+    Added in version 0.2.0.
     """
     allowlist = coerce_allowlist(allow)
     meta = getattr(target, "meta", None)

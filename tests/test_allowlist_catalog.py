@@ -59,3 +59,21 @@ def test_an_unknown_entry_still_applies_and_is_never_suggested() -> None:
             client.converse(modelId="acme.house-model-v1:1", messages=MESSAGES)
         assert refused.value.closest == ()
         assert len(fake.requests) == 1
+
+
+def test_a_pattern_over_dotted_versions_names_models_not_profiles() -> None:
+    allowlist = ModelAllowlist(["deepseek.v3.*", "zai.glm-4.*"])
+    assert allowlist.allows("deepseek.v3.2", region="us-east-1")
+    assert allowlist.allows("zai.glm-4.7-flash", region="us-east-1")
+    assert not allowlist.allows("us.deepseek.v3.2", region="us-east-1")
+
+
+def test_a_test_added_models_family_holds_for_its_profiles_too() -> None:
+    import json
+
+    with FakeBedrock() as fake:
+        fake.add_model("acme.llm-v1:0", family="mistral")
+        client = fake.client(config=NO_RETRIES)
+        for model_id in ("acme.llm-v1:0", "us.acme.llm-v1:0"):
+            body = json.loads(client.invoke_model(modelId=model_id, body=b'{"prompt": "hi"}')["body"].read())
+            assert "outputs" in body, model_id  # Mistral's answer shape

@@ -328,3 +328,31 @@ def test_only_the_documented_members_pass_through_the_wrapper(fake: FakeBedrock)
     # Drop-in: every public member of the boto3 client is an operation or passes through.
     assert public - operations == PASS_THROUGH
     assert all(getattr(client, name) is not None for name in PASS_THROUGH)
+
+
+def test_a_method_instrumented_on_the_instance_keeps_running_under_the_guard() -> None:
+    import types
+
+    from safe_bedrock import guard
+    from safe_bedrock.testing import FakeBedrock
+
+    seen: list[str] = []
+    with FakeBedrock() as fake:
+        fake.add_response(text="hi")
+        client = fake.client()
+        original = client._make_api_call
+
+        def instrumented(self: object, operation: str, params: dict[str, object]) -> object:
+            seen.append(operation)
+            return original(operation, params)
+
+        client._make_api_call = types.MethodType(instrumented, client)
+        guard(client, allow=["anthropic.claude-3-haiku-20240307-v1:0"])
+        client.converse(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0",
+            messages=[{"role": "user", "content": [{"text": "x"}]}],
+        )
+        with pytest.raises(ModelNotAllowedError):
+            client.converse(modelId="meta.llama3-70b-instruct-v1:0", messages=[])
+        assert seen == ["Converse", "Converse"]  # the instrumentation saw both; only the allowed one left
+        assert len(fake.requests) == 1

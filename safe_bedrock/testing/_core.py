@@ -310,7 +310,7 @@ class FakeBedrockCore:
             return reply
 
     def _family(self, model_id: str) -> str | None:
-        added = self.models.get(model_id.rsplit("/", 1)[-1])
+        added = self.models.get(_responders.bare_id(model_id))  # a profile of it too
         return added.family if added is not None else None
 
     def _default(self, request: FakeRequest, request_id: str) -> Reply:
@@ -491,9 +491,7 @@ class FakeBedrockCore:
 def new_core(*, max_requests: int | None, models: Iterable[str], strict_models: bool) -> FakeBedrockCore:
     """A core for a transport's constructor arguments, checked here so both transports word errors alike."""
     if isinstance(models, str):
-        raise TypeError(
-            f"models= takes a list of model ids, got the string {models!r}: write models=[{models!r}]"
-        )
+        raise TypeError(f"models= takes a list of model ids, not one string: write models=[{models!r}]")
     added = {model.id: model for model in map(_models.added_model, models)}
     return FakeBedrockCore(max_requests=max_requests, strict_models=bool(strict_models), models=added)
 

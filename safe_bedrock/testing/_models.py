@@ -7,7 +7,7 @@ account resources no snapshot knows, so the fake serves them as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from safe_bedrock._catalog import FAMILIES, Lifecycle, Model, family_of, load
 from safe_bedrock._ids import ModelKind, base_model_id, parse_model_id
@@ -16,7 +16,7 @@ from safe_bedrock.errors import InvalidModelIdError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-_LIFECYCLES = ("ACTIVE", "LEGACY", "END_OF_LIFE")
+_LIFECYCLES = get_args(Lifecycle)
 Refusal = tuple[str, str]  # (error code, message variant in `_messages`)
 _INVALID: Refusal = ("ValidationException", "invalid_model_id")
 _RETIRED: Refusal = ("ResourceNotFoundException", "end_of_life")
@@ -47,10 +47,8 @@ def added_model(
         raise ValueError(f"add_model: lifecycle must be one of {', '.join(_LIFECYCLES)}, got {lifecycle!r}")
     regions = (regions,) if isinstance(regions, str) else tuple(regions)
     model_id, family = ref.resource_id, family or family_of(ref.resource_id)
-    text = ("TEXT",)
-    return Model(
-        model_id, model_id.split(".")[0], text, text, streaming, ("ON_DEMAND",), regions, lifecycle, family
-    )
+    text, provider = ("TEXT",), model_id.split(".")[0]
+    return Model(model_id, provider, text, text, streaming, ("ON_DEMAND",), regions, lifecycle, family)
 
 
 def refusal(model_id: str, *, region: str, operation: str, added: Mapping[str, Model]) -> Refusal | None:

@@ -98,7 +98,7 @@ def parse_json_body(body: bytes, *, invoke: bool) -> Mapping[str, object]:
 # --- families -------------------------------------------------------------------------------------------
 
 
-def _bare_id(model_id: str) -> str:
+def bare_id(model_id: str) -> str:
     # arn:...:foundation-model/x, arn:...:inference-profile/us.x -> x; us.x -> x
     tail = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
     geography, _, rest = tail.partition(".")
@@ -134,7 +134,7 @@ def _stop(family: str, answer: Answer) -> str:
 
 
 def _known_family(model_id: str) -> str | None:
-    bare = _bare_id(model_id)
+    bare = bare_id(model_id)
     return load().family(bare) or catalog_family_of(bare)
 
 
@@ -394,7 +394,7 @@ def _converse_prompt(payload: Mapping[str, object], model_id: str) -> str:
 
 def _model_name(model_id: str) -> str:
     # Anthropic answers name the model without the provider prefix and version suffix.
-    bare = _bare_id(model_id)
+    bare = bare_id(model_id)
     return bare.split(".", 1)[-1].split("-v", 1)[0] if "." in bare else bare
 
 
@@ -426,7 +426,7 @@ def _chat_head(family: str, answer: Answer, model_id: str, kind: str) -> dict[st
     head: dict[str, object] = {"id": f"chatcmpl-{_uid(answer, model_id).replace('-', '')}"}
     if family != "jamba":  # Jamba's envelope has no object/created
         head |= {"object": kind, "created": _CREATED}
-    return {**head, "model": _bare_id(model_id)}
+    return {**head, "model": bare_id(model_id)}
 
 
 # The families whose stream sends one plain chunk per piece: (text, stop reason, input tokens, output tokens)
