@@ -126,7 +126,7 @@ def bare_kind(text: str) -> ModelKind:
     part that is no version number (``deepseek.v3.2`` is a model, ``xx.deepseek.v3.2`` a profile)."""
     head = text.split(":", 1)[0]
     parts = head.split(".")
-    if parts[0] in geographies() or (len(parts) > 2 and parts[2][:1].isalpha()):
+    if parts[0] in geographies() or (len(parts) > 2 and (parts[2][:1].isalpha() or is_wild(parts[0]))):
         return ModelKind.INFERENCE_PROFILE
     return ModelKind.FOUNDATION_MODEL
 

@@ -155,7 +155,7 @@ def test_public_signatures_have_no_private_parameters_and_every_method_a_docstri
 def test_every_public_method_is_listed_above_and_decisions_are_documented() -> None:
     public = {name for name, _ in inspect.getmembers(ModelAllowlist, callable) if not name.startswith("_")}
     assert public == set(PUBLIC_METHODS) - {"__init__"}
-    assert "versionadded:: 0.2.0" in (ModelAllowlist.allows.__doc__ or "")
+    assert "Added in version 0.2.0" in (ModelAllowlist.allows.__doc__ or "")
     assert (Decision.__doc__ or "").strip()
 
 
